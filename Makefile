@@ -1,0 +1,33 @@
+# Two commands for a newcomer: `make demo` and `make test`. Each builds .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
+DEMO_DIR ?= workdirs/demo
+
+.PHONY: demo test venv clean
+
+# Base install: no TensorFlow (data is read through grain / ArrayRecord).
+$(VENV)/.installed-base: setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PIP) -e .
+	touch $@
+
+# Everything, seqio/TensorFlow and test tools included.
+$(VENV)/.installed-all: setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PIP) -e '.[seqio,test]'
+	touch $@ $(VENV)/.installed-base
+
+venv: $(VENV)/.installed-base
+
+demo: $(VENV)/.installed-base
+	$(PY) -m ttc_jax.main --config=configs/policy.py --workdir=$(DEMO_DIR)
+
+test: $(VENV)/.installed-all
+	$(PY) -m pytest -n 2 --durations=15 tests
+
+clean:
+	rm -rf $(VENV) workdirs

@@ -1,0 +1,47 @@
+"""Text in, graded-ready text out: chunks prompts into fixed-shape sampler calls."""
+import dataclasses
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from ttc_jax.decode.prompts import DEFAULT_BUCKETS, left_pad
+from ttc_jax.decode.sampler import jit_sample
+from ttc_jax.decode.sampling import SamplingConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+  text: str  # Decoded new tokens, stop token included (EOS is dropped by decoding).
+  num_tokens: int  # New tokens sampled, stop token included.
+  stop_reason: int  # decode.STOP_*.
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+  """Prompt ids exactly as in training examples: [bos] + encode(prompt)."""
+  return [tokenizer.bos_id] + tokenizer.encode(prompt)
+
+
+def generate(model, params, tokenizer, prompts: Sequence[str], rng: jax.Array, *, num_samples: int,
+             cfg: SamplingConfig, batch_size: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> list[list[Generation]]:
+  """`num_samples` generations for every prompt.
+
+  Prompts go to the device `batch_size` at a time (the last chunk is padded
+  with empty rows, so every call has one shape per length bucket). Chunk i
+  uses key fold_in(rng, i): results do not depend on anything but the inputs.
+  """
+  sample_fn = jit_sample(model, num_samples, cfg, tokenizer.eos_id, tokenizer.newline_id, tokenizer.pad_id)
+  encoded = [encode_prompt(tokenizer, p) for p in prompts]
+  results: list[list[Generation]] = []
+  for chunk_index, start in enumerate(range(0, len(encoded), batch_size)):
+    chunk = encoded[start:start + batch_size]
+    tokens, valid = left_pad(chunk, tokenizer.pad_id, buckets, batch_size=batch_size)
+    out = jax.device_get(sample_fn(params, tokens, valid, jax.random.fold_in(rng, chunk_index)))
+    rows = np.asarray(out.tokens_BxN).reshape(batch_size, num_samples, -1)
+    lengths = np.asarray(out.lengths_B).reshape(batch_size, num_samples)
+    reasons = np.asarray(out.stop_reason_B).reshape(batch_size, num_samples)
+    for i in range(len(chunk)):
+      results.append([Generation(text=tokenizer.decode(rows[i, j, :lengths[i, j]].tolist()),
+                                 num_tokens=int(lengths[i, j]), stop_reason=int(reasons[i, j]))
+                      for j in range(num_samples)])
+  return results

@@ -1,0 +1,107 @@
+"""Batched sampling: one jitted prefill, then a `lax.while_loop` of one-token steps.
+
+Everything stays on the device: token buffers have fixed shapes
+[rows, max_new_tokens], rows stop independently (EOS, end of a step, or the
+length limit) and the loop ends when all rows have stopped. n samples per
+prompt share a single prompt prefill (the cache rows are repeated after it).
+"""
+import functools
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+
+from ttc_jax.decode.sampling import SamplingConfig, choose_tokens
+from ttc_jax.models import Transformer, init_cache, repeat_rows
+from ttc_jax.models.kv_cache import KVCache
+
+STOP_NONE, STOP_EOS, STOP_NEWLINE, STOP_LENGTH = 0, 1, 2, 3
+
+
+@flax.struct.dataclass
+class SampleOutput:
+  tokens_BxN: jax.Array  # int32 new tokens, pad after the stop token (the stop token is kept).
+  lengths_B: jax.Array  # int32 number of new tokens, stop token included.
+  stop_reason_B: jax.Array  # int32 STOP_EOS / STOP_NEWLINE / STOP_LENGTH.
+  cache: Any  # KVCache after the last token (for continuing generation), or None.
+
+
+@flax.struct.dataclass
+class _LoopState:
+  step: jax.Array  # int32 scalar: tokens generated so far.
+  tokens_BxN: jax.Array  # int32 output buffer.
+  done_B: jax.Array  # bool: row has stopped.
+  stop_reason_B: jax.Array  # int32
+  lengths_B: jax.Array  # int32 tokens generated per row, stop token included.
+  logits_BxV: jax.Array  # float32 next-token logits of every row.
+  positions_B: jax.Array  # int32 RoPE position of the next token.
+  cache: KVCache
+  rng: jax.Array
+
+
+def prompt_positions(valid_BxP: jax.Array) -> jax.Array:
+  """RoPE positions for left-padded prompts: 0 at each row's first real token."""
+  return jnp.maximum(jnp.cumsum(valid_BxP, axis=1) - 1, 0).astype(jnp.int32)
+
+
+def prefill(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, cache_len: int):
+  """Encodes left-padded prompts into a fresh cache; returns (last-token logits, positions, cache)."""
+  cache = init_cache(model.cfg, prompts_BxP.shape[0], cache_len)
+  out = model.apply(params, prompts_BxP, prompt_positions(valid_BxP), valid_BxP, cache)
+  next_pos_B = jnp.sum(valid_BxP, axis=1).astype(jnp.int32)
+  return out.logits_BxTxV[:, -1], next_pos_B, out.cache
+
+
+def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, rng: jax.Array, *,
+           cfg: SamplingConfig, eos_id: int, newline_id: int, pad_id: int, return_cache: bool = False) -> SampleOutput:
+  """Generates up to cfg.max_new_tokens per row from already-encoded context."""
+  b = logits_BxV.shape[0]
+  n = cfg.max_new_tokens
+
+  def cond(s: _LoopState):
+    return (s.step < n) & ~jnp.all(s.done_B)
+
+  def body(s: _LoopState):
+    token_B = choose_tokens(s.logits_BxV, jax.random.fold_in(s.rng, s.step), cfg)
+    active_B = ~s.done_B
+    token_B = jnp.where(active_B, token_B, pad_id)
+    tokens = jax.lax.dynamic_update_slice_in_dim(s.tokens_BxN, token_B[:, None], s.step, axis=1)
+    hit_eos = active_B & (token_B == eos_id)
+    hit_newline = active_B & (token_B == newline_id) & cfg.stop_at_newline
+    hit_length = active_B & ~hit_eos & ~hit_newline & (s.step + 1 >= n)
+    reason = jnp.select([hit_eos, hit_newline, hit_length], [STOP_EOS, STOP_NEWLINE, STOP_LENGTH], s.stop_reason_B)
+    # Feed the token so the next logits (and the cache) include it; rows already
+    # done write an invalid slot that nothing attends to.
+    out = model.apply(params, token_B[:, None], s.positions_B[:, None], active_B[:, None], s.cache)
+    return _LoopState(step=s.step + 1, tokens_BxN=tokens, done_B=s.done_B | hit_eos | hit_newline | hit_length,
+                      stop_reason_B=reason, lengths_B=s.lengths_B + active_B.astype(jnp.int32), logits_BxV=out.logits_BxTxV[:, -1],
+                      positions_B=s.positions_B + active_B.astype(jnp.int32), cache=out.cache, rng=s.rng)
+
+  init = _LoopState(step=jnp.zeros((), jnp.int32), tokens_BxN=jnp.full((b, n), pad_id, jnp.int32),
+                    done_B=jnp.zeros((b,), bool), stop_reason_B=jnp.full((b,), STOP_NONE, jnp.int32),
+                    lengths_B=jnp.zeros((b,), jnp.int32),
+                    logits_BxV=logits_BxV.astype(jnp.float32), positions_B=positions_B, cache=cache, rng=rng)
+  final = jax.lax.while_loop(cond, body, init)
+  return SampleOutput(tokens_BxN=final.tokens_BxN, lengths_B=final.lengths_B, stop_reason_B=final.stop_reason_B,
+                      cache=final.cache if return_cache else None)
+
+
+def sample(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, rng: jax.Array, *,
+           num_samples: int, cfg: SamplingConfig, eos_id: int, newline_id: int, pad_id: int) -> SampleOutput:
+  """`num_samples` continuations of each left-padded prompt; rows b*n .. b*n+n-1 belong to prompt b.
+
+  Returns tokens of shape [B * num_samples, cfg.max_new_tokens].
+  """
+  logits_BxV, pos_B, cache = prefill(model, params, prompts_BxP, valid_BxP, prompts_BxP.shape[1] + cfg.max_new_tokens)
+  cache = repeat_rows(cache, num_samples)
+  logits = jnp.repeat(logits_BxV, num_samples, axis=0)
+  pos = jnp.repeat(pos_B, num_samples, axis=0)
+  return decode(model, params, logits, pos, cache, rng, cfg=cfg, eos_id=eos_id, newline_id=newline_id, pad_id=pad_id)
+
+
+@functools.lru_cache(maxsize=None)
+def jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, eos_id: int, newline_id: int, pad_id: int):
+  """A jitted `sample`; compiled once per (batch, prompt bucket) shape."""
+  return jax.jit(functools.partial(sample, model, num_samples=num_samples, cfg=cfg, eos_id=eos_id,
+                                   newline_id=newline_id, pad_id=pad_id))

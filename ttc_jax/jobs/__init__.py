@@ -1,0 +1,14 @@
+"""Jobs: thin modules that wire a config to library calls. `config.job` picks one."""
+import importlib
+
+# Job name -> module with `run(config, workdir)`. Imported lazily: a job pays only for what it uses.
+JOBS = {
+    "train_policy": "ttc_jax.jobs.train_policy",
+    "export": "ttc_jax.jobs.export",
+}
+
+
+def get_job(name: str):
+  if name not in JOBS:
+    raise ValueError(f"Unknown job config.job={name!r}; known jobs: {', '.join(sorted(JOBS))}")
+  return importlib.import_module(JOBS[name]).run

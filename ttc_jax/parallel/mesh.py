@@ -1,0 +1,63 @@
+"""Device mesh from a small frozen config, and multi-host start-up."""
+import dataclasses
+import math
+
+import jax
+import numpy as np
+from jax.experimental import mesh_utils
+from jax.sharding import Mesh
+
+from ttc_jax.parallel.rules import MESH_AXES
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+  """Sizes of the (data, fsdp, tensor) mesh axes; one of them may be -1 (all remaining devices)."""
+  data: int = -1
+  fsdp: int = 1
+  tensor: int = 1
+
+  def resolve(self, num_devices: int) -> tuple[int, int, int]:
+    sizes = [self.data, self.fsdp, self.tensor]
+    fill = [i for i, s in enumerate(sizes) if s == -1]
+    if len(fill) > 1:
+      raise ValueError(f"mesh: at most one of mesh.data/fsdp/tensor may be -1, got {dict(zip(MESH_AXES, sizes))}")
+    for name, s in zip(MESH_AXES, sizes):
+      if s == 0 or s < -1:
+        raise ValueError(f"mesh.{name}={s} must be a positive size or -1")
+    known = math.prod(s for s in sizes if s != -1)
+    if fill:
+      if num_devices % known:
+        raise ValueError(f"mesh: {num_devices} devices are not divisible by the fixed axes {dict(zip(MESH_AXES, sizes))}")
+      sizes[fill[0]] = num_devices // known
+    if math.prod(sizes) != num_devices:
+      raise ValueError(f"mesh: data*fsdp*tensor = {math.prod(sizes)} but there are {num_devices} devices "
+                       f"(mesh.data={sizes[0]}, mesh.fsdp={sizes[1]}, mesh.tensor={sizes[2]})")
+    return tuple(sizes)
+
+
+def make_mesh(cfg: MeshConfig, devices=None) -> Mesh:
+  """A (data, fsdp, tensor) mesh over `devices` (default: all devices of all hosts)."""
+  devices = jax.devices() if devices is None else list(devices)
+  shape = cfg.resolve(len(devices))
+  try:
+    device_array = mesh_utils.create_device_mesh(shape, devices=devices)
+  except Exception:  # Fake CPU devices or unusual topologies: plain order is fine.
+    device_array = np.asarray(devices).reshape(shape)
+  return Mesh(device_array, MESH_AXES)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+  """Multi-host start-up; on Cloud TPU `initialize=True` needs nothing else."""
+  initialize: bool = False
+  coordinator_address: str | None = None
+  num_processes: int | None = None
+  process_id: int | None = None
+
+
+def maybe_initialize_distributed(cfg: DistributedConfig) -> None:
+  if not cfg.initialize:
+    return
+  kwargs = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "initialize" and v is not None}
+  jax.distributed.initialize(**kwargs)

@@ -1,0 +1,58 @@
+"""Creating state already sharded, and placing host batches on the mesh."""
+import contextlib
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from ttc_jax.parallel.rules import RULES
+
+
+def logical_shardings(boxed_tree: Any, mesh: Mesh, rules=RULES) -> Any:
+  """NamedShardings (for the unboxed tree) from a tree of nn.LogicallyPartitioned leaves."""
+  specs = nn.get_partition_spec(boxed_tree)
+  return nn.logical_to_mesh_sharding(specs, mesh, rules)
+
+
+def sharded_init(init_fn: Callable[..., Any], mesh: Mesh, *args, rules=RULES) -> tuple[Any, Any]:
+  """Runs `init_fn(*args)` (which returns boxed params) so each shard is born on its device.
+
+  Shapes come from `jax.eval_shape`, shardings from the logical names, and the
+  init is jitted with those `out_shardings`: the full tree never sits on one device.
+  Returns (unboxed params, their shardings).
+  """
+  abstract = jax.eval_shape(init_fn, *args)
+  shardings = logical_shardings(abstract, mesh, rules)
+  params = jax.jit(lambda *a: nn.unbox(init_fn(*a)), out_shardings=shardings)(*args)
+  return params, shardings
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh, rules=RULES) -> NamedSharding:
+  """Leading (batch) axis split over the data-parallel mesh axes."""
+  batch_axes = dict(rules)["batch"]
+  return NamedSharding(mesh, P(batch_axes))
+
+
+def host_batch_to_global(batch: dict[str, np.ndarray], mesh: Mesh, rules=RULES) -> dict[str, jax.Array]:
+  """Assembles each host's slice of the batch into one global, batch-sharded array."""
+  sharding = batch_sharding(mesh, rules)
+  return jax.tree_util.tree_map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)
+
+
+def data_parallel_size(mesh: Mesh, rules=RULES) -> int:
+  axes = dict(rules)["batch"]
+  axes = (axes,) if isinstance(axes, str) else axes
+  return int(np.prod([mesh.shape[a] for a in axes]))
+
+
+@contextlib.contextmanager
+def activate(mesh: Mesh, rules=RULES):
+  """Mesh + logical rules in scope, so activation sharding hints inside jitted code take effect."""
+  with jax.set_mesh(mesh), nn.logical_axis_rules(rules):
+    yield

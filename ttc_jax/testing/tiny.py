@@ -1,0 +1,30 @@
+"""Tiny model configs and batches for tests (D=32, 2 layers)."""
+import jax
+import numpy as np
+
+from ttc_jax.models import ModelConfig
+
+
+def tiny_model_config(**overrides) -> ModelConfig:
+  base = dict(vocab_size=48, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=64, max_len=64)
+  base.update(overrides)
+  return ModelConfig(**base)
+
+
+def random_lm_batches(n_examples: int, seq_len: int, vocab_size: int, seed: int = 0) -> np.ndarray:
+  """int32[n, seq_len] tokens with a learnable pattern (each token = previous + 1 mod vocab)."""
+  rng = np.random.RandomState(seed)
+  start = rng.randint(3, vocab_size, size=(n_examples, 1))
+  return ((start + np.arange(seq_len)[None]) % (vocab_size - 3) + 3).astype(np.int32)
+
+
+def grain_lm_iterator(tokens: np.ndarray, batch_size: int, seed: int = 0):
+  """A checkpointable grain iterator of {"tokens", "loss_mask"} batches over fixed examples."""
+  import grain
+  ds = grain.MapDataset.source(tokens).seed(seed).shuffle().repeat()
+  ds = ds.map(lambda x: {"tokens": x, "loss_mask": np.ones_like(x)}).batch(batch_size, drop_remainder=True)
+  return iter(ds.to_iter_dataset())
+
+
+def devices(n: int):
+  return jax.devices()[:n]

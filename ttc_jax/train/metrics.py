@@ -1,0 +1,65 @@
+"""Metrics sinks: DIR/metrics.jsonl, TensorBoard event files and console progress."""
+import json
+import os
+import time
+
+from absl import logging
+
+
+class MetricsWriter:
+  """Appends one JSON object per logged step; on resume drops lines past the restored step."""
+
+  def __init__(self, workdir: str, *, resume_step: int, total_steps: int, tensorboard: bool = True):
+    self._path = os.path.join(workdir, "metrics.jsonl")
+    self._truncate_after(resume_step)
+    self._file = open(self._path, "a")
+    self._tb = None
+    if tensorboard and _is_lead_host():
+      from tensorboardX import SummaryWriter  # Lazy: only the training loop needs it.
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self._total = total_steps
+    self._start_step = resume_step
+    self._start_time = time.time()
+
+  def _truncate_after(self, step: int) -> None:
+    # Steps logged after the last checkpoint were lost with the process; they are
+    # re-run and re-logged, so keeping them would duplicate lines.
+    if not os.path.exists(self._path):
+      return
+    with open(self._path) as f:
+      kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    with open(self._path, "w") as f:
+      f.writelines(kept)
+
+  def write(self, step: int, metrics: dict[str, float]) -> None:
+    if not _is_lead_host():
+      return
+    record = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+    self._file.write(json.dumps(record) + "\n")
+    self._file.flush()
+    if self._tb is not None:
+      for k, v in metrics.items():
+        self._tb.add_scalar(k, float(v), step)
+    elapsed = time.time() - self._start_time
+    done = step - self._start_step
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = (self._total - step) / rate if rate > 0 else float("inf")
+    logging.info("step %d/%d loss %.4f | %.2f steps/s, ETA %s", step, self._total, metrics.get("loss", float("nan")),
+                 rate, _format_seconds(eta))
+
+  def close(self) -> None:
+    self._file.close()
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _is_lead_host() -> bool:
+  import jax
+  return jax.process_index() == 0
+
+
+def _format_seconds(s: float) -> str:
+  if s == float("inf"):
+    return "?"
+  s = int(s)
+  return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
