@@ -10,24 +10,17 @@ tests), "gpu" (a larger policy for one GPU). Override any field with
 """
 import ml_collections
 
+from ttc_jax import config_defaults
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  arg = arg or "cpu"
-  if arg not in ("cpu", "smoke", "gpu"):
-    raise ValueError(f"configs/policy.py: unknown argument {arg!r}; use '', 'smoke' or 'gpu'")
+  arg = config_defaults.check_arg(arg, ("", "smoke", "gpu"), "configs/policy.py")
   c = ml_collections.ConfigDict()
   c.job = "train_policy"
   c.seed = 0
   c.stage = "policy"
 
-  c.task = ml_collections.ConfigDict()
-  c.task.name = "arith"
-  c.task.train_size = 20_000
-  c.task.validation_size = 500
-  c.task.test_size = 500
-  c.task.data_dir = ""  # "" = WORKDIR/data
-  c.task.tokenizer = ""  # "" = data/tokenizer/arith.model
-  c.task.generator = ml_collections.ConfigDict()  # Fields of tasks.synthetic.TaskConfig; empty = defaults.
+  c.task = config_defaults.task(smoke=arg == "smoke")
 
   c.model = ml_collections.ConfigDict()
   c.model.vocab_size = -1  # -1: the tokenizer's vocabulary size.
@@ -51,16 +44,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 500
   c.train.log_every = 50
 
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = -1
-  c.mesh.fsdp = 1
-  c.mesh.tensor = 1
-
-  c.distributed = ml_collections.ConfigDict()
-  c.distributed.initialize = False
-  c.distributed.coordinator_address = ml_collections.FieldReference(None, field_type=str)
-  c.distributed.num_processes = ml_collections.FieldReference(None, field_type=int)
-  c.distributed.process_id = ml_collections.FieldReference(None, field_type=int)
+  c.mesh = config_defaults.mesh()
+  c.distributed = config_defaults.distributed()
 
   c.eval = ml_collections.ConfigDict()
   c.eval.split = "test"
@@ -72,7 +57,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.show = 5
 
   if arg == "smoke":
-    c.task.train_size, c.task.validation_size, c.task.test_size = 512, 32, 32
     c.model.update(d_model=32, n_layers=2, n_heads=2, n_kv_heads=1, d_ff=64)
     c.train.update(steps=20, batch_size=8, warmup_steps=2, checkpoint_every=10, log_every=5)
     c.eval.update(num_problems=8, samples_per_problem=2, max_new_tokens=48, batch_size=8, show=2)

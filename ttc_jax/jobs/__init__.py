@@ -5,6 +5,9 @@ import importlib
 JOBS = {
     "train_policy": "ttc_jax.jobs.train_policy",
     "export": "ttc_jax.jobs.export",
+    "sample_solutions": "ttc_jax.jobs.sample_solutions",
+    "label_rollouts": "ttc_jax.jobs.label_rollouts",
+    "train_verifier": "ttc_jax.jobs.train_verifier",
 }
 
 

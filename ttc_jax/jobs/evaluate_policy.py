@@ -1,14 +1,13 @@
 """Policy evaluation: sample each test problem n times, grade, summarise pass@1."""
 import dataclasses
-import os
 
 import jax
 from absl import logging
 
 from ttc_jax.analysis import pass_rate
-from ttc_jax.decode.generate import generate
+from ttc_jax.decode.solutions import sample_solutions
 from ttc_jax.decode.sampling import SamplingConfig
-from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.provenance import git_commit
 from ttc_jax.tasks import synthetic, tfds_builder
 from ttc_jax.tasks.grading import get_grader
 
@@ -41,19 +40,19 @@ def evaluate_policy(model, params, tokenizer, builder, cfg: PolicyEvalConfig, rn
   problems = tfds_builder.load_problems(tfds_builder.data_source(builder, cfg.split),
                                         limit=None if cfg.num_problems < 0 else cfg.num_problems)
   grader = get_grader(cfg.grader)
-  generations = generate(model, params, tokenizer, [synthetic.prompt_text(p) for p in problems], rng,
-                         num_samples=cfg.samples_per_problem, cfg=cfg.sampling, batch_size=cfg.batch_size)
+  solved = sample_solutions(model, params, tokenizer, grader, problems, rng, num_samples=cfg.samples_per_problem,
+                            cfg=cfg.sampling, batch_size=cfg.batch_size)
   records, pass1 = [], []
-  for problem, gens in zip(problems, generations):
-    correct = [grader.is_correct(g.text, problem.answer) for g in gens]
-    pass1.append(pass_rate.pass_at_1(correct))
+  for problem, record in zip(problems, solved):
+    samples = record["samples"]
+    pass1.append(pass_rate.pass_at_1([s["correct"] for s in samples]))
     records.append({"id": problem.id, "num_steps": problem.num_steps, "max_operand": problem.max_operand,
-                    "ops": problem.ops, "pass1": pass1[-1], "mean_tokens": sum(g.num_tokens for g in gens) / len(gens)})
-  for problem, gens in list(zip(problems, generations))[:cfg.show]:
-    g = gens[0]
-    verdict = "CORRECT" if grader.is_correct(g.text, problem.answer) else "wrong"
-    logging.info("\n%s%s\n  -> extracted %s, reference %s: %s", synthetic.prompt_text(problem), g.text,
-                 grader.extract_answer(g.text), problem.answer, verdict)
+                    "ops": problem.ops, "pass1": pass1[-1],
+                    "mean_tokens": sum(s["num_tokens"] for s in samples) / len(samples)})
+  for problem, record in list(zip(problems, solved))[:cfg.show]:
+    s = record["samples"][0]
+    logging.info("\n%s%s\n  -> extracted %s, reference %s: %s", synthetic.prompt_text(problem), s["text"],
+                 s["extracted"], problem.answer, "CORRECT" if s["correct"] else "wrong")
   return {
       "git_commit": git_commit(),
       "config": dataclasses.asdict(cfg),

@@ -1,12 +1,14 @@
 """Job `train_policy`: train the policy on the task, then measure its pass@1.
 
 Outputs in WORKDIR/<stage> (stage "policy" by default): checkpoints/,
-metrics.jsonl, tensorboard/, model_config.json, train_summary.json, eval.json.
+metrics.jsonl, tensorboard/, model_config.json, tokenizer.model,
+train_summary.json, eval.json.
 Re-running resumes training from the last checkpoint and skips what is done.
 """
 import dataclasses
 import json
 import os
+import shutil
 import time
 
 import jax
@@ -38,6 +40,7 @@ def run(config, workdir: str) -> None:
 
   model = Transformer(model_cfg)
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
+  shutil.copyfile(tokenizer.model_path, os.path.join(out_dir, "tokenizer.model"))  # Stage is self-describing.
   data_iter = grain_pipeline.make_train_iterator(
       tfds_builder.data_source(builder, "train"), tokenizer, seq_len=train_cfg.seq_len,
       batch_size=train_cfg.batch_size, seed=config.seed, shard_index=jax.process_index(),

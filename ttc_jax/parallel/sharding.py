@@ -11,9 +11,26 @@ from ttc_jax.parallel.rules import RULES
 
 
 def logical_shardings(boxed_tree: Any, mesh: Mesh, rules=RULES) -> Any:
-  """NamedShardings (for the unboxed tree) from a tree of nn.LogicallyPartitioned leaves."""
+  """NamedShardings (for the unboxed tree) from a tree of nn.LogicallyPartitioned leaves.
+
+  A dimension that the mapped mesh axes do not divide (e.g. one kv head over
+  tensor=2) is replicated instead: small models still run on big meshes.
+  """
   specs = nn.get_partition_spec(boxed_tree)
-  return nn.logical_to_mesh_sharding(specs, mesh, rules)
+  mesh_specs = nn.logical_to_mesh(specs, rules)
+  shapes = nn.unbox(boxed_tree)
+
+  def fit(spec, leaf):
+    if not isinstance(spec, P):
+      return NamedSharding(mesh, P())
+    dims = []
+    for size, axes in zip(leaf.shape, tuple(spec) + (None,) * (len(leaf.shape) - len(spec))):
+      names = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+      ways = int(np.prod([mesh.shape[a] for a in names])) if names else 1
+      dims.append(axes if size % ways == 0 else None)
+    return NamedSharding(mesh, P(*dims))
+
+  return jax.tree_util.tree_map(fit, mesh_specs, shapes, is_leaf=lambda x: isinstance(x, P) or x is None)
 
 
 def sharded_init(init_fn: Callable[..., Any], mesh: Mesh, *args, rules=RULES) -> tuple[Any, Any]:

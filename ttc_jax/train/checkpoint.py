@@ -52,3 +52,21 @@ class Checkpointer:
 def abstract_with_shardings(tree: Any, shardings: Any) -> Any:
   """ShapeDtypeStructs carrying target shardings: what Orbax restores into."""
   return jax.tree_util.tree_map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)
+
+
+def restore_params(directory: str, abstract_params: Any, step: int | None = None) -> tuple[Any, int]:
+  """Restores only the parameters of a training checkpoint (no optimizer state), resharded as asked.
+
+  `abstract_params` holds ShapeDtypeStructs with the target shardings, so a
+  checkpoint written on one mesh loads onto any other.
+  """
+  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"No committed checkpoint under {directory}: train first, or check the path")
+  item = {"params": abstract_params}
+  args = ocp.args.PyTreeRestore(item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+                                partial_restore=True)
+  restored = manager.restore(step, args=ocp.args.Composite(state=args))
+  manager.close()
+  return restored["state"]["params"], step

@@ -34,7 +34,8 @@ def checkpoint_dir(workdir: str) -> str:
 
 
 def train(*, init_fn: Callable[[jax.Array], Any], loss_fn: LossFn, cfg: TrainConfig, data_iter: Iterator,
-          mesh: Mesh, workdir: str, seed: int, rules=RULES, on_step_end: StepCallback | None = None) -> TrainState:
+          mesh: Mesh, workdir: str, seed: int, rules=RULES, on_step_end: StepCallback | None = None,
+          initial_params: Callable[[Any], Any] | None = None) -> TrainState:
   """Trains to `cfg.steps`, resuming if `workdir` holds checkpoints.
 
   Args:
@@ -43,6 +44,9 @@ def train(*, init_fn: Callable[[jax.Array], Any], loss_fn: LossFn, cfg: TrainCon
     loss_fn: (params, batch, rng) -> LossOutput.
     data_iter: a grain DatasetIterator of host-local batches (its state is checkpointed).
     on_step_end: optional hook called after each step is dispatched (profiling, tests).
+    initial_params: optional `param_shardings -> params` used instead of `init_fn`'s
+      values when starting fresh (e.g. a reward model initialised from the policy);
+      `init_fn` still defines the parameter tree and its shardings.
   Returns:
     The final train state (sharded over `mesh`).
   """
@@ -61,7 +65,10 @@ def train(*, init_fn: Callable[[jax.Array], Any], loss_fn: LossFn, cfg: TrainCon
     abstract = jax.eval_shape(lambda p: TrainState(step=np.int32(0), params=p, opt_state=tx.init(p)), nn.unbox(boxed))
     state, start = ckpt.restore(abstract_with_shardings(abstract, shardings), data_iter)
   else:
-    params = jax.jit(lambda r: nn.unbox(init_fn(r)), out_shardings=param_shardings)(init_rng)
+    if initial_params is not None:
+      params = initial_params(param_shardings)
+    else:
+      params = jax.jit(lambda r: nn.unbox(init_fn(r)), out_shardings=param_shardings)(init_rng)
     state, start = create_state(params, tx, shardings), 0
   if start >= cfg.steps:
     logging.info("Training already finished at step %d; nothing to do.", start)

@@ -43,7 +43,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], base_rng: jax.Arr
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   loss = out.loss_sum / weight
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   metrics = {"loss": loss, "grad_norm": grad_norm, "learning_rate": schedule(state.step),
              "targets": out.weight, "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm)}
   metrics.update({k: v / weight for k, v in out.metrics.items()})

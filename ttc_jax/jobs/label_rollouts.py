@@ -1,0 +1,90 @@
+"""Job `label_rollouts`: Monte Carlo step labels for sampled solutions, in resumable shards.
+
+Reads WORKDIR/samples/<split>/ (job sample_solutions) and writes
+WORKDIR/labels/<split>/: the same records with `step_labels` per sample, plus
+the rollout compute spent (tokens sampled, prompt tokens, FLOPs) in the manifest.
+"""
+import dataclasses
+import os
+
+import jax
+from absl import logging
+
+from ttc_jax import config_parsing, export, shards
+from ttc_jax.decode.sampling import SamplingConfig
+from ttc_jax.jobs import common
+from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.models.flops import forward_flops_per_token
+from ttc_jax.tasks.grading import get_grader
+from ttc_jax.verify.rollouts import label_records
+
+SECTIONS = {"job", "seed", "labels", "mesh", "distributed"}
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelJobConfig:
+  policy: str = "policy"  # Stage dir under WORKDIR, or a path: the rollout policy.
+  samples: str = "samples/train"  # Input, under WORKDIR or a path.
+  name: str = "train"  # Output WORKDIR/labels/<name>.
+  rollouts: int = 16  # R rollouts per step prefix (the paper uses 16).
+  temperature: float = 1.0
+  max_new_tokens: int = 96
+  problems_per_shard: int = 32
+  batch_size: int = 16  # Prefixes per sampler call (x rollouts rows).
+  grader: str = "exact"
+
+  def __post_init__(self):
+    for field in ("rollouts", "problems_per_shard", "batch_size", "max_new_tokens"):
+      if getattr(self, field) <= 0:
+        raise ValueError(f"labels.{field}={getattr(self, field)} must be positive")
+
+  @property
+  def sampling(self) -> SamplingConfig:
+    return SamplingConfig(temperature=self.temperature, max_new_tokens=self.max_new_tokens)
+
+
+def run(config, workdir: str) -> None:
+  config_parsing.check_sections(config, SECTIONS, "label_rollouts")
+  cfg = config_parsing.parse_section(LabelJobConfig, config.labels, "labels")
+  grader = get_grader(cfg.grader)
+  out_dir = os.path.join(os.path.abspath(workdir), "labels", cfg.name)
+  if shards.is_complete(out_dir):
+    logging.info("Labels already complete: %s", out_dir)
+    return
+  samples_dir = resolve(workdir, cfg.samples)
+  if not shards.is_complete(samples_dir):
+    raise FileNotFoundError(f"labels.samples={cfg.samples!r}: {samples_dir} is not a finished sampling artifact; "
+                            "run the sample_solutions job (configs/samples.py) first")
+  records = shards.read_records(samples_dir)
+  mesh = common.setup_mesh(config)
+  policy = export.load_model(resolve(workdir, cfg.policy), mesh)
+  num_shards = -(-len(records) // cfg.problems_per_shard)
+  base_rng = jax.random.key(config.seed)
+
+  def compute_shard(index: int) -> list[dict]:
+    chunk = records[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard]
+    with jax.set_mesh(mesh):
+      return label_records(policy.model, policy.params, policy.tokenizer, grader, chunk,
+                           jax.random.fold_in(base_rng, index), rollouts=cfg.rollouts, cfg=cfg.sampling,
+                           batch_size=cfg.batch_size)
+
+  # FLOPs at the mean context a rollout token sees (prompt + half the generation).
+  flops_per_token = forward_flops_per_token(policy.model.cfg, context_len=96)
+
+  def summarize(labelled: list[dict]) -> dict:
+    samples = [s for r in labelled for s in r["samples"]]
+    sampled = sum(s["rollout_tokens"] for s in samples)
+    prompt = sum(s["rollout_prompt_tokens"] for s in samples)
+    return {"num_problems": len(labelled), "num_samples": len(samples),
+            "num_steps_labelled": sum(len(s["step_labels"]) for s in samples),
+            "rollout_tokens_sampled": sampled, "rollout_prompt_tokens": prompt,
+            "rollout_flops": (sampled + prompt) * flops_per_token,
+            "mean_step_label": sum(sum(s["step_labels"]) for s in samples) / max(1, sum(len(s["step_labels"]) for s in samples))}
+
+  spec = {"labels": dataclasses.asdict(cfg), "seed": config.seed, "policy": policy.manifest.get("source_workdir"),
+          "policy_step": policy.manifest.get("step"), "num_problems": len(records)}
+  manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize,
+                                desc="MC rollout labels", write=jax.process_index() == 0)
+  logging.info("Labelled %d steps of %d samples with %d rollouts each (%d tokens sampled) -> %s",
+               manifest["num_steps_labelled"], manifest["num_samples"], cfg.rollouts,
+               manifest["rollout_tokens_sampled"], out_dir)

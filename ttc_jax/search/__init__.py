@@ -1,0 +1,1 @@
+"""Search against a verifier and answer aggregation."""
