@@ -22,7 +22,9 @@ from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params, train_flops_per_token
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.tasks import grain_pipeline, tfds_builder
-from ttc_jax.train import TrainConfig, next_token_loss, train
+from ttc_jax.tasks.tokenizer import load_tokenizer
+from ttc_jax.train import TrainConfig, checkpoint_dir, next_token_loss, train
+from ttc_jax.train.checkpoint import latest_step
 
 SECTIONS = {"job", "seed", "stage", "model", "train", "mesh", "distributed", "task", "eval"}
 
@@ -33,10 +35,11 @@ def run(config, workdir: str) -> None:
   task_spec, task_cfg = common.parse_task(config.task)
   train_cfg = config_parsing.parse_section(TrainConfig, config.train, "train")
   eval_cfg = config_parsing.parse_section(PolicyEvalConfig, config.get("eval"), "eval")
-  out_dir = common.stage_dir(workdir, config.get("stage", "policy"))
-  builder, tokenizer = common.task_data(task_spec, task_cfg, workdir)
+  tokenizer = load_tokenizer(task_spec.tokenizer or None)
   model_cfg = common.parse_model(config.model, tokenizer)
   mesh = common.setup_mesh(config)
+  out_dir = common.stage_dir(workdir, config.get("stage", "policy"))
+  builder, _ = common.task_data(task_spec, task_cfg, workdir)
 
   model = Transformer(model_cfg)
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
@@ -46,18 +49,18 @@ def run(config, workdir: str) -> None:
       batch_size=train_cfg.batch_size, seed=config.seed, shard_index=jax.process_index(),
       shard_count=jax.process_count())
   dummy = np.zeros((1, train_cfg.seq_len), np.int32)
+  resumed_from = latest_step(checkpoint_dir(out_dir)) or 0
   start = time.time()
   state = train(init_fn=lambda rng: model.init(rng, dummy), loss_fn=next_token_loss(model), cfg=train_cfg,
                 data_iter=data_iter, mesh=mesh, workdir=out_dir, seed=config.seed)
-  wall = time.time() - start
-  summary_path = os.path.join(out_dir, "train_summary.json")
-  if not os.path.exists(summary_path) or wall > 1.0:  # Keep the first full run's timing on a no-op re-run.
+  if resumed_from < train_cfg.steps:  # A no-op re-run keeps the summary (and timing) of the run that trained.
     tokens = train_cfg.steps * train_cfg.batch_size * train_cfg.seq_len
-    write_json(summary_path, {
+    write_json(os.path.join(out_dir, "train_summary.json"), {
         "git_commit": git_commit(), "params": count_params(model_cfg), "steps": train_cfg.steps,
         "train_tokens": tokens, "train_flops": tokens * train_flops_per_token(model_cfg, train_cfg.seq_len),
-        "wall_time_s": wall, "devices": jax.device_count(), "platform": jax.devices()[0].platform,
-        "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg)})
+        "wall_time_s": time.time() - start, "resumed_from_step": resumed_from, "devices": jax.device_count(),
+        "platform": jax.devices()[0].platform, "model": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(train_cfg)})
 
   eval_path = os.path.join(out_dir, "eval.json")
   if _is_current(eval_path, eval_cfg, train_cfg.steps):

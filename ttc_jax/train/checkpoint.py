@@ -5,6 +5,7 @@ renames it on commit), so a kill mid-write leaves the previous step restorable.
 The grain iterator state is captured at save time, so a resumed run reads
 exactly the batches an uninterrupted run would.
 """
+import os
 from typing import Any
 
 import grain
@@ -70,3 +71,13 @@ def restore_params(directory: str, abstract_params: Any, step: int | None = None
   restored = manager.restore(step, args=ocp.args.Composite(state=args))
   manager.close()
   return restored["state"]["params"], step
+
+
+def latest_step(directory: str) -> int | None:
+  """The newest committed checkpoint step under `directory`, or None (no directory is created)."""
+  if not os.path.isdir(directory):
+    return None
+  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
+  step = manager.latest_step()
+  manager.close()
+  return step

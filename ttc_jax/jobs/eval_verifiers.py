@@ -1,0 +1,105 @@
+"""Job `eval_verifiers`: accuracy vs N on held-out problems for each way of choosing an answer.
+
+Reads K samples per test problem (WORKDIR/samples/test), scores every step of
+every sample with the PRM and the ORM, and writes WORKDIR/eval/verifiers/:
+scores.jsonl (per problem, per sample: PRM step scores, ORM score), results.json
+(curves: majority vote, ORM / PRM best-of-N weighted with last / min / product
+step aggregation, plain best-of-N by PRM last, pass@N) and accuracy_vs_n.png.
+"""
+import dataclasses
+import json
+import os
+
+import jax
+from absl import logging
+
+from ttc_jax import config_parsing, export, shards
+from ttc_jax.analysis.accuracy_vs_n import accuracy_vs_n, budgets_up_to
+from ttc_jax.analysis.plots import plot_curves
+from ttc_jax.jobs import common
+from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.search.aggregation import best_score, majority_vote, weighted_vote
+from ttc_jax.verify.scored_text import record_prompt
+from ttc_jax.verify.scoring import aggregate, score_steps
+
+SECTIONS = {"job", "seed", "verifier_eval", "mesh", "distributed"}
+
+SELECTORS = {
+    "majority": (None, lambda answers, _: majority_vote(answers)),
+    "orm_weighted": ("orm", weighted_vote),
+    "prm_last_weighted": ("prm_last", weighted_vote),
+    "prm_min_weighted": ("prm_min", weighted_vote),
+    "prm_prod_weighted": ("prm_prod", weighted_vote),
+    "prm_last_best": ("prm_last", best_score),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifierEvalConfig:
+  samples: str = "samples/test"
+  prm: str = "prm"
+  orm: str = "orm"
+  out: str = "eval/verifiers"
+  num_subsets: int = 32  # Random subsets of size N per problem and N.
+  batch_size: int = 64  # Solutions per scoring call.
+
+
+def _score_all(path: str, records: list[dict], mesh, batch_size: int) -> list[list[list[float]]]:
+  verifier = export.load_model(path, mesh)
+  prompts = [record_prompt(r) for r in records for _ in r["samples"]]
+  steps = [s["steps"] for r in records for s in r["samples"]]
+  with jax.set_mesh(mesh):
+    flat = score_steps(verifier.model, verifier.params, verifier.tokenizer, prompts, steps, batch_size=batch_size)
+  out, i = [], 0
+  for r in records:
+    out.append(flat[i:i + len(r["samples"])])
+    i += len(r["samples"])
+  return out
+
+
+def run(config, workdir: str) -> None:
+  config_parsing.check_sections(config, SECTIONS, "eval_verifiers")
+  cfg = config_parsing.parse_section(VerifierEvalConfig, config.verifier_eval, "verifier_eval")
+  out_dir = resolve(workdir, cfg.out)
+  results_path = os.path.join(out_dir, "results.json")
+  if os.path.exists(results_path):
+    logging.info("Verifier evaluation already done: %s", results_path)
+    return
+  samples_dir = resolve(workdir, cfg.samples)
+  if not shards.is_complete(samples_dir):
+    raise FileNotFoundError(f"verifier_eval.samples={cfg.samples!r}: {samples_dir} is not a finished sampling "
+                            "artifact; run configs/samples.py:test first")
+  records = shards.read_records(samples_dir)
+  k = min(len(r["samples"]) for r in records)
+  mesh = common.setup_mesh(config)
+  os.makedirs(out_dir, exist_ok=True)
+
+  scores_path = os.path.join(out_dir, "scores.jsonl")
+  if os.path.exists(scores_path):  # Scoring is the expensive part: keep it across a crash in the analysis.
+    with open(scores_path) as f:
+      lines = [json.loads(line) for line in f]
+    prm, orm = [line["prm_steps"] for line in lines], [line["orm_steps"] for line in lines]
+  else:
+    prm = _score_all(resolve(workdir, cfg.prm), records, mesh, cfg.batch_size)
+    orm = _score_all(resolve(workdir, cfg.orm), records, mesh, cfg.batch_size)
+    tmp = scores_path + ".tmp"
+    with open(tmp, "w") as f:
+      for r, p, o in zip(records, prm, orm):
+        f.write(json.dumps({"problem_id": r["problem_id"], "prm_steps": p, "orm_steps": o}) + "\n")
+    os.replace(tmp, scores_path)
+
+  scores = {"orm": [[aggregate(s, "last") for s in o] for o in orm]}
+  for how in ("last", "min", "prod"):
+    scores[f"prm_{how}"] = [[aggregate(s, how) for s in p] for p in prm]
+  answers = [[s["extracted"] for s in r["samples"][:k]] for r in records]
+  correct = [[s["correct"] for s in r["samples"][:k]] for r in records]
+  curves = accuracy_vs_n(answers, correct, {n: [v[:k] for v in vals] for n, vals in scores.items()}, SELECTORS,
+                         budgets_up_to(k), num_subsets=cfg.num_subsets, seed=config.seed)
+  result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "num_problems": len(records),
+            "samples_per_problem": k, "curves": {name: {str(n): a for n, a in c.items()} for name, c in curves.items()}}
+  plot_curves(curves, os.path.join(out_dir, "accuracy_vs_n.png"), title="Verifier selection on held-out problems",
+              dashed=("pass@N",))
+  write_json(results_path, result)
+  at_k = {name: round(c[k], 3) for name, c in curves.items()}
+  logging.info("Accuracy at N=%d: %s -> %s", k, at_k, results_path)
