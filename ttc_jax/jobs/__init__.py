@@ -7,6 +7,7 @@ JOBS = {
     "export": "ttc_jax.jobs.export",
     "sample_solutions": "ttc_jax.jobs.sample_solutions",
     "label_rollouts": "ttc_jax.jobs.label_rollouts",
+    "eval_verifiers": "ttc_jax.jobs.eval_verifiers",
     "train_verifier": "ttc_jax.jobs.train_verifier",
 }
 
