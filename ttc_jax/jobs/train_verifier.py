@@ -1,0 +1,138 @@
+"""Job `train_verifier`: train a PRM (MC step labels) or an ORM (correctness), initialised from the policy.
+
+Reads the policy stage (model_config.json, tokenizer.model, checkpoints) and
+WORKDIR/labels/train (PRM; job label_rollouts) or WORKDIR/samples/train (ORM;
+job sample_solutions). Writes WORKDIR/<stage> (stage = kind by default):
+checkpoints/, metrics.jsonl, tensorboard/, model_config.json, tokenizer.model,
+train_summary.json and verifier_eval.json (held-out problems never trained on).
+The stage loads like a policy stage (`export.load_model`) and exports with the
+export job. Re-running resumes training and skips a finished evaluation.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from ttc_jax import config_parsing, export, shards
+from ttc_jax.jobs import common
+from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.models import Transformer
+from ttc_jax.models.flops import count_params
+from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.tasks.tokenizer import Tokenizer
+from ttc_jax.train import TrainConfig, train
+from ttc_jax.verify import data as verifier_data
+from ttc_jax.verify.heldout import evaluate_examples, mean_target
+from ttc_jax.verify.init_from_policy import policy_initializer
+from ttc_jax.verify.losses import value_loss
+
+SECTIONS = {"job", "seed", "verifier", "train", "mesh", "distributed"}
+_DEFAULT_DATA = {"prm": "labels/train", "orm": "samples/train"}
+# Which job writes an input artifact, named in the error when it is missing.
+_MAKERS = {"labels": "the label_rollouts job (configs/labels.py)",
+           "samples": "the sample_solutions job (configs/samples.py)"}
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifierConfig:
+  kind: str = "prm"  # "prm": soft MC labels at every step; "orm": correctness at the last step.
+  policy: str = "policy"  # Stage dir under WORKDIR, or a path to a stage / export: the initialisation.
+  data: str = ""  # Records under WORKDIR (or a path); "" = labels/train (prm), samples/train (orm).
+  stage: str = ""  # Output WORKDIR/<stage>; "" = the kind.
+  heldout_fraction: float = 0.1  # Last fraction of problems kept out of training, for verifier_eval.json.
+  eval_batch_size: int = 64
+
+  def __post_init__(self):
+    if self.kind not in _DEFAULT_DATA:
+      raise ValueError(f"verifier.kind={self.kind!r} must be 'prm' or 'orm'")
+    if not 0 <= self.heldout_fraction < 1:
+      raise ValueError(f"verifier.heldout_fraction={self.heldout_fraction} must be in [0, 1)")
+    if self.eval_batch_size <= 0:
+      raise ValueError(f"verifier.eval_batch_size={self.eval_batch_size} must be positive")
+
+  @property
+  def data_path(self) -> str:
+    return self.data or _DEFAULT_DATA[self.kind]
+
+
+def run(config, workdir: str) -> None:
+  # Parse and check inputs first: a bad field or a missing artifact fails before compiling.
+  config_parsing.check_sections(config, SECTIONS, "train_verifier")
+  cfg = config_parsing.parse_section(VerifierConfig, config.verifier, "verifier")
+  train_cfg = config_parsing.parse_section(TrainConfig, config.train, "train")
+  data_dir = resolve(workdir, cfg.data_path)
+  if not shards.is_complete(data_dir):
+    maker = _MAKERS.get(cfg.data_path.split(os.sep)[0], "the job that writes it")
+    raise FileNotFoundError(f"verifier.data={cfg.data_path!r}: {data_dir} is not a finished artifact "
+                            f"(no manifest.json); run {maker} first")
+  policy_dir = resolve(workdir, cfg.policy)
+  if not os.path.exists(os.path.join(policy_dir, "model_config.json")):
+    raise FileNotFoundError(f"verifier.policy={cfg.policy!r}: {policy_dir} is not a policy stage or export "
+                            "(no model_config.json); run the train_policy job (configs/policy.py) first")
+  policy_cfg = export.read_model_config(os.path.join(policy_dir, "model_config.json"))
+  tokenizer = Tokenizer(os.path.join(policy_dir, "tokenizer.model"))
+  model_cfg = dataclasses.replace(policy_cfg, scalar_head=True, lm_head=False)
+  model = Transformer(model_cfg)
+  out_dir = common.stage_dir(workdir, cfg.stage or cfg.kind)
+
+  records = shards.read_records(data_dir)
+  train_records, heldout_records = verifier_data.split_heldout(records, cfg.heldout_fraction)
+  build = verifier_data.EXAMPLE_BUILDERS[cfg.kind]
+  train_examples, skipped = build(train_records, tokenizer, train_cfg.seq_len)
+  heldout_examples, heldout_skipped = build(heldout_records, tokenizer, train_cfg.seq_len)
+  if not train_examples:
+    raise ValueError(f"no {cfg.kind.upper()} training examples in {data_dir} ({skipped} longer than "
+                     f"train.seq_len={train_cfg.seq_len}, the rest have no steps)")
+  logging.info("%s: %d train examples (%d problems), %d held out (%d problems), %d skipped as too long",
+               cfg.kind.upper(), len(train_examples), len(train_records), len(heldout_examples),
+               len(heldout_records), skipped + heldout_skipped)
+
+  mesh = common.setup_mesh(config)
+  write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
+  shutil.copyfile(tokenizer.model_path, os.path.join(out_dir, "tokenizer.model"))
+  data_iter = verifier_data.make_iterator(train_examples, batch_size=train_cfg.batch_size, seed=config.seed,
+                                          shard_index=jax.process_index(), shard_count=jax.process_count())
+  dummy = np.zeros((1, train_cfg.seq_len), np.int32)
+  init_fn = lambda rng: model.init(rng, dummy)
+
+  initial_params = policy_initializer(policy_dir, mesh, init_fn, jax.random.key(config.seed))
+  start = time.time()
+  state = train(init_fn=init_fn, loss_fn=value_loss(model), cfg=train_cfg, data_iter=data_iter, mesh=mesh,
+                workdir=out_dir, seed=config.seed, initial_params=initial_params)
+  wall = time.time() - start
+  summary_path = os.path.join(out_dir, "train_summary.json")
+  # A no-op re-run keeps the summary (and timing) of the run that trained.
+  if jax.process_index() == 0 and _json_field(summary_path, "steps") != train_cfg.steps:
+    write_json(summary_path, {
+        "git_commit": git_commit(), "kind": cfg.kind, "params": count_params(model_cfg), "steps": train_cfg.steps,
+        "examples": len(train_examples), "skipped": skipped, "train_problems": len(train_records),
+        "heldout_problems": len(heldout_records), "targets": int(sum(e["value_mask"].sum() for e in train_examples)),
+        "mean_target": mean_target(train_examples), "data": data_dir, "policy": policy_dir, "wall_time_s": wall,
+        "devices": jax.device_count(), "verifier": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(train_cfg)})
+
+  eval_path = os.path.join(out_dir, "verifier_eval.json")
+  if _json_field(eval_path, "step") == train_cfg.steps:
+    logging.info("Held-out evaluation already done: %s", eval_path)
+    return
+  with jax.set_mesh(mesh):
+    result = evaluate_examples(model, state.params, heldout_examples, batch_size=cfg.eval_batch_size,
+                               train_mean_target=mean_target(train_examples))
+  result.update(step=train_cfg.steps, kind=cfg.kind, skipped=heldout_skipped, heldout_problems=len(heldout_records),
+                git_commit=git_commit())
+  if jax.process_index() == 0:
+    write_json(eval_path, result)
+  logging.info("Held-out %s: %s -> %s", cfg.kind.upper(),
+               ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float)), eval_path)
+
+
+def _json_field(path: str, field: str):
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f).get(field)

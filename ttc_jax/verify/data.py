@@ -1,0 +1,106 @@
+"""Verifier training examples from samples / MC-label records, and their grain iterator.
+
+One example per sampled solution (a dict of numpy arrays, length T = seq_len):
+
+  tokens        int32[T]    `encode_scored_solution` layout, right-padded with pad_id
+  value_mask    int32[T]    1 where the value head has a target
+  value_target  float32[T]  the target there (0 elsewhere)
+
+PRM: a target at every step end, the step's MC label (fraction of rollouts from
+that prefix reaching the correct answer). ORM: one target at the last step end,
+1.0 if the solution is correct. Right padding is harmless: attention is causal,
+so no target position sees a pad.
+"""
+from typing import Callable, Sequence
+
+import grain
+import numpy as np
+from absl import logging
+
+from ttc_jax.verify.scored_text import encode_scored_solution, record_prompt
+
+
+def _example(tokens: list[int], positions: Sequence[int], targets: Sequence[float], seq_len: int,
+             pad_id: int) -> dict[str, np.ndarray]:
+  tokens_T = np.full((seq_len,), pad_id, np.int32)
+  tokens_T[:len(tokens)] = tokens
+  mask_T = np.zeros((seq_len,), np.int32)
+  target_T = np.zeros((seq_len,), np.float32)
+  mask_T[list(positions)] = 1
+  target_T[list(positions)] = targets
+  return {"tokens": tokens_T, "value_mask": mask_T, "value_target": target_T}
+
+
+def _build(records: Sequence[dict], tokenizer, seq_len: int,
+           targets_of: Callable[[dict, list[int]], tuple[list[int], list[float]]], kind: str
+           ) -> tuple[list[dict[str, np.ndarray]], int]:
+  examples, skipped = [], 0
+  for record in records:
+    prompt = record_prompt(record)
+    for sample in record["samples"]:
+      if not sample["steps"]:
+        continue  # No step, no score to learn (scoring gives such solutions 0).
+      tokens, ends = encode_scored_solution(tokenizer, prompt, sample["steps"])
+      if len(tokens) > seq_len:
+        # Skipped, not truncated: a cut solution would teach scores for prefixes the
+        # scorer never sees at full length. Counted so the job reports it.
+        skipped += 1
+        continue
+      positions, targets = targets_of(sample, ends)
+      examples.append(_example(tokens, positions, targets, seq_len, tokenizer.pad_id))
+  if skipped:
+    logging.warning("%s examples: skipped %d of %d solutions longer than seq_len=%d", kind, skipped,
+                    skipped + len(examples), seq_len)
+  return examples, skipped
+
+
+def _prm_targets(sample: dict, ends: list[int]):
+  labels = sample["step_labels"]
+  if len(labels) != len(ends):
+    raise ValueError(f"sample has {len(ends)} steps but {len(labels)} step_labels: {sample['steps']}")
+  return ends, [float(x) for x in labels]
+
+
+def _orm_targets(sample: dict, ends: list[int]):
+  return ends[-1:], [float(sample["correct"])]
+
+
+def prm_examples(label_records: Sequence[dict], tokenizer, seq_len: int) -> tuple[list[dict], int]:
+  """PRM examples (soft MC labels at every step end); returns (examples, number skipped as too long)."""
+  return _build(label_records, tokenizer, seq_len, _prm_targets, "PRM")
+
+
+def orm_examples(records: Sequence[dict], tokenizer, seq_len: int) -> tuple[list[dict], int]:
+  """ORM examples (correctness at the last step end) from samples or label records; returns (examples, skipped)."""
+  return _build(records, tokenizer, seq_len, _orm_targets, "ORM")
+
+
+EXAMPLE_BUILDERS = {"prm": prm_examples, "orm": orm_examples}
+
+
+def split_heldout(records: Sequence[dict], fraction: float) -> tuple[list[dict], list[dict]]:
+  """(train, held-out) by problem: the last ceil(fraction * n) problems are held out.
+
+  By problem, not by sample, so held-out solutions are to questions never trained on.
+  """
+  n_out = int(np.ceil(fraction * len(records))) if fraction > 0 else 0
+  if n_out >= len(records) and n_out:
+    raise ValueError(f"holding out {n_out} of {len(records)} problems leaves none to train on")
+  cut = len(records) - n_out
+  return list(records[:cut]), list(records[cut:])
+
+
+def make_iterator(examples: Sequence[dict], *, batch_size: int, seed: int, shard_index: int = 0,
+                  shard_count: int = 1) -> grain.DatasetIterator:
+  """Shuffled, repeated batches of this host's slice of `examples` (checkpointable grain iterator).
+
+  batch_size is global (all hosts). Yields {"tokens", "value_mask", "value_target"} of shape [B/hosts, T].
+  """
+  if batch_size % shard_count:
+    raise ValueError(f"batch_size={batch_size} must be divisible by the {shard_count} hosts")
+  ds = grain.MapDataset.source(list(examples))[shard_index::shard_count]
+  if not len(ds):
+    raise ValueError(f"host {shard_index} of {shard_count} has no verifier examples")
+  # Repeat before batching: a batch may span epochs, so few examples still fill it.
+  ds = ds.seed(seed).shuffle().repeat().batch(batch_size // shard_count, drop_remainder=True)
+  return iter(ds.to_iter_dataset())

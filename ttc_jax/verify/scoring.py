@@ -1,0 +1,81 @@
+"""Scoring solutions with a trained PRM / ORM: per-step probabilities, then one score per solution.
+
+  scores = score_steps(model, params, tokenizer, prompts, step_lists, batch_size=64)
+  best = max(range(n), key=lambda i: aggregate(scores[i], "last"))
+
+Fixed shapes: rows go to the device `batch_size` at a time (short chunks padded
+with empty rows), right-padded to a length bucket, so one compiled function per
+(batch_size, bucket) serves every call. Rows are independent and attention is
+causal, so a solution's scores do not depend on what it is batched with.
+"""
+import functools
+import math
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from ttc_jax.decode.prompts import DEFAULT_BUCKETS, bucket_length
+from ttc_jax.verify.scored_text import encode_scored_solution
+
+AGGREGATIONS = ("last", "min", "prod")
+
+
+@functools.lru_cache(maxsize=16)
+def _jit_probs(model):
+  """sigmoid(values) float32[B, L]; cached per model so repeated calls reuse compilations."""
+  return jax.jit(lambda params, tokens_BxL: jax.nn.sigmoid(model.apply(params, tokens_BxL).values_BxT))
+
+
+def score_steps(model, params, tokenizer, prompts: Sequence[str], step_lists: Sequence[Sequence[str]], *,
+                batch_size: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> list[list[float]]:
+  """Verifier probability at the end of every step of every solution.
+
+  Args:
+    model: a `Transformer` with `scalar_head=True`.
+    prompts: one prompt per solution (`synthetic.prompt_text`), repeated as needed.
+    step_lists: the solutions as step lines (partial solutions are fine).
+    batch_size: rows per device call.
+  Returns:
+    scores[i][j] = P(correct | prompts[i], step_lists[i][:j+1]), floats in [0, 1];
+    [] for a solution with no steps.
+  """
+  if not model.cfg.scalar_head:
+    raise ValueError("score_steps needs a model with scalar_head=True (a trained PRM / ORM)")
+  if len(prompts) != len(step_lists):
+    raise ValueError(f"{len(prompts)} prompts but {len(step_lists)} step lists")
+  encoded = [encode_scored_solution(tokenizer, p, s) for p, s in zip(prompts, step_lists)]
+  # Similar lengths share a chunk, so few rows pay for a long bucket.
+  order = sorted((i for i, (_, ends) in enumerate(encoded) if ends), key=lambda i: len(encoded[i][0]))
+  probs_fn = _jit_probs(model)
+  pending = []  # Dispatch every chunk before reading any back: the device never waits on the host.
+  for start in range(0, len(order), batch_size):
+    chunk = order[start:start + batch_size]
+    length = bucket_length(max(len(encoded[i][0]) for i in chunk), buckets)
+    tokens_BxL = np.full((batch_size, length), tokenizer.pad_id, np.int32)
+    for row, i in enumerate(chunk):
+      tokens_BxL[row, :len(encoded[i][0])] = encoded[i][0]
+    pending.append((chunk, probs_fn(params, tokens_BxL)))
+  scores: list[list[float]] = [[] for _ in encoded]
+  for chunk, probs in pending:
+    probs_BxL = np.asarray(jax.device_get(probs))
+    for row, i in enumerate(chunk):
+      scores[i] = probs_BxL[row, encoded[i][1]].astype(float).tolist()
+  return scores
+
+
+def aggregate(step_scores: Sequence[float], how: str = "last") -> float:
+  """One score per solution from its step scores; no steps -> 0.0.
+
+  "last" (the paper's choice with soft MC labels): the prediction at the final step;
+  "min" / "prod": the weakest step / the product over steps.
+  """
+  if how not in AGGREGATIONS:
+    raise ValueError(f"aggregation {how!r} must be one of {AGGREGATIONS}")
+  if not step_scores:
+    return 0.0
+  if how == "last":
+    return float(step_scores[-1])
+  if how == "min":
+    return float(min(step_scores))
+  return float(math.prod(step_scores))
