@@ -1,0 +1,74 @@
+"""The verifier evaluation job on hand-made samples and tiny random verifiers."""
+import importlib.util
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import pytest
+
+from ttc_jax import export, shards
+from ttc_jax.jobs import eval_verifiers
+from ttc_jax.models import Transformer
+from ttc_jax.tasks.tokenizer import load_tokenizer
+from ttc_jax.testing.tiny import tiny_model_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(arg="smoke"):
+  spec = importlib.util.spec_from_file_location("verifier_eval_config", os.path.join(REPO, "configs/verifier_eval.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _sample(answer, correct):
+  text = f"2 + 3 = {answer}\nThe answer is {answer}."
+  return {"text": text, "steps": text.split("\n"), "extracted": answer, "correct": correct, "num_tokens": 12,
+          "stop_reason": 1}
+
+
+def _problem(i, answers, right):
+  return {"problem_id": f"test-{i:06d}", "question": "Start with 2. Add 3. What is the result?", "answer": right,
+          "num_steps": 1, "max_operand": 9, "ops": "+", "samples": [_sample(a, a == right) for a in answers]}
+
+
+@pytest.fixture
+def workdir(tmp_path):
+  records = [_problem(0, ["5", "6", "6", "6"], "5"),  # majority wrong, pass@4 right
+             _problem(1, ["5", "5", "5", "4"], "5"),  # majority right
+             _problem(2, ["7", "8", "9", "1"], "5")]  # never right
+  shards.run_sharded(str(tmp_path / "samples" / "test"), 2, lambda i: records[i * 2:(i + 1) * 2], spec={})
+  tokenizer = load_tokenizer()
+  cfg = tiny_model_config(vocab_size=tokenizer.vocab_size, scalar_head=True, lm_head=False)
+  for stage, seed in (("prm", 0), ("orm", 1)):
+    params = nn.unbox(Transformer(cfg).init(jax.random.key(seed), jnp.zeros((1, 4), jnp.int32)))
+    export.export_model(str(tmp_path / stage), params, cfg, tokenizer.model_path, step=0, source=str(tmp_path))
+  return tmp_path
+
+
+def test_curves_scores_and_plot(workdir):
+  eval_verifiers.run(_config(), str(workdir))
+  out = workdir / "eval" / "verifiers"
+  result = json.loads((out / "results.json").read_text())
+  assert result["num_problems"] == 3 and result["samples_per_problem"] == 4
+  assert set(result["curves"]) == {*eval_verifiers.SELECTORS, "pass@N"}
+  assert all(list(c) == ["1", "2", "4"] for c in result["curves"].values())
+  assert result["curves"]["majority"]["4"] == pytest.approx(1 / 3)
+  assert result["curves"]["pass@N"]["4"] == pytest.approx(2 / 3)
+  for curve in result["curves"].values():  # every selector picks among the samples: never above pass@N
+    assert curve["4"] <= result["curves"]["pass@N"]["4"] + 1e-9
+  lines = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+  assert [len(line["prm_steps"]) for line in lines] == [4, 4, 4]
+  assert all(len(steps) == 2 and all(0 <= s <= 1 for s in steps) for line in lines for steps in line["prm_steps"])
+  assert (out / "accuracy_vs_n.png").stat().st_size > 1000
+  mtime = (out / "results.json").stat().st_mtime_ns
+  eval_verifiers.run(_config(), str(workdir))  # finished: skipped
+  assert (out / "results.json").stat().st_mtime_ns == mtime
+
+
+def test_missing_samples_names_the_job_to_run(tmp_path):
+  with pytest.raises(FileNotFoundError, match="configs/samples.py:test"):
+    eval_verifiers.run(_config(), str(tmp_path))
