@@ -34,16 +34,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.remat = "none"
   c.model.dtype = "float32"
 
-  c.train = ml_collections.ConfigDict()
-  c.train.steps = 1500
-  c.train.batch_size = 32
-  c.train.seq_len = 128
-  c.train.grad_accum_steps = 1
-  c.train.learning_rate = 3e-3
-  c.train.warmup_steps = 100
-  c.train.weight_decay = 0.1
-  c.train.checkpoint_every = 500
-  c.train.log_every = 50
+  c.train = config_defaults.train(steps=1500, batch_size=32, learning_rate=3e-3, warmup_steps=100,
+                                  checkpoint_every=500)
 
   c.mesh = config_defaults.mesh()
   c.distributed = config_defaults.distributed()

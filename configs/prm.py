@@ -18,38 +18,7 @@ from ttc_jax import config_defaults
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = config_defaults.check_arg(arg, ("", "smoke", "gpu"), "configs/prm.py")
-  c = ml_collections.ConfigDict()
-  c.job = "train_verifier"
-  c.seed = 3
-
-  c.verifier = ml_collections.ConfigDict()
-  c.verifier.kind = "prm"
-  c.verifier.policy = "policy"
-  c.verifier.data = "labels/train"
-  c.verifier.stage = "prm"
-  c.verifier.heldout_fraction = 0.1
-  c.verifier.eval_batch_size = 64
-
-  c.train = ml_collections.ConfigDict()
-  c.train.steps = 1500
-  c.train.batch_size = 32
-  c.train.seq_len = 128  # Fits every default-task solution; longer samples are skipped and counted.
-  c.train.grad_accum_steps = 1
-  c.train.learning_rate = 1e-3  # Lower than the policy's: fine-tuning, and the head starts from scratch.
-  c.train.warmup_steps = 100
-  c.train.weight_decay = 0.1
-  c.train.checkpoint_every = 500
-  c.train.log_every = 50
-
-  c.mesh = config_defaults.mesh()
-  c.distributed = config_defaults.distributed()
-
-  if arg == "smoke":
-    c.train.update(steps=10, batch_size=8, warmup_steps=2, checkpoint_every=5, log_every=5)
-    c.verifier.eval_batch_size = 8
-  elif arg == "gpu":
-    c.train.update(steps=3000, batch_size=128, warmup_steps=200)
-  return c
+  return config_defaults.verifier("prm", arg)
 
 
 def sweep(arg: str | None = None) -> list[dict]:

@@ -33,3 +33,46 @@ def check_arg(arg: str | None, allowed: tuple[str, ...], file: str) -> str:
   if arg not in allowed:
     raise ValueError(f"{file}: unknown argument {arg!r}; use one of {', '.join(repr(a) for a in allowed)}")
   return arg
+
+
+def train(*, steps: int, batch_size: int, learning_rate: float, warmup_steps: int, checkpoint_every: int,
+          log_every: int = 50, seq_len: int = 128) -> ml_collections.ConfigDict:
+  """The `train` section (fields of ttc_jax.train.TrainConfig) every training config exposes."""
+  c = ml_collections.ConfigDict()
+  c.steps = steps
+  c.batch_size = batch_size
+  c.seq_len = seq_len  # 128 fits every default-task example.
+  c.grad_accum_steps = 1
+  c.learning_rate = learning_rate
+  c.warmup_steps = warmup_steps
+  c.weight_decay = 0.1
+  c.checkpoint_every = checkpoint_every
+  c.log_every = log_every
+  return c
+
+
+_VERIFIER_DATA = {"prm": "labels/train", "orm": "samples/train"}
+
+
+def verifier(kind: str, arg: str) -> ml_collections.ConfigDict:
+  """A train_verifier config: the PRM (MC step labels) or the ORM (correctness), from the policy."""
+  c = ml_collections.ConfigDict()
+  c.job = "train_verifier"
+  c.seed = {"prm": 3, "orm": 4}[kind]
+  c.verifier = ml_collections.ConfigDict()
+  c.verifier.kind = kind
+  c.verifier.policy = "policy"
+  c.verifier.data = _VERIFIER_DATA[kind]
+  c.verifier.stage = kind
+  c.verifier.heldout_fraction = 0.1
+  c.verifier.eval_batch_size = 64
+  # Lower learning rate than the policy's: fine-tuning, with only the head new.
+  c.train = train(steps=1500, batch_size=32, learning_rate=1e-3, warmup_steps=100, checkpoint_every=500)
+  c.mesh = mesh()
+  c.distributed = distributed()
+  if arg == "smoke":
+    c.train.update(steps=10, batch_size=8, warmup_steps=2, checkpoint_every=5, log_every=5)
+    c.verifier.eval_batch_size = 8
+  elif arg == "gpu":
+    c.train.update(steps=3000, batch_size=128, warmup_steps=200)
+  return c

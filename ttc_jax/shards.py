@@ -108,3 +108,9 @@ def read_records(out_dir: str, *, num_shards: int | None = None, require_manifes
       raise FileNotFoundError(f"{path} is missing from a complete artifact")
     records.extend(_read_shard(path))
   return records
+
+
+def require_complete(out_dir: str, field: str, maker: str) -> None:
+  """Raises naming the config field that points at `out_dir` and the job that makes it."""
+  if not is_complete(out_dir):
+    raise FileNotFoundError(f"{field}: {out_dir} is not a finished artifact (no manifest.json); run {maker} first")

@@ -67,9 +67,8 @@ def run(config, workdir: str) -> None:
     logging.info("Verifier evaluation already done: %s", results_path)
     return
   samples_dir = resolve(workdir, cfg.samples)
-  if not shards.is_complete(samples_dir):
-    raise FileNotFoundError(f"verifier_eval.samples={cfg.samples!r}: {samples_dir} is not a finished sampling "
-                            "artifact; run configs/samples.py:test first")
+  shards.require_complete(samples_dir, f"verifier_eval.samples={cfg.samples!r}",
+                          "the sample_solutions job (configs/samples.py:test)")
   records = shards.read_records(samples_dir)
   k = min(len(r["samples"]) for r in records)
   mesh = common.setup_mesh(config)

@@ -52,9 +52,8 @@ def run(config, workdir: str) -> None:
     logging.info("Labels already complete: %s", out_dir)
     return
   samples_dir = resolve(workdir, cfg.samples)
-  if not shards.is_complete(samples_dir):
-    raise FileNotFoundError(f"labels.samples={cfg.samples!r}: {samples_dir} is not a finished sampling artifact; "
-                            "run the sample_solutions job (configs/samples.py) first")
+  shards.require_complete(samples_dir, f"labels.samples={cfg.samples!r}",
+                          "the sample_solutions job (configs/samples.py)")
   records = shards.read_records(samples_dir)
   mesh = common.setup_mesh(config)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)

@@ -66,10 +66,8 @@ def run(config, workdir: str) -> None:
   cfg = config_parsing.parse_section(VerifierConfig, config.verifier, "verifier")
   train_cfg = config_parsing.parse_section(TrainConfig, config.train, "train")
   data_dir = resolve(workdir, cfg.data_path)
-  if not shards.is_complete(data_dir):
-    maker = _MAKERS.get(cfg.data_path.split(os.sep)[0], "the job that writes it")
-    raise FileNotFoundError(f"verifier.data={cfg.data_path!r}: {data_dir} is not a finished artifact "
-                            f"(no manifest.json); run {maker} first")
+  shards.require_complete(data_dir, f"verifier.data={cfg.data_path!r}",
+                          _MAKERS.get(cfg.data_path.split(os.sep)[0], "the job that writes it"))
   policy_dir = resolve(workdir, cfg.policy)
   if not os.path.exists(os.path.join(policy_dir, "model_config.json")):
     raise FileNotFoundError(f"verifier.policy={cfg.policy!r}: {policy_dir} is not a policy stage or export "
