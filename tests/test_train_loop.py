@@ -127,3 +127,9 @@ def test_non_finite_loss_stops_before_it_is_checkpointed(tmp_path):
   ckpt = Checkpointer(checkpoint_dir(str(tmp_path)), keep=2, save_every=1)
   assert ckpt.latest_step == 6
   assert all(np.isfinite(m["loss"]) for m in _losses(tmp_path))
+
+
+def test_fewer_steps_than_the_checkpoint_is_an_error(tmp_path):
+  _run(tmp_path, steps=3, checkpoint_every=3)
+  with pytest.raises(ValueError, match="step 3, past train.steps=2"):
+    _run(tmp_path, steps=2, checkpoint_every=1)

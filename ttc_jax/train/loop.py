@@ -61,6 +61,10 @@ def train(*, init_fn: Callable[[jax.Array], Any], loss_fn: LossFn, cfg: TrainCon
 
   # Created outside `activate`: flax's DenseGeneral init reshapes kernels, which
   # clashes with activation sharding hints.
+  if ckpt.latest_step is not None and ckpt.latest_step > cfg.steps:
+    ckpt.close()
+    raise ValueError(f"{checkpoint_dir(workdir)} holds a checkpoint at step {ckpt.latest_step}, past "
+                     f"train.steps={cfg.steps}: this directory belongs to a longer run; use another workdir / stage")
   if ckpt.latest_step is not None:
     abstract = jax.eval_shape(lambda p: TrainState(step=np.int32(0), params=p, opt_state=tx.init(p)), nn.unbox(boxed))
     state, start = ckpt.restore(abstract_with_shardings(abstract, shardings), data_iter)
