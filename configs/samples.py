@@ -24,8 +24,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.sampling.policy = "policy"
   c.sampling.name = ""
   c.sampling.split = "test" if arg == "test" else "train"
-  c.sampling.num_problems = 500 if arg == "test" else 2000
-  c.sampling.samples_per_problem = 32 if arg == "test" else 8
+  c.sampling.num_problems = 200 if arg == "test" else 500
+  c.sampling.samples_per_problem = 32 if arg == "test" else 4
   c.sampling.temperature = 1.0
   c.sampling.top_p = 1.0
   c.sampling.max_new_tokens = 96
