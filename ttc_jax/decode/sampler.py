@@ -25,6 +25,7 @@ class SampleOutput:
   lengths_B: jax.Array  # int32 number of new tokens, stop token included.
   stop_reason_B: jax.Array  # int32 STOP_EOS / STOP_NEWLINE / STOP_LENGTH.
   cache: Any  # KVCache after the last token (for continuing generation), or None.
+  logits_BxV: Any = None  # float32 next-token logits after the last token (with the cache), or None.
 
 
 @flax.struct.dataclass
@@ -54,8 +55,13 @@ def prefill(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.A
 
 
 def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, rng: jax.Array, *,
-           cfg: SamplingConfig, eos_id: int, newline_id: int, pad_id: int, return_cache: bool = False) -> SampleOutput:
-  """Generates up to cfg.max_new_tokens per row from already-encoded context."""
+           cfg: SamplingConfig, eos_id: int, newline_id: int, pad_id: int, return_cache: bool = False,
+           done_B: jax.Array | None = None) -> SampleOutput:
+  """Generates up to cfg.max_new_tokens per row from already-encoded context.
+
+  `done_B` (bool) marks rows that sample nothing (length 0, STOP_NONE): search
+  keeps finished beams in the batch without extending them.
+  """
   b = logits_BxV.shape[0]
   n = cfg.max_new_tokens
 
@@ -75,16 +81,20 @@ def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, 
     # done write an invalid slot that nothing attends to.
     out = model.apply(params, token_B[:, None], s.positions_B[:, None], active_B[:, None], s.cache)
     return _LoopState(step=s.step + 1, tokens_BxN=tokens, done_B=s.done_B | hit_eos | hit_newline | hit_length,
-                      stop_reason_B=reason, lengths_B=s.lengths_B + active_B.astype(jnp.int32), logits_BxV=out.logits_BxTxV[:, -1],
+                      stop_reason_B=reason, lengths_B=s.lengths_B + active_B.astype(jnp.int32),
+                      # A stopped row keeps the logits that follow its stop token (search continues from them).
+                      logits_BxV=jnp.where(active_B[:, None], out.logits_BxTxV[:, -1], s.logits_BxV),
                       positions_B=s.positions_B + active_B.astype(jnp.int32), cache=out.cache, rng=s.rng)
 
   init = _LoopState(step=jnp.zeros((), jnp.int32), tokens_BxN=jnp.full((b, n), pad_id, jnp.int32),
-                    done_B=jnp.zeros((b,), bool), stop_reason_B=jnp.full((b,), STOP_NONE, jnp.int32),
+                    done_B=jnp.zeros((b,), bool) if done_B is None else done_B,
+                    stop_reason_B=jnp.full((b,), STOP_NONE, jnp.int32),
                     lengths_B=jnp.zeros((b,), jnp.int32),
                     logits_BxV=logits_BxV.astype(jnp.float32), positions_B=positions_B, cache=cache, rng=rng)
   final = jax.lax.while_loop(cond, body, init)
   return SampleOutput(tokens_BxN=final.tokens_BxN, lengths_B=final.lengths_B, stop_reason_B=final.stop_reason_B,
-                      cache=final.cache if return_cache else None)
+                      cache=final.cache if return_cache else None,
+                      logits_BxV=final.logits_BxV if return_cache else None)
 
 
 def sample(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, rng: jax.Array, *,

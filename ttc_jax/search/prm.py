@@ -1,0 +1,62 @@
+"""Incremental PRM scoring: each candidate keeps a PRM KV cache and feeds it one step at a time.
+
+The PRM sees exactly the layout it is trained and scored on
+(`verify.scored_text`): [bos] + prompt + step_0 + [nl] + step_1 + [nl] + ...
+with its score read at the newline that ends each step. A step is fed as one
+block of W = max_step_tokens slots written at the policy cache's current index
+(both caches advance together); rows with shorter steps mark the rest of the
+block invalid. So no prefix is ever re-encoded. Mapping policy output to that
+layout:
+  * a step ending in newline is fed as is;
+  * a step ending in EOS (the answer line) is fed with the EOS replaced by the
+    newline, exactly as `encode_scored_solution` ends every step;
+  * a step with no content (a bare newline or EOS) is not fed and keeps the
+    previous score, as `synthetic.solution_steps` drops empty lines;
+  * a truncated step (no stop token) is fed as is and read at its last token.
+"""
+import jax
+import jax.numpy as jnp
+
+from ttc_jax.decode.sampler import STOP_EOS, STOP_NEWLINE, prompt_positions
+from ttc_jax.models import init_cache
+from ttc_jax.models.kv_cache import KVCache
+
+
+def prefill_prm(prm, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, cache_len: int) -> tuple[KVCache, jax.Array]:
+  """Encodes left-padded prompts into a fresh PRM cache; returns (cache, next position per row)."""
+  cache = init_cache(prm.cfg, prompts_BxP.shape[0], cache_len)
+  out = prm.apply(params, prompts_BxP, prompt_positions(valid_BxP), valid_BxP, cache)
+  return out.cache, jnp.sum(valid_BxP, axis=1).astype(jnp.int32)
+
+
+def content_lengths(step_len_B: jax.Array, stop_reason_B: jax.Array) -> jax.Array:
+  """int32 tokens of a step without its stop token (newline / EOS)."""
+  stopped = (stop_reason_B == STOP_EOS) | (stop_reason_B == STOP_NEWLINE)
+  return step_len_B - stopped.astype(jnp.int32)
+
+
+def score_step(prm, params, cache: KVCache, positions_B: jax.Array, step_BxW: jax.Array, step_len_B: jax.Array,
+               stop_reason_B: jax.Array, feed_B: jax.Array, *, eos_id: int, newline_id: int):
+  """Feeds one step per row to the PRM and reads P(correct so far) at its last token.
+
+  Args:
+    cache: the PRM cache; the block is written at `cache.index`.
+    positions_B: int32 RoPE position of each row's next PRM token.
+    step_BxW: int32 the step's tokens (pad after `step_len_B`), stop token included.
+    stop_reason_B: int32 decode.STOP_* of the step.
+    feed_B: bool rows to score (active candidates); empty steps are skipped anyway.
+
+  Returns:
+    (prob_B float32 sigmoid of the value at the step's last token,
+     cache advanced by W slots (callers re-sync `index` with the policy cache),
+     fed_B int32 tokens fed per row, 0 where the row was not scored).
+  """
+  w = step_BxW.shape[1]
+  fed_B = jnp.where(feed_B & (content_lengths(step_len_B, stop_reason_B) > 0), step_len_B, 0)
+  j_W = jnp.arange(w)
+  valid_BxW = j_W[None] < fed_B[:, None]
+  tokens_BxW = jnp.where(step_BxW == eos_id, newline_id, step_BxW)
+  out = prm.apply(params, tokens_BxW, positions_B[:, None] + j_W[None], valid_BxW, cache)
+  last_B = jnp.clip(fed_B - 1, 0, w - 1)
+  value_B = jnp.take_along_axis(out.values_BxT, last_B[:, None], axis=1)[:, 0]
+  return jax.nn.sigmoid(value_B.astype(jnp.float32)), out.cache, fed_B

@@ -1,0 +1,115 @@
+"""Prompts in, one record per problem out: the host side of search.
+
+  records = run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompts, rng,
+                       cfg=SearchConfig(method="beam", budget=16, beam_width=4), batch_size=8)
+
+Problems go to the device `batch_size` at a time (the last batch padded with
+empty prompts, which cost no samples), one compiled program per (batch, prompt
+bucket). Batch i uses key fold_in(rng, i). Every batch is dispatched before any
+is read back, so the device never waits on the host. The host then decodes the
+final candidates, extracts their answers with the `Grader` and picks the answer
+by best-of-N weighted voting over the PRM score at each candidate's last step.
+
+Record of one problem:
+  {"prompt", "answer" (chosen, or None), "method", "rounds", "parents" (per round run),
+   "candidates": [{"text", "steps", "step_scores", "score", "rank_score", "extracted",
+                   "finished", "stop_reason", "num_tokens"[, "correct"]}, ...],
+   "budget": {"generations", "policy_tokens", "rollout_tokens", "prm_tokens",
+              "prompt_tokens", "policy_flops", "prm_flops", "flops"}[, "correct"]}
+"""
+import contextlib
+import dataclasses
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from ttc_jax.decode.generate import encode_prompt
+from ttc_jax.decode.prompts import DEFAULT_BUCKETS, left_pad
+from ttc_jax.search.aggregation import weighted_vote
+from ttc_jax.search.config import SearchConfig
+from ttc_jax.search.loop import SearchOutput, jit_search
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str | Sequence[int]]) -> list[list[int]]:
+  """Strings become [bos] + encode(prompt) (as in training); token lists are used as given."""
+  return [encode_prompt(tokenizer, p) if isinstance(p, str) else [int(t) for t in p] for p in prompts]
+
+
+def solution_steps(text: str) -> list[str]:
+  """The lines the PRM scored: non-empty lines (as `synthetic.solution_steps` and `verify.scored_text`)."""
+  return [line for line in text.split("\n") if line]
+
+
+def _candidate(tokenizer, grader, out: SearchOutput, i: int, j: int, reference: str | None) -> dict:
+  n_tok = int(out.lengths_PxN[i, j])
+  text = tokenizer.decode(out.tokens_PxNxT[i, j, :n_tok].tolist())
+  step_scores = out.step_scores_PxNxR[i, j]
+  cand = {"text": text, "steps": solution_steps(text),
+          "step_scores": [float(x) for x in step_scores[~np.isnan(step_scores)]],
+          "score": float(out.score_PxN[i, j]), "rank_score": float(out.rank_score_PxN[i, j]),
+          "extracted": grader.extract_answer(text), "finished": bool(out.finished_PxN[i, j]),
+          "stop_reason": int(out.stop_reason_PxN[i, j]), "num_tokens": n_tok}
+  if reference is not None:
+    cand["correct"] = bool(grader.is_correct(text, reference))
+  return cand
+
+
+def _record(tokenizer, grader, cfg: SearchConfig, out: SearchOutput, i: int, prompt, reference: str | None) -> dict:
+  cands = [_candidate(tokenizer, grader, out, i, j, reference) for j in range(cfg.budget)]
+  answer = weighted_vote([c["extracted"] for c in cands], [c["score"] for c in cands])
+  b = out.budget
+  budget = {"generations": int(b.generations_P[i]), "policy_tokens": int(b.policy_tokens_P[i]),
+            "rollout_tokens": int(b.rollout_tokens_P[i]), "prm_tokens": int(b.prm_tokens_P[i]),
+            "prompt_tokens": int(b.prompt_tokens_P[i]), "policy_flops": float(b.policy_flops_P[i]),
+            "prm_flops": float(b.prm_flops_P[i])}
+  budget["flops"] = budget["policy_flops"] + budget["prm_flops"]
+  rounds = int(out.rounds)
+  record = {"prompt": prompt, "answer": answer, "method": cfg.method, "rounds": rounds,
+            "parents": out.parents_PxRxN[i, :rounds].tolist(), "candidates": cands, "budget": budget}
+  if reference is not None:
+    record["correct"] = answer is not None and any(c["correct"] for c in cands if c["extracted"] == answer)
+  return record
+
+
+def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompts: Sequence[str | Sequence[int]],
+               rng: jax.Array, *, cfg: SearchConfig, batch_size: int, buckets: Sequence[int] = DEFAULT_BUCKETS,
+               mesh=None, references: Sequence[str] | None = None) -> list[dict]:
+  """Runs `cfg.method` on every prompt; returns one record per prompt (module docstring).
+
+  Args:
+    policy, prm: `Transformer`s (the PRM with scalar_head=True) or stand-ins with its apply signature.
+    prompts: strings (encoded as [bos] + encode(prompt)) or token lists (used as given).
+    batch_size: problems per device call; with `mesh`, a multiple of its data-parallel size.
+    mesh: shard the problem axis over it (params keep the shardings they have).
+    references: reference answers; adds "correct" to candidates and records.
+  """
+  from ttc_jax import parallel  # Only sharded runs need the mesh helpers.
+
+  if references is not None and len(references) != len(prompts):
+    raise ValueError(f"{len(prompts)} prompts but {len(references)} references")
+  if mesh is not None and batch_size % parallel.data_parallel_size(mesh):
+    raise ValueError(f"batch_size={batch_size} must be a multiple of the mesh's data-parallel size "
+                     f"{parallel.data_parallel_size(mesh)}")
+  fn = jit_search(policy, prm, cfg, tokenizer.eos_id, tokenizer.newline_id, tokenizer.pad_id)
+  encoded = encode_prompts(tokenizer, prompts)
+  scope = parallel.activate(mesh) if mesh is not None else contextlib.nullcontext()
+  pending = []
+  with scope:
+    for batch_index, start in enumerate(range(0, len(encoded), batch_size)):
+      tokens, valid = left_pad(encoded[start:start + batch_size], tokenizer.pad_id, buckets, batch_size=batch_size)
+      if mesh is not None:
+        tokens, valid = jax.device_put((tokens, valid), parallel.batch_sharding(mesh))
+      pending.append((start, fn(policy_params, prm_params, tokens, valid, jax.random.fold_in(rng, batch_index))))
+  records = []
+  for start, out in pending:
+    out = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
+    for i in range(min(batch_size, len(encoded) - start)):
+      ref = None if references is None else references[start + i]
+      records.append(_record(tokenizer, grader, cfg, out, i, prompts[start + i], ref))
+  return records
+
+
+def search_spec(cfg: SearchConfig) -> dict:
+  """The config as plain data, for results files."""
+  return dataclasses.asdict(cfg)
