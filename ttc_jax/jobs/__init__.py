@@ -8,6 +8,7 @@ JOBS = {
     "sample_solutions": "ttc_jax.jobs.sample_solutions",
     "label_rollouts": "ttc_jax.jobs.label_rollouts",
     "eval_verifiers": "ttc_jax.jobs.eval_verifiers",
+    "eval_search": "ttc_jax.jobs.eval_search",
     "train_verifier": "ttc_jax.jobs.train_verifier",
 }
 

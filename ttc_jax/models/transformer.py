@@ -52,11 +52,36 @@ def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, mask_BxTxS) -> jax.Array:
   return out.reshape(b, t, n, h)
 
 
+def attend_cached(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxSxKxH, cache_v_BxSxKxH,
+                  cache_mask_BxS) -> jax.Array:
+  """`attend` over the cached slots plus the T new tokens, with one softmax over both.
+
+  The cache is only read here; the new keys and values are written into it once,
+  after all layers (`Transformer`). Writing them into each layer's buffer first
+  made every decode step copy the whole cache (bench/results/sampler_NOTES.md).
+  """
+  b, t, n, h = q_BxTxNxH.shape
+  k_heads = k_BxTxKxH.shape[2]
+  q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_heads, n // k_heads, h)
+  scale = h ** -0.5
+  s_cache = jnp.einsum("btkgh,bskh->bkgts", q_BxTxKxGxH, cache_k_BxSxKxH, preferred_element_type=jnp.float32) * scale
+  s_self = jnp.einsum("btkgh,bukh->bkgtu", q_BxTxKxGxH, k_BxTxKxH, preferred_element_type=jnp.float32) * scale
+  s_cache = jnp.where(cache_mask_BxS[:, None, None, None, :], s_cache, _MASKED)
+  s_self = jnp.where(self_mask_BxTxT[:, None, None], s_self, _MASKED)
+  m = jax.lax.stop_gradient(jnp.maximum(s_cache.max(-1, keepdims=True), s_self.max(-1, keepdims=True)))
+  e_cache, e_self = jnp.exp(s_cache - m), jnp.exp(s_self - m)
+  denom = e_cache.sum(-1, keepdims=True) + e_self.sum(-1, keepdims=True)
+  out = (jnp.einsum("bkgts,bskh->btkgh", (e_cache / denom).astype(cache_v_BxSxKxH.dtype), cache_v_BxSxKxH)
+         + jnp.einsum("bkgtu,bukh->btkgh", (e_self / denom).astype(v_BxTxKxH.dtype), v_BxTxKxH))
+  return out.reshape(b, t, n, h)
+
+
 class Attention(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x_BxTxD, positions_BxT, mask_BxTxS, layer_kv, cache_index):
+  def __call__(self, x_BxTxD, positions_BxT, mask_BxTxS, layer_kv):
+    """mask_BxTxS: the causal/padding mask without a cache; with one, (self mask BxTxT, cache slot mask BxS)."""
     cfg = self.cfg
     n, k_heads, h, d = cfg.n_heads, cfg.n_kv_heads, cfg.head_size, cfg.d_model
 
@@ -72,13 +97,12 @@ class Attention(nn.Module):
     q = constrain(apply_rope(q, positions_BxT, cfg.rope_theta), ("batch", "length", "act_heads", None))
     k = apply_rope(k, positions_BxT, cfg.rope_theta)
     if layer_kv is None:
-      keys, values, new_kv = k, v, None
+      out_BxTxNxH, new_kv = attend(q, k, v, mask_BxTxS), None
     else:
-      cache_k, cache_v = layer_kv
-      keys = jax.lax.dynamic_update_slice_in_dim(cache_k, k.astype(cache_k.dtype), cache_index, axis=1)
-      values = jax.lax.dynamic_update_slice_in_dim(cache_v, v.astype(cache_v.dtype), cache_index, axis=1)
-      new_kv = (keys, values)
-    out_BxTxNxH = attend(q, keys, values, mask_BxTxS)
+      (cache_k, cache_v), (self_mask_BxTxT, cache_mask_BxS) = layer_kv, mask_BxTxS
+      k, v = k.astype(cache_k.dtype), v.astype(cache_v.dtype)
+      out_BxTxNxH = attend_cached(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxS)
+      new_kv = (k, v)  # Only the T new tokens; Transformer writes them into the cache.
     out_std = (n * h) ** -0.5 / (2 * cfg.n_layers) ** 0.5
     out = jnp.einsum("btnh,nhd->btd", out_BxTxNxH, weight("o", (n, h, d), out_std, ("heads", "head_dim", "embed")))
     return out, new_kv
@@ -108,9 +132,9 @@ class Block(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x_BxTxD, layer_kv, positions_BxT, mask_BxTxS, cache_index):
+  def __call__(self, x_BxTxD, layer_kv, positions_BxT, mask_BxTxS):
     attn_out, new_kv = Attention(self.cfg, name="attn")(
-        _rms_norm(self.cfg, "attn_norm")(x_BxTxD), positions_BxT, mask_BxTxS, layer_kv, cache_index)
+        _rms_norm(self.cfg, "attn_norm")(x_BxTxD), positions_BxT, mask_BxTxS, layer_kv)
     x_BxTxD = x_BxTxD + attn_out
     x_BxTxD = x_BxTxD + Mlp(self.cfg, name="mlp")(_rms_norm(self.cfg, "mlp_norm")(x_BxTxD))
     return constrain(x_BxTxD, ("batch", "length", "act_embed")), new_kv
@@ -154,16 +178,17 @@ class Transformer(nn.Module):
     if valid_BxT is None:
       valid_BxT = jnp.ones((b, t), bool)
 
+    causal_TxT = jnp.arange(t)[None, :] <= jnp.arange(t)[:, None]
+    self_mask_BxTxT = causal_TxT[None] & valid_BxT[:, None, :]
     if cache is None:
-      key_valid_BxS = valid_BxT
-      key_slot_S = jnp.arange(t)
-      layer_kv = None
+      layer_kv, mask = None, self_mask_BxTxT
     else:
-      key_valid_BxS = jax.lax.dynamic_update_slice_in_dim(cache.valid_BxS, valid_BxT, start, axis=1)
-      key_slot_S = jnp.arange(cache.max_len)
-      layer_kv = (cache.k_LxBxSxKxH, cache.v_LxBxSxKxH)
-    query_slot_T = start + jnp.arange(t)
-    mask_BxTxS = (key_slot_S[None, None, :] <= query_slot_T[None, :, None]) & key_valid_BxS[:, None, :]
+      # The new tokens see each other (causally) and every valid cached slot before `index`.
+      cache_mask_BxS = (jnp.arange(cache.max_len) < start)[None, :] & cache.valid_BxS
+      # A fresh cache makes this mask a compile-time constant (all False); the barrier keeps
+      # XLA from constant-folding the whole masked score tensor of a prefill.
+      cache_mask_BxS = jax.lax.optimization_barrier(cache_mask_BxS)
+      layer_kv, mask = (cache.k_LxBxSxKxH, cache.v_LxBxSxKxH), (self_mask_BxTxT, cache_mask_BxS)
 
     embed = nn.Embed(cfg.vocab_size, cfg.d_model, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
                      embedding_init=_init(cfg.d_model ** -0.5, ("vocab", "embed")), name="embed")
@@ -176,11 +201,11 @@ class Transformer(nn.Module):
         block,
         variable_axes={"params": 0},
         split_rngs={"params": True},
-        in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast),
+        in_axes=(0, nn.broadcast, nn.broadcast),
         length=cfg.n_layers,
         metadata_params={nn.PARTITION_NAME: "layers"},
     )(cfg, name="layers")
-    x_BxTxD, new_kv = layers(x_BxTxD, layer_kv, positions_BxT, mask_BxTxS, start)
+    x_BxTxD, new_kv = layers(x_BxTxD, layer_kv, positions_BxT, mask)
     h_BxTxD = _rms_norm(cfg, "final_norm")(x_BxTxD)
 
     logits = values = None
@@ -198,6 +223,8 @@ class Transformer(nn.Module):
 
     new_cache = None
     if cache is not None:
-      new_cache = KVCache(k_LxBxSxKxH=new_kv[0], v_LxBxSxKxH=new_kv[1], valid_BxS=key_valid_BxS,
+      write = lambda buf, new_LxBxTxKxH: jax.lax.dynamic_update_slice_in_dim(buf, new_LxBxTxKxH, start, axis=2)
+      new_cache = KVCache(k_LxBxSxKxH=write(cache.k_LxBxSxKxH, new_kv[0]), v_LxBxSxKxH=write(cache.v_LxBxSxKxH, new_kv[1]),
+                          valid_BxS=jax.lax.dynamic_update_slice_in_dim(cache.valid_BxS, valid_BxT, start, axis=1),
                           index=(start + t).astype(jnp.int32))
     return ModelOutput(logits_BxTxV=logits, values_BxT=values, cache=new_cache)

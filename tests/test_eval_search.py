@@ -1,0 +1,78 @@
+"""Search strategies at a generation budget, and the search evaluation job end to end (tiny random models)."""
+import importlib.util
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import pytest
+
+from ttc_jax import export, shards
+from ttc_jax.jobs import eval_search
+from ttc_jax.models import Transformer
+from ttc_jax.search.strategies import parse_strategy, search_config
+from ttc_jax.tasks.tokenizer import load_tokenizer
+from ttc_jax.testing.tiny import tiny_model_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_strategies_spend_the_generation_budget():
+  assert search_config(parse_strategy("best_of_n"), 16).budget == 16
+  beam = search_config(parse_strategy("beam:4"), 16)
+  assert (beam.method, beam.budget, beam.beam_width, beam.lookahead) == ("beam", 16, 4, 0)
+  assert [search_config(parse_strategy("beam:sqrt"), n).beam_width for n in (4, 16, 64, 256)] == [2, 4, 8, 16]
+  look = search_config(parse_strategy("lookahead:4:3"), 16)  # each candidate costs k + 1 = 4 generations
+  assert (look.budget, look.beam_width, look.lookahead) == (4, 4, 3)
+  assert search_config(parse_strategy("lookahead:4:3"), 8) is None  # 2 candidates < beam width 4
+  assert search_config(parse_strategy("lookahead:4:1"), 5) is None  # not a whole number of candidates
+  assert search_config(parse_strategy("beam:4"), 2) is None
+  dvts = search_config(parse_strategy("dvts:4"), 16)
+  assert (dvts.method, dvts.budget, dvts.beam_width) == ("dvts", 16, 4)
+  for bad in ("beam", "beam:x", "lookahead:4", "greedy", "dvts:4:1"):
+    with pytest.raises(ValueError, match="is not one of"):
+      parse_strategy(bad)
+
+
+def _config(**overrides):
+  spec = importlib.util.spec_from_file_location("search_eval_config", os.path.join(REPO, "configs/search_eval.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config("smoke")
+  c.search_eval.update({**dict(num_problems=3, budgets=(1, 4), strategies=("best_of_n", "beam:2", "lookahead:2:1"),
+                               problems_per_shard=2, batch_size=2), **overrides})
+  return c
+
+
+def test_search_eval_job_writes_records_and_curves(tmp_path):
+  tokenizer = load_tokenizer()
+  for stage, head in (("policy", {}), ("prm", {"scalar_head": True, "lm_head": False})):
+    cfg = tiny_model_config(vocab_size=tokenizer.vocab_size, **head)
+    params = nn.unbox(Transformer(cfg).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32)))
+    export.export_model(str(tmp_path / stage), params, cfg, tokenizer.model_path, step=0, source=str(tmp_path))
+  eval_search.run(_config(), str(tmp_path))
+  out = tmp_path / "eval" / "search"
+  result = json.loads((out / "results.json").read_text())
+  assert result["curves"].keys() == {"best_of_n", "beam:2", "lookahead:2:1"}
+  assert list(result["curves"]["best_of_n"]) == ["1", "4"] and list(result["curves"]["beam:2"]) == ["4"]
+  assert sorted(result["skipped"]) == ["beam:2@1", "lookahead:2:1@1"]
+  assert (out / "accuracy_vs_budget.png").exists()
+  records = shards.read_records(str(out / "lookahead_2_1" / "N4"))
+  assert len(records) == 3
+  for r in records:
+    assert r["strategy"] == "lookahead:2:1" and r["generation_budget"] == 4 and r["method"] == "lookahead"
+    assert len(r["candidates"]) == 2  # 4 generations / (k + 1) = 2 candidates
+    assert r["budget"]["generations"] == 4
+    assert isinstance(r["correct"], bool) and r["problem_id"].startswith("test-")
+    assert all({"text", "steps", "step_scores", "score", "extracted"} <= c.keys() for c in r["candidates"])
+  assert result["details"]["lookahead:2:1"]["4"]["mean_generations"] == 4
+  mtime = (out / "results.json").stat().st_mtime_ns
+  eval_search.run(_config(), str(tmp_path))
+  assert (out / "results.json").stat().st_mtime_ns == mtime
+
+
+def test_bad_strategy_fails_before_any_work(tmp_path):
+  with pytest.raises(ValueError, match="'beam:x' is not one of"):
+    eval_search.run(_config(strategies=("beam:x",)), str(tmp_path))
+  assert not (tmp_path / "data").exists()

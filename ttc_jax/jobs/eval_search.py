@@ -1,0 +1,116 @@
+"""Job `eval_search`: accuracy vs generation budget for each search strategy against the PRM.
+
+For every (strategy, budget) it runs the search on the held-out problems in
+resumable shards, WORKDIR/eval/search/<strategy>/N<budget>/, one record per
+problem (schema in the README: every final candidate with its PRM scores, the
+chosen answer, correctness, the budget and its accounting). Then it writes
+WORKDIR/eval/search/{results.json, accuracy_vs_budget.png}.
+"""
+import dataclasses
+import os
+
+import jax
+from absl import logging
+
+from ttc_jax import config_parsing, export, shards
+from ttc_jax.analysis.plots import plot_curves
+from ttc_jax.decode.solutions import problem_fields
+from ttc_jax.jobs import common
+from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.search.run import run_search, search_spec
+from ttc_jax.search.strategies import parse_strategy, search_config
+from ttc_jax.tasks import synthetic, tfds_builder
+from ttc_jax.tasks.grading import get_grader
+
+SECTIONS = {"job", "seed", "task", "search_eval", "mesh", "distributed"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchEvalConfig:
+  policy: str = "policy"
+  prm: str = "prm"
+  out: str = "eval/search"
+  split: str = "test"
+  num_problems: int = 100
+  budgets: tuple[int, ...] = (1, 4, 16)
+  strategies: tuple[str, ...] = ("best_of_n", "beam:4", "beam:sqrt", "lookahead:4:1", "lookahead:4:3", "dvts:4")
+  max_rounds: int = 40
+  max_step_tokens: int = 24
+  max_solution_tokens: int = 96
+  temperature: float = 1.0
+  problems_per_shard: int = 25
+  batch_size: int = 25  # Problems per device call (x N candidates).
+  grader: str = "exact"
+
+  def __post_init__(self):
+    for spec in self.strategies:
+      parse_strategy(spec)  # Raises naming the bad strategy.
+    if not self.budgets or any(b < 1 for b in self.budgets):
+      raise ValueError(f"search_eval.budgets={self.budgets} must be positive generation budgets")
+    for field in ("problems_per_shard", "batch_size", "num_problems"):
+      if getattr(self, field) <= 0:
+        raise ValueError(f"search_eval.{field}={getattr(self, field)} must be positive")
+
+
+def _summary(records: list[dict]) -> dict:
+  n = max(len(records), 1)
+  mean = lambda key: sum(r["budget"][key] for r in records) / n
+  return {"accuracy": sum(r["correct"] for r in records) / n, "num_problems": len(records),
+          "mean_generations": mean("generations"), "mean_policy_tokens": mean("policy_tokens"),
+          "mean_prm_tokens": mean("prm_tokens"), "mean_flops": mean("flops")}
+
+
+def run(config, workdir: str) -> None:
+  config_parsing.check_sections(config, SECTIONS, "eval_search")
+  cfg = config_parsing.parse_section(SearchEvalConfig, config.search_eval, "search_eval")
+  task_spec, task_cfg = common.parse_task(config.task)
+  grader = get_grader(cfg.grader)
+  out_dir = resolve(workdir, cfg.out)
+  results_path = os.path.join(out_dir, "results.json")
+  if os.path.exists(results_path):
+    logging.info("Search evaluation already done: %s", results_path)
+    return
+  builder, _ = common.task_data(task_spec, task_cfg, workdir)
+  problems = tfds_builder.load_problems(tfds_builder.data_source(builder, cfg.split), limit=cfg.num_problems)
+  mesh = common.setup_mesh(config)
+  policy = export.load_model(resolve(workdir, cfg.policy), mesh)
+  prm = export.load_model(resolve(workdir, cfg.prm), mesh)
+  sizes = dict(max_rounds=cfg.max_rounds, max_step_tokens=cfg.max_step_tokens,
+               max_solution_tokens=cfg.max_solution_tokens, temperature=cfg.temperature)
+  base_rng = jax.random.key(config.seed)
+  curves, details, skipped = {}, {}, []
+  for s_index, spec in enumerate(cfg.strategies):
+    strategy = parse_strategy(spec)
+    for budget in cfg.budgets:
+      search_cfg = search_config(strategy, budget, **sizes)
+      if search_cfg is None:
+        skipped.append(f"{spec}@{budget}")
+        continue
+      run_dir = os.path.join(out_dir, spec.replace(":", "_"), f"N{budget}")
+      rng = jax.random.fold_in(jax.random.fold_in(base_rng, s_index), budget)
+
+      def compute_shard(index, search_cfg=search_cfg, rng=rng):
+        chunk = problems[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard]
+        records = run_search(policy.model, policy.params, prm.model, prm.params, policy.tokenizer, grader,
+                             [synthetic.prompt_text(p) for p in chunk], jax.random.fold_in(rng, index),
+                             cfg=search_cfg, batch_size=cfg.batch_size, references=[p.answer for p in chunk])
+        return [{**problem_fields(p), "strategy": spec, "generation_budget": budget, **r}
+                for p, r in zip(chunk, records)]
+
+      spec_json = {"strategy": spec, "generation_budget": budget, "search": search_spec(search_cfg),
+                   "seed": config.seed, "policy": policy.manifest.get("source_workdir"),
+                   "prm": prm.manifest.get("source_workdir"), "num_problems": len(problems)}
+      manifest = shards.run_sharded(run_dir, -(-len(problems) // cfg.problems_per_shard), compute_shard,
+                                    spec=spec_json, summarize=_summary, desc=f"search {spec} N={budget}",
+                                    write=jax.process_index() == 0)
+      curves.setdefault(spec, {})[budget] = manifest["accuracy"]
+      details.setdefault(spec, {})[str(budget)] = {k: manifest[k] for k in _summary([]) if k in manifest}
+      logging.info("%s at generation budget %d: accuracy %.3f", spec, budget, manifest["accuracy"])
+  result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "num_problems": len(problems),
+            "curves": {s: {str(b): a for b, a in c.items()} for s, c in curves.items()}, "details": details,
+            "skipped": skipped}
+  plot_curves(curves, os.path.join(out_dir, "accuracy_vs_budget.png"), title="Search against the PRM",
+              xlabel="Generation budget")
+  write_json(results_path, result)
+  logging.info("Search curves -> %s (skipped, not fitting their budget: %s)", results_path, skipped or "none")
