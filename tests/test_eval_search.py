@@ -65,6 +65,8 @@ def test_search_eval_job_writes_records_and_curves(tmp_path):
     assert len(r["candidates"]) == 2  # 4 generations / (k + 1) = 2 candidates
     assert r["budget"]["generations"] == 4
     assert isinstance(r["correct"], bool) and r["problem_id"].startswith("test-")
+    assert r["answer"].isdigit() and "chosen_answer" in r  # the reference survives next to the pick
+    assert r["correct"] == (r["chosen_answer"] == r["answer"])
     assert all({"text", "steps", "step_scores", "score", "extracted"} <= c.keys() for c in r["candidates"])
   assert result["details"]["lookahead:2:1"]["4"]["mean_generations"] == 4
   mtime = (out / "results.json").stat().st_mtime_ns

@@ -95,7 +95,9 @@ def run(config, workdir: str) -> None:
         records = run_search(policy.model, policy.params, prm.model, prm.params, policy.tokenizer, grader,
                              [synthetic.prompt_text(p) for p in chunk], jax.random.fold_in(rng, index),
                              cfg=search_cfg, batch_size=cfg.batch_size, references=[p.answer for p in chunk])
-        return [{**problem_fields(p), "strategy": spec, "generation_budget": budget, **r}
+        # "answer" stays the reference (as in sample records); the search's pick is "chosen_answer".
+        return [{**problem_fields(p), "strategy": spec, "generation_budget": budget,
+                 **{k: v for k, v in r.items() if k != "answer"}, "chosen_answer": r["answer"]}
                 for p, r in zip(chunk, records)]
 
       spec_json = {"strategy": spec, "generation_budget": budget, "search": search_spec(search_cfg),
