@@ -34,10 +34,11 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import sys
 import time
 from typing import Any
+
+from bench.sampler import median_time as timed  # One timing rule for both benchmarks.
 
 T0 = time.time()
 
@@ -90,15 +91,6 @@ class ForcedSteps:
     logits = logits.at[..., self.newline_id].set(jnp.where(end & ~final, _BIG, -_BIG).astype(logits.dtype))
     logits = logits.at[..., self.eos_id].set(jnp.where(final, _BIG, -_BIG).astype(logits.dtype))
     return out.replace(logits_BxTxV=logits)
-
-
-def timed(fn, repeats):
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times), times
 
 
 def peak_gib():
