@@ -71,17 +71,22 @@ def run_sharded(out_dir: str, num_shards: int, compute_shard: Callable[[int], li
       logging.info("%s: complete, skipping (%s)", desc, out_dir)
       return json.load(f)
   todo = [i for i in range(num_shards) if not os.path.exists(shard_path(out_dir, i, num_shards))]
+  _barrier("ttc_jax.shards.todo")  # Every host must agree on the work (a shared workdir) before any is written.
   if len(todo) < num_shards:
     logging.info("%s: resuming, %d of %d shards already written", desc, num_shards - len(todo), num_shards)
   start = time.time()
+  computed: dict[int, list[dict]] = {}
   for n_done, index in enumerate(todo, 1):
     records = compute_shard(index)
     if write:
       _write_shard(shard_path(out_dir, index, num_shards), records)
+    else:
+      computed[index] = records  # Non-lead hosts keep theirs: the lead's files may not be there yet.
     rate = (time.time() - start) / n_done
     logging.info("%s: shard %d/%d done (%d records) | ETA %.0fs", desc, index + 1, num_shards, len(records),
                  rate * (len(todo) - n_done))
-  records = read_records(out_dir, num_shards=num_shards, require_manifest=False)
+  records = [r for i in range(num_shards)
+             for r in (computed[i] if i in computed else _read_shard(shard_path(out_dir, i, num_shards)))]
   manifest = {"num_shards": num_shards, "num_records": len(records), "git_commit": git_commit(), "spec": spec,
               "files": [os.path.basename(shard_path(out_dir, i, num_shards)) for i in range(num_shards)]}
   if summarize is not None:
@@ -114,3 +119,10 @@ def require_complete(out_dir: str, field: str, maker: str) -> None:
   """Raises naming the config field that points at `out_dir` and the job that makes it."""
   if not is_complete(out_dir):
     raise FileNotFoundError(f"{field}: {out_dir} is not a finished artifact (no manifest.json); run {maker} first")
+
+
+def _barrier(name: str) -> None:
+  import jax  # Only multi-host runs need it.
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)

@@ -4,7 +4,9 @@ import os
 from typing import Any
 
 import jax
+import tensorflow_datasets as tfds
 from absl import logging
+from jax.experimental import multihost_utils
 
 from ttc_jax import config_parsing
 from ttc_jax.models import ModelConfig
@@ -63,8 +65,17 @@ def setup_mesh(config: Any):
 
 
 def task_data(spec: TaskSpec, task_cfg: synthetic.TaskConfig, workdir: str):
-  """Prepares (once) and returns the task's tfds builder, plus the tokenizer."""
+  """Prepares (once) and returns the task's tfds builder, plus the tokenizer.
+
+  Call after `setup_mesh`: on several hosts the lead host writes the data and the
+  others wait, then read it (tfds does not lock a shared data_dir).
+  """
   data_dir = spec.data_dir or os.path.join(workdir, "data")
+  tfds.disable_progress_bar()  # Progress bars flood job logs; the job logs its own progress.
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      tfds_builder.prepare_dataset(data_dir, task_cfg, spec.sizes)
+    multihost_utils.sync_global_devices("ttc_jax.task_data")
   builder = tfds_builder.prepare_dataset(data_dir, task_cfg, spec.sizes)
   tokenizer = load_tokenizer(spec.tokenizer or None)
   return builder, tokenizer

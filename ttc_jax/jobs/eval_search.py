@@ -71,9 +71,9 @@ def run(config, workdir: str) -> None:
   if os.path.exists(results_path):
     logging.info("Search evaluation already done: %s", results_path)
     return
+  mesh = common.setup_mesh(config)
   builder, _ = common.task_data(task_spec, task_cfg, workdir)
   problems = tfds_builder.load_problems(tfds_builder.data_source(builder, cfg.split), limit=cfg.num_problems)
-  mesh = common.setup_mesh(config)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
   prm = export.load_model(resolve(workdir, cfg.prm), mesh)
   sizes = dict(max_rounds=cfg.max_rounds, max_step_tokens=cfg.max_step_tokens,

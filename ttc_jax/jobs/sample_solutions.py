@@ -67,8 +67,8 @@ def run(config, workdir: str) -> None:
   if shards.is_complete(out_dir):
     logging.info("Samples already complete: %s", out_dir)
     return
-  builder, _ = common.task_data(task_spec, task_cfg, workdir)
   mesh = common.setup_mesh(config)
+  builder, _ = common.task_data(task_spec, task_cfg, workdir)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
   problems = tfds_builder.load_problems(tfds_builder.data_source(builder, cfg.split),
                                         limit=None if cfg.num_problems < 0 else cfg.num_problems)
