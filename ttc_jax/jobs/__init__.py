@@ -10,6 +10,8 @@ JOBS = {
     "eval_verifiers": "ttc_jax.jobs.eval_verifiers",
     "eval_search": "ttc_jax.jobs.eval_search",
     "train_verifier": "ttc_jax.jobs.train_verifier",
+    "revision_data": "ttc_jax.jobs.revision_data",
+    "train_reviser": "ttc_jax.jobs.train_reviser",
 }
 
 
