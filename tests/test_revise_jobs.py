@@ -1,0 +1,78 @@
+"""End to end on a smoke workdir: policy -> samples -> revision_data -> train_reviser (and re-runs skip)."""
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import jax
+
+from ttc_jax import export, shards
+from ttc_jax.parallel import MeshConfig, make_mesh
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _main(workdir, *args):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
+                              if not f.startswith("--xla_force_host_platform_device_count"))
+  result = subprocess.run([sys.executable, "-m", "ttc_jax.main", *args, f"--workdir={workdir}"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-5000:]
+
+
+def _reference(question: str) -> str:
+  """The task's reference solution, recomputed from the question text."""
+  value = int(re.match(r"Start with (\d+)\.", question).group(1))
+  lines = []
+  for verb, n in re.findall(r"(Add|Subtract|Multiply by) (\d+)\.", question):
+    op = {"Add": "+", "Subtract": "-", "Multiply by": "*"}[verb]
+    result = {"+": value + int(n), "-": value - int(n), "*": value * int(n)}[op]
+    lines.append(f"{value} {op} {n} = {result}")
+    value = result
+  return "\n".join(lines + [f"The answer is {value}."])
+
+
+def test_revision_data_and_reviser_smoke(tmp_path):
+  _main(tmp_path, "--config=configs/policy.py:smoke")
+  _main(tmp_path, "--config=configs/samples.py:smoke", "--config.sampling.samples_per_problem=4")
+  records = shards.read_records(str(tmp_path / "samples" / "train"))
+  # The 20-step smoke policy solves nothing: add each problem's reference solution as a correct
+  # sample (drop it from a third of the problems, which then have no correct sample).
+  for i, r in enumerate(records):
+    assert _reference(r["question"]).endswith(f"The answer is {r['answer']}.")
+    if i % 3:
+      r["samples"].append({"text": _reference(r["question"]), "steps": [], "extracted": r["answer"], "correct": True,
+                           "num_tokens": 0, "stop_reason": 1})
+  shards.run_sharded(str(tmp_path / "samples" / "mixed"), 3, lambda i: records[4 * i:4 * i + 4], spec={})
+
+  _main(tmp_path, "--config=configs/revision_data.py:smoke", "--config.revision.samples=samples/mixed")
+  data_dir = tmp_path / "revisions" / "data"
+  manifest = json.loads((data_dir / "manifest.json").read_text())
+  trajs = shards.read_records(str(data_dir))
+  assert manifest["num_shards"] == 3 and manifest["num_problems"] == 12
+  assert manifest["problems_without_correct"] == 4 and manifest["problems_without_incorrect"] == 0
+  assert manifest["num_trajectories"] == len(trajs) == 8 * 5  # 8 problems x per_correct=5
+  assert sum(manifest["trajectories_by_k"].values()) == len(trajs)
+  assert all(t["target"] == _reference(t["question"]) and t["target"] not in t["previous"] for t in trajs)
+
+  _main(tmp_path, "--config=configs/reviser.py:smoke")
+  stage = tmp_path / "reviser"
+  summary = json.loads((stage / "train_summary.json").read_text())
+  assert summary["steps"] == 6 and summary["examples"] + summary["skipped"] == len(trajs)
+  assert summary["examples"] > 0 and summary["target_tokens"] > 0
+  metrics = [json.loads(line) for line in (stage / "metrics.jsonl").read_text().splitlines()]
+  assert [m["step"] for m in metrics] == [3, 6]
+  reviser_cfg = export.read_model_config(str(stage / "model_config.json"))
+  policy_cfg = export.read_model_config(str(tmp_path / "policy" / "model_config.json"))
+  assert dataclasses.replace(reviser_cfg, max_len=policy_cfg.max_len) == policy_cfg  # the policy's network
+  reviser = export.load_model(str(stage), make_mesh(MeshConfig(data=1), devices=jax.devices()[:1]))
+  assert reviser.manifest.get("step") == 6
+
+  mtimes = {p: p.stat().st_mtime_ns for p in (data_dir / "manifest.json", stage / "train_summary.json")}
+  _main(tmp_path, "--config=configs/revision_data.py:smoke", "--config.revision.samples=samples/mixed")
+  _main(tmp_path, "--config=configs/reviser.py:smoke")
+  assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # finished work is skipped

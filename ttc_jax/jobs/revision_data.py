@@ -1,0 +1,63 @@
+"""Job `revision_data`: revision trajectories from sampled solutions, in resumable shards.
+
+Reads a samples artifact (job sample_solutions; the paper samples 64 solutions per
+training question at high temperature) and writes WORKDIR/revisions/data/:
+shard-*.jsonl with one trajectory per line ({problem_id, question, previous, target, k},
+see ttc_jax/revise/trajectories.py), spec.json and manifest.json (trajectories by k,
+problems without a correct / an incorrect sample).
+"""
+import dataclasses
+
+from absl import logging
+
+from ttc_jax import config_parsing, shards
+from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.revise import trajectories
+
+SECTIONS = {"job", "seed", "revision"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RevisionDataConfig:
+  samples: str = "samples/train"  # Samples artifact under WORKDIR (or a path).
+  out: str = "revisions/data"  # Output under WORKDIR (or a path).
+  ks: tuple[int, ...] = (0, 1, 2, 3, 4)
+  per_correct: int = 5
+  distinct_targets: bool = True
+  problems_per_shard: int = 256
+
+  def __post_init__(self):
+    if self.problems_per_shard <= 0:
+      raise ValueError(f"revision.problems_per_shard={self.problems_per_shard} must be positive")
+
+  def trajectory_config(self, seed: int) -> trajectories.TrajectoryConfig:
+    return trajectories.TrajectoryConfig(ks=tuple(self.ks), per_correct=self.per_correct,
+                                         distinct_targets=self.distinct_targets, seed=seed)
+
+
+def run(config, workdir: str) -> None:
+  config_parsing.check_sections(config, SECTIONS, "revision_data")
+  cfg = config_parsing.parse_section(RevisionDataConfig, config.revision, "revision")
+  traj_cfg = cfg.trajectory_config(config.seed)
+  samples_dir = resolve(workdir, cfg.samples)
+  shards.require_complete(samples_dir, f"revision.samples={cfg.samples!r}",
+                          "the sample_solutions job (configs/samples.py, e.g. --config.sampling.samples_per_problem=64)")
+  out_dir = resolve(workdir, cfg.out)
+  if shards.is_complete(out_dir):
+    logging.info("Revision data already complete: %s", out_dir)
+    return
+  records = shards.read_records(samples_dir)
+  num_shards = max(1, -(-len(records) // cfg.problems_per_shard))
+
+  def compute_shard(index: int) -> list[dict]:
+    return trajectories.build_trajectories(records[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard],
+                                           traj_cfg)
+
+  spec = {"revision": dataclasses.asdict(cfg), "seed": config.seed, "samples": samples_dir,
+          "num_problems": len(records)}
+  manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec,
+                                summarize=lambda trajs: trajectories.summarize(records, trajs), desc="revision data")
+  logging.info("%d revision trajectories (by k: %s) from %d problems (%d without a correct sample, %d without an "
+               "incorrect one) -> %s", manifest["num_trajectories"], manifest["trajectories_by_k"],
+               manifest["num_problems"], manifest["problems_without_correct"], manifest["problems_without_incorrect"],
+               out_dir)

@@ -1,0 +1,97 @@
+"""Job `train_reviser`: fine-tune the policy into the revision model on revision trajectories.
+
+Reads the policy stage (model_config.json, tokenizer.model, checkpoints) and
+WORKDIR/revisions/data (job revision_data). The revision model is the policy's
+network, initialised from it, trained with the shared loop on next-token loss
+over the final (correct) attempt only; the previous attempts are context.
+Writes WORKDIR/<stage> ("reviser" by default) like a policy stage: checkpoints/,
+metrics.jsonl, tensorboard/, model_config.json, tokenizer.model,
+train_summary.json; it loads with `export.load_model`. Re-running resumes.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from ttc_jax import config_parsing, export, shards
+from ttc_jax.jobs import common
+from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.models import Transformer
+from ttc_jax.models.flops import count_params
+from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.revise.data import revision_examples
+from ttc_jax.tasks.tokenizer import Tokenizer
+from ttc_jax.train import TrainConfig, next_token_loss, train
+from ttc_jax.verify.data import make_iterator
+from ttc_jax.verify.init_from_policy import policy_initializer
+
+SECTIONS = {"job", "seed", "reviser", "train", "mesh", "distributed"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReviserConfig:
+  policy: str = "policy"  # Stage dir under WORKDIR, or a path to a stage / export: the initialisation.
+  data: str = "revisions/data"  # Trajectories (job revision_data) under WORKDIR, or a path.
+  stage: str = "reviser"  # Output WORKDIR/<stage>.
+
+
+def run(config, workdir: str) -> None:
+  config_parsing.check_sections(config, SECTIONS, "train_reviser")
+  cfg = config_parsing.parse_section(ReviserConfig, config.reviser, "reviser")
+  train_cfg = config_parsing.parse_section(TrainConfig, config.train, "train")
+  data_dir = resolve(workdir, cfg.data)
+  shards.require_complete(data_dir, f"reviser.data={cfg.data!r}", "the revision_data job (configs/revision_data.py)")
+  policy_dir = resolve(workdir, cfg.policy)
+  if not os.path.exists(os.path.join(policy_dir, "model_config.json")):
+    raise FileNotFoundError(f"reviser.policy={cfg.policy!r}: {policy_dir} is not a policy stage or export "
+                            "(no model_config.json); run the train_policy job (configs/policy.py) first")
+  policy_cfg = export.read_model_config(os.path.join(policy_dir, "model_config.json"))
+  tokenizer = Tokenizer(os.path.join(policy_dir, "tokenizer.model"))
+  # Same network as the policy (every parameter is copied); max_len only documents the longer contexts.
+  model_cfg = dataclasses.replace(policy_cfg, max_len=max(policy_cfg.max_len, train_cfg.seq_len))
+  model = Transformer(model_cfg)
+
+  trajectories = shards.read_records(data_dir)
+  examples, stats = revision_examples(trajectories, tokenizer, train_cfg.seq_len)
+  if not examples:
+    raise ValueError(f"no revision training examples in {data_dir} ({len(trajectories)} trajectories, "
+                     f"{stats['skipped']} longer than train.seq_len={train_cfg.seq_len})")
+  logging.info("Reviser: %d examples (%d skipped as too long), longest %d tokens, mean %.1f", stats["examples"],
+               stats["skipped"], stats["max_length"], stats["mean_length"])
+
+  mesh = common.setup_mesh(config)
+  out_dir = common.stage_dir(workdir, cfg.stage)
+  write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
+  shutil.copyfile(tokenizer.model_path, os.path.join(out_dir, "tokenizer.model"))
+  data_iter = make_iterator(examples, batch_size=train_cfg.batch_size, seed=config.seed,
+                            shard_index=jax.process_index(), shard_count=jax.process_count())
+  dummy = np.zeros((1, train_cfg.seq_len), np.int32)
+  init_fn = lambda rng: model.init(rng, dummy)
+  initial_params = policy_initializer(policy_dir, mesh, init_fn, jax.random.key(config.seed))
+  start = time.time()
+  train(init_fn=init_fn, loss_fn=next_token_loss(model), cfg=train_cfg, data_iter=data_iter, mesh=mesh,
+        workdir=out_dir, seed=config.seed, initial_params=initial_params)
+  wall = time.time() - start
+  summary_path = os.path.join(out_dir, "train_summary.json")
+  if jax.process_index() == 0 and _json_field(summary_path, "steps") != train_cfg.steps:
+    by_k = {}
+    for t in trajectories:
+      by_k[str(t["k"])] = by_k.get(str(t["k"]), 0) + 1
+    write_json(summary_path, {
+        "git_commit": git_commit(), "params": count_params(model_cfg), "steps": train_cfg.steps,
+        "trajectories": len(trajectories), "trajectories_by_k": by_k, **stats, "data": data_dir,
+        "policy": policy_dir, "wall_time_s": wall, "devices": jax.device_count(),
+        "reviser": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(train_cfg)})
+
+
+def _json_field(path: str, field: str):
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f).get(field)
