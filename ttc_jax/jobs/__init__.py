@@ -12,6 +12,7 @@ JOBS = {
     "train_verifier": "ttc_jax.jobs.train_verifier",
     "revision_data": "ttc_jax.jobs.revision_data",
     "train_reviser": "ttc_jax.jobs.train_reviser",
+    "eval_revisions": "ttc_jax.jobs.eval_revisions",
 }
 
 

@@ -1,0 +1,235 @@
+"""Job `eval_revisions`: revision chains at each sequential:parallel split of each generation budget.
+
+For every budget N and every split N = P x L (P parallel chains of L revisions, P a power
+of 2) it runs `run_chains` with the reviser on the held-out problems in resumable shards,
+WORKDIR/<out>/P<P>xL<L>/, one record per problem:
+
+  problem fields, "strategy": "revise_P<P>xL<L>", "generation_budget": N, "parallel", "revisions",
+  "chains": P x L attempt texts, "extracted" / "attempt_correct" / "scores" (P x L; scores
+  None without a verifier), "candidates": the P*L attempts flat ({"chain", "step",
+  "extracted", "correct", "score", "num_tokens", "stop_reason"}), "chosen": {method: answer},
+  "correct_by_method": {method: bool}, "chosen_answer" / "correct" (the primary method:
+  weighted_hierarchical with a verifier, else majority_flat), "budget": {"generations",
+  "policy_tokens", "prompt_tokens", "verifier_tokens"}.
+
+A verifier (`revision_eval.verifier`, "" = none) scores attempt t of a chain given the
+context it was sampled from, `revision_prompt(question, chain[:t])`, aggregated "last".
+Then WORKDIR/<out>/results.json: pass@1 at every revision step and the correct<->incorrect
+transition rates (from the split with the longest chains), accuracy vs budget per
+sequential:parallel ratio per selection method, git commit and config; and plots
+pass_at_step.png and accuracy_vs_budget_<method>.png. Re-running skips finished work.
+"""
+import dataclasses
+import math
+import os
+
+import jax
+from absl import logging
+
+from ttc_jax import config_parsing, export, shards
+from ttc_jax.analysis.plots import plot_curves
+from ttc_jax.decode.sampling import SamplingConfig
+from ttc_jax.decode.solutions import problem_fields
+from ttc_jax.jobs import common
+from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.revise import selection
+from ttc_jax.revise.chains import run_chains
+from ttc_jax.revise.format import MAX_CONTEXT, revision_prompt
+from ttc_jax.tasks import synthetic, tfds_builder
+from ttc_jax.tasks.grading import get_grader
+from ttc_jax.verify.scoring import aggregate, score_steps
+
+SECTIONS = {"job", "seed", "task", "revision_eval", "mesh", "distributed"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RevisionEvalConfig:
+  reviser: str = "reviser"  # Stage / export under WORKDIR, or a path.
+  verifier: str = ""  # ORM / PRM stage or export scoring attempts in their revision context; "" = none.
+  out: str = "eval/revisions"
+  split: str = "test"
+  num_problems: int = 100
+  budgets: tuple[int, ...] = (4, 16)  # Generations per problem, N = P x L.
+  parallel: tuple[int, ...] = ()  # Chain counts P to try per budget; () = every power of 2 dividing N.
+  max_context: int = MAX_CONTEXT
+  temperature: float = 1.0
+  top_p: float = 1.0
+  max_new_tokens: int = 96
+  problems_per_shard: int = 25
+  batch_size: int = 64  # Chain rows per sampler call.
+  verifier_batch_size: int = 64
+  grader: str = "exact"
+
+  def __post_init__(self):
+    if not self.budgets or any(b < 1 for b in self.budgets):
+      raise ValueError(f"revision_eval.budgets={self.budgets} must be positive generation budgets")
+    if any(p < 1 for p in self.parallel):
+      raise ValueError(f"revision_eval.parallel={self.parallel} must be positive chain counts")
+    for field in ("problems_per_shard", "batch_size", "verifier_batch_size", "num_problems", "max_new_tokens"):
+      if getattr(self, field) <= 0:
+        raise ValueError(f"revision_eval.{field}={getattr(self, field)} must be positive")
+    if not self.settings():
+      raise ValueError(f"revision_eval: no split P x L of budgets={self.budgets} with parallel={self.parallel}")
+
+  def settings(self) -> list[tuple[int, int]]:
+    """(P, L) pairs, budgets in order, most sequential first."""
+    out = []
+    for n in self.budgets:
+      ps = self.parallel or tuple(2 ** k for k in range(int(math.log2(n)) + 1))
+      out += [(p, n // p) for p in sorted(set(ps)) if n % p == 0 and (p, n // p) not in out]
+    return out
+
+  @property
+  def sampling(self) -> SamplingConfig:
+    return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
+
+
+def ratio_label(parallel: int, revisions: int) -> str:
+  """The sequential:parallel ratio L:P, reduced (16x1 -> "1:16", 4x4 -> "1:1", 1x16 -> "16:1")."""
+  g = math.gcd(parallel, revisions)
+  return f"{revisions // g}:{parallel // g}"
+
+
+def chain_record(problem, grader, chains: dict, scores, methods: list[str], parallel: int, revisions: int,
+                 verifier_tokens: int = 0) -> dict:
+  """The shard record of one problem from its `run_chains` output (and P x L scores or None)."""
+  texts = chains["chains"]
+  extracted = [[grader.extract_answer(t) for t in chain] for chain in texts]
+  correct = [[bool(grader.is_correct(t, problem.answer)) for t in chain] for chain in texts]
+  chosen = {m: selection.select(m, extracted, scores) for m in methods}
+  flat = [(c, t) for c in range(len(texts)) for t in range(len(texts[c]))]
+
+  def is_right(answer):
+    return answer is not None and any(correct[c][t] for c, t in flat if extracted[c][t] == answer)
+
+  primary = "weighted_hierarchical" if scores is not None else "majority_flat"
+  candidates = [{"chain": c, "step": t, "extracted": extracted[c][t], "correct": correct[c][t],
+                 "score": None if scores is None else scores[c][t], "num_tokens": chains["num_tokens"][c][t],
+                 "stop_reason": chains["stop_reasons"][c][t]} for c, t in flat]
+  return {**problem_fields(problem), "strategy": f"revise_P{parallel}xL{revisions}",
+          "generation_budget": parallel * revisions, "parallel": parallel, "revisions": revisions,
+          "chains": texts, "extracted": extracted, "attempt_correct": correct, "scores": scores,
+          "candidates": candidates, "chosen": chosen, "correct_by_method": {m: is_right(a) for m, a in chosen.items()},
+          "primary_method": primary, "chosen_answer": chosen[primary], "correct": is_right(chosen[primary]),
+          "budget": {"generations": chains["generations"], "policy_tokens": chains["tokens_sampled"],
+                     "prompt_tokens": chains["prompt_tokens"], "verifier_tokens": verifier_tokens}}
+
+
+def score_chains(verifier, questions: list[str], chain_grids: list[list[list[str]]], *, max_context: int,
+                 batch_size: int) -> tuple[list[list[list[float]]], list[int]]:
+  """Verifier score ("last" aggregation) of every attempt in its revision context; tokens scored per problem."""
+  prompts, steps, where = [], [], []
+  for q, (question, grid) in enumerate(zip(questions, chain_grids)):
+    for c, chain in enumerate(grid):
+      for t, text in enumerate(chain):
+        prompts.append(revision_prompt(question, chain[:t], max_context))
+        steps.append(synthetic.solution_steps(text))
+        where.append((q, c, t))
+  step_scores = score_steps(verifier.model, verifier.params, verifier.tokenizer, prompts, steps,
+                            batch_size=batch_size)
+  out = [[[0.0] * len(chain) for chain in grid] for grid in chain_grids]
+  tokens = [0] * len(questions)
+  for (q, c, t), s, p, st in zip(where, step_scores, prompts, steps):
+    out[q][c][t] = aggregate(s, "last")
+    tokens[q] += 1 + len(verifier.tokenizer.encode(p)) + sum(len(verifier.tokenizer.encode(x)) + 1 for x in st)
+  return out, tokens
+
+
+def _summary(methods):
+  def summarize(records: list[dict]) -> dict:
+    n = max(len(records), 1)
+    mean = lambda key: sum(r["budget"][key] for r in records) / n
+    return {"accuracy": sum(r["correct"] for r in records) / n, "num_problems": len(records),
+            "accuracy_by_method": {m: sum(r["correct_by_method"][m] for r in records) / n for m in methods},
+            "mean_generations": mean("generations"), "mean_policy_tokens": mean("policy_tokens"),
+            "mean_prompt_tokens": mean("prompt_tokens"), "mean_verifier_tokens": mean("verifier_tokens")}
+  return summarize
+
+
+def _plot_steps(values: list[float], path: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+  ax.plot(range(len(values)), values, marker="o", markersize=3)
+  ax.set_xlabel("Revision step t (0 = first attempt)")
+  ax.set_ylabel("pass@1")
+  ax.set_title("Revision model: pass@1 at each step")
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def run(config, workdir: str) -> None:
+  config_parsing.check_sections(config, SECTIONS, "eval_revisions")
+  cfg = config_parsing.parse_section(RevisionEvalConfig, config.revision_eval, "revision_eval")
+  task_spec, task_cfg = common.parse_task(config.task)
+  grader = get_grader(cfg.grader)
+  out_dir = resolve(workdir, cfg.out)
+  results_path = os.path.join(out_dir, "results.json")
+  if os.path.exists(results_path):
+    logging.info("Revision evaluation already done: %s", results_path)
+    return
+  mesh = common.setup_mesh(config)
+  builder, _ = common.task_data(task_spec, task_cfg, workdir)
+  problems = tfds_builder.load_problems(tfds_builder.data_source(builder, cfg.split), limit=cfg.num_problems)
+  reviser = export.load_model(resolve(workdir, cfg.reviser), mesh)
+  verifier = export.load_model(resolve(workdir, cfg.verifier), mesh) if cfg.verifier else None
+  methods = selection.methods(with_scores=verifier is not None)
+  base_rng = jax.random.key(config.seed)
+  curves: dict = {m: {} for m in methods}
+  details, by_setting = {}, {}
+  for parallel, revisions in cfg.settings():
+    n = parallel * revisions
+    name = f"P{parallel}xL{revisions}"
+    run_dir = os.path.join(out_dir, name)
+    rng = jax.random.fold_in(jax.random.fold_in(base_rng, parallel), revisions)
+
+    def compute_shard(index, parallel=parallel, revisions=revisions, rng=rng):
+      chunk = problems[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard]
+      questions = [p.question for p in chunk]
+      outs = run_chains(reviser.model, reviser.params, reviser.tokenizer, questions, jax.random.fold_in(rng, index),
+                        parallel=parallel, revisions=revisions, cfg=cfg.sampling, batch_size=cfg.batch_size,
+                        max_context=cfg.max_context)
+      scores, vtokens = [None] * len(chunk), [0] * len(chunk)
+      if verifier is not None:
+        scores, vtokens = score_chains(verifier, questions, [o["chains"] for o in outs],
+                                       max_context=cfg.max_context, batch_size=cfg.verifier_batch_size)
+      return [chain_record(p, grader, o, s, methods, parallel, revisions, v)
+              for p, o, s, v in zip(chunk, outs, scores, vtokens)]
+
+    spec_json = {"strategy": f"revise_{name}", "generation_budget": n, "parallel": parallel, "revisions": revisions,
+                 "sampling": dataclasses.asdict(cfg.sampling), "max_context": cfg.max_context, "seed": config.seed,
+                 "reviser": reviser.manifest.get("source_workdir"),
+                 "verifier": verifier.manifest.get("source_workdir") if verifier else None,
+                 "num_problems": len(problems)}
+    manifest = shards.run_sharded(run_dir, -(-len(problems) // cfg.problems_per_shard), compute_shard,
+                                  spec=spec_json, summarize=_summary(methods), desc=f"revisions {name}",
+                                  write=jax.process_index() == 0)
+    by_setting[(parallel, revisions)] = run_dir
+    ratio = ratio_label(parallel, revisions)
+    for m in methods:
+      curves[m].setdefault(ratio, {})[n] = manifest["accuracy_by_method"][m]
+    details[name] = {k: manifest[k] for k in _summary(methods)([]) if k in manifest}
+    logging.info("Revisions %s (N=%d): %s", name, n, manifest["accuracy_by_method"])
+
+  longest = max(by_setting, key=lambda pl: (pl[1], pl[0]))  # most revisions, then most chains
+  grids = [r["attempt_correct"] for r in shards.read_records(by_setting[longest])]
+  steps = selection.pass_at_step(grids)
+  result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "num_problems": len(problems),
+            "methods": methods, "settings": [f"P{p}xL{l}" for p, l in cfg.settings()],
+            "pass_at_step": {"setting": f"P{longest[0]}xL{longest[1]}", "values": steps},
+            "transitions": {"setting": f"P{longest[0]}xL{longest[1]}", **selection.transition_rates(grids)},
+            "curves": {m: {r: {str(n): a for n, a in c.items()} for r, c in rs.items()} for m, rs in curves.items()},
+            "details": details}
+  if jax.process_index() == 0:
+    _plot_steps(steps, os.path.join(out_dir, "pass_at_step.png"))
+    for m in methods:
+      plot_curves({f"seq:par {r}": c for r, c in curves[m].items()},
+                  os.path.join(out_dir, f"accuracy_vs_budget_{m}.png"),
+                  title=f"Revisions, {m} selection", xlabel="Generation budget N = P x L")
+    write_json(results_path, result)
+  logging.info("Revision curves -> %s; pass@1 per step %s; transitions %s", results_path,
+               [round(s, 3) for s in steps], result["transitions"])
