@@ -1,27 +1,19 @@
 """The revision evaluation job end to end with tiny random exported models (reviser + ORM)."""
-import importlib.util
 import json
 import os
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import pytest
 
-from ttc_jax import export, shards
+from ttc_jax import shards
 from ttc_jax.jobs import eval_revisions
-from ttc_jax.models import Transformer
 from ttc_jax.tasks.tokenizer import load_tokenizer
-from ttc_jax.testing.tiny import tiny_model_config
+from ttc_jax.testing.tiny import load_config_module, export_tiny_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(**overrides):
-  spec = importlib.util.spec_from_file_location("revision_eval_config", os.path.join(REPO, "configs/revision_eval.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config("smoke")
+  c = load_config_module("revision_eval").get_config("smoke")
   c.revision_eval.update({**dict(num_problems=3, budgets=(2, 4), max_new_tokens=16, problems_per_shard=2,
                                  batch_size=4, verifier="orm"), **overrides})
   return c
@@ -41,9 +33,7 @@ def test_settings_and_ratios():
 def test_revision_eval_job_writes_records_and_curves(tmp_path):
   tokenizer = load_tokenizer()
   for stage, head in (("reviser", {}), ("orm", {"scalar_head": True, "lm_head": False})):
-    cfg = tiny_model_config(vocab_size=tokenizer.vocab_size, **head)
-    params = nn.unbox(Transformer(cfg).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32)))
-    export.export_model(str(tmp_path / stage), params, cfg, tokenizer.model_path, step=0, source=str(tmp_path))
+    export_tiny_model(str(tmp_path / stage), tokenizer, **head)
   eval_revisions.run(_config(), str(tmp_path))
   out = tmp_path / "eval" / "revisions"
   result = json.loads((out / "results.json").read_text())

@@ -1,19 +1,14 @@
 """Search strategies at a generation budget, and the search evaluation job end to end (tiny random models)."""
-import importlib.util
 import json
 import os
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import pytest
 
-from ttc_jax import export, shards
+from ttc_jax import shards
 from ttc_jax.jobs import eval_search
-from ttc_jax.models import Transformer
 from ttc_jax.search.strategies import parse_strategy, search_config
 from ttc_jax.tasks.tokenizer import load_tokenizer
-from ttc_jax.testing.tiny import tiny_model_config
+from ttc_jax.testing.tiny import load_config_module, export_tiny_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,10 +31,7 @@ def test_strategies_spend_the_generation_budget():
 
 
 def _config(**overrides):
-  spec = importlib.util.spec_from_file_location("search_eval_config", os.path.join(REPO, "configs/search_eval.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config("smoke")
+  c = load_config_module("search_eval").get_config("smoke")
   c.search_eval.update({**dict(num_problems=3, budgets=(1, 4), strategies=("best_of_n", "beam:2", "lookahead:2:1"),
                                problems_per_shard=2, batch_size=2), **overrides})
   return c
@@ -48,9 +40,7 @@ def _config(**overrides):
 def test_search_eval_job_writes_records_and_curves(tmp_path):
   tokenizer = load_tokenizer()
   for stage, head in (("policy", {}), ("prm", {"scalar_head": True, "lm_head": False})):
-    cfg = tiny_model_config(vocab_size=tokenizer.vocab_size, **head)
-    params = nn.unbox(Transformer(cfg).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32)))
-    export.export_model(str(tmp_path / stage), params, cfg, tokenizer.model_path, step=0, source=str(tmp_path))
+    export_tiny_model(str(tmp_path / stage), tokenizer, **head)
   eval_search.run(_config(), str(tmp_path))
   out = tmp_path / "eval" / "search"
   result = json.loads((out / "results.json").read_text())

@@ -1,27 +1,19 @@
 """The verifier evaluation job on hand-made samples and tiny random verifiers."""
-import importlib.util
 import json
 import os
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import pytest
 
-from ttc_jax import export, shards
+from ttc_jax import shards
 from ttc_jax.jobs import eval_verifiers
-from ttc_jax.models import Transformer
 from ttc_jax.tasks.tokenizer import load_tokenizer
-from ttc_jax.testing.tiny import tiny_model_config
+from ttc_jax.testing.tiny import load_config_module, export_tiny_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(arg="smoke"):
-  spec = importlib.util.spec_from_file_location("verifier_eval_config", os.path.join(REPO, "configs/verifier_eval.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return load_config_module("verifier_eval").get_config(arg)
 
 
 def _sample(answer, correct):
@@ -42,10 +34,8 @@ def workdir(tmp_path):
              _problem(2, ["7", "8", "9", "1"], "5")]  # never right
   shards.run_sharded(str(tmp_path / "samples" / "test"), 2, lambda i: records[i * 2:(i + 1) * 2], spec={})
   tokenizer = load_tokenizer()
-  cfg = tiny_model_config(vocab_size=tokenizer.vocab_size, scalar_head=True, lm_head=False)
   for stage, seed in (("prm", 0), ("orm", 1)):
-    params = nn.unbox(Transformer(cfg).init(jax.random.key(seed), jnp.zeros((1, 4), jnp.int32)))
-    export.export_model(str(tmp_path / stage), params, cfg, tokenizer.model_path, step=0, source=str(tmp_path))
+    export_tiny_model(str(tmp_path / stage), tokenizer, seed=seed, scalar_head=True, lm_head=False)
   return tmp_path
 
 

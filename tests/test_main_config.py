@@ -1,5 +1,4 @@
 """Entry point and config validation: a bad config fails fast, naming the field."""
-import importlib.util
 import os
 import pathlib
 import subprocess
@@ -15,19 +14,13 @@ from ttc_jax.models import ModelConfig
 from ttc_jax.parallel import DistributedConfig, MeshConfig
 from ttc_jax.tasks import synthetic
 from ttc_jax.tasks.tokenizer import load_tokenizer
+from ttc_jax.testing.tiny import load_config_module
 from ttc_jax.train import TrainConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _load_policy_config():
-  spec = importlib.util.spec_from_file_location("policy_config", REPO / "configs" / "policy.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-policy_config = _load_policy_config()
+policy_config = load_config_module("policy")
 
 
 def run_main(workdir, *overrides, config="configs/policy.py:smoke", timeout=300):

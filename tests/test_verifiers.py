@@ -1,6 +1,5 @@
 """PRM / ORM: one token layout for training and scoring, targets, loss, scoring, init from the policy, jobs."""
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -21,7 +20,7 @@ from ttc_jax.jobs import train_verifier
 from ttc_jax.models import ModelOutput, Transformer
 from ttc_jax.parallel import MeshConfig, logical_shardings, make_mesh
 from ttc_jax.tasks.tokenizer import load_tokenizer
-from ttc_jax.testing.tiny import tiny_model_config
+from ttc_jax.testing.tiny import tiny_model_config, load_config_module
 from ttc_jax.train import TrainConfig, train
 from ttc_jax.verify import data as vdata
 from ttc_jax.verify.heldout import evaluate_examples
@@ -262,10 +261,7 @@ def _main(workdir, config, *overrides):
 
 
 def _load_config(name, arg):
-  spec = importlib.util.spec_from_file_location(f"{name}_config", REPO / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return load_config_module(name).get_config(arg)
 
 
 def _check_stage(workdir, config, kind, *overrides):

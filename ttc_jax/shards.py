@@ -11,7 +11,7 @@ artifact complete.
 import json
 import os
 import time
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from absl import logging
 

@@ -12,7 +12,7 @@ from ttc_jax import config_parsing
 from ttc_jax.models import ModelConfig
 from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_initialize_distributed
 from ttc_jax.tasks import synthetic, tfds_builder
-from ttc_jax.tasks.tokenizer import Tokenizer, load_tokenizer
+from ttc_jax.tasks.tokenizer import Tokenizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +65,7 @@ def setup_mesh(config: Any):
 
 
 def task_data(spec: TaskSpec, task_cfg: synthetic.TaskConfig, workdir: str):
-  """Prepares (once) and returns the task's tfds builder, plus the tokenizer.
+  """Prepares (once) and returns the task's tfds builder.
 
   Call after `setup_mesh`: on several hosts the lead host writes the data and the
   others wait, then read it (tfds does not lock a shared data_dir).
@@ -76,9 +76,13 @@ def task_data(spec: TaskSpec, task_cfg: synthetic.TaskConfig, workdir: str):
     if jax.process_index() == 0:
       tfds_builder.prepare_dataset(data_dir, task_cfg, spec.sizes)
     multihost_utils.sync_global_devices("ttc_jax.task_data")
-  builder = tfds_builder.prepare_dataset(data_dir, task_cfg, spec.sizes)
-  tokenizer = load_tokenizer(spec.tokenizer or None)
-  return builder, tokenizer
+  return tfds_builder.prepare_dataset(data_dir, task_cfg, spec.sizes)
+
+
+def load_split(builder, split: str, num_problems: int) -> list[synthetic.Problem]:
+  """The first `num_problems` problems of a split in stored order (-1: all of them)."""
+  return tfds_builder.load_problems(tfds_builder.data_source(builder, split),
+                                    limit=None if num_problems < 0 else num_problems)
 
 
 def stage_dir(workdir: str, name: str) -> str:

@@ -36,7 +36,7 @@ from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.revise import selection
 from ttc_jax.revise.chains import run_chains
 from ttc_jax.revise.format import MAX_CONTEXT, revision_prompt
-from ttc_jax.tasks import synthetic, tfds_builder
+from ttc_jax.tasks import synthetic
 from ttc_jax.tasks.grading import get_grader
 from ttc_jax.verify.scoring import aggregate, score_steps
 
@@ -173,8 +173,7 @@ def run(config, workdir: str) -> None:
     logging.info("Revision evaluation already done: %s", results_path)
     return
   mesh = common.setup_mesh(config)
-  builder, _ = common.task_data(task_spec, task_cfg, workdir)
-  problems = tfds_builder.load_problems(tfds_builder.data_source(builder, cfg.split), limit=cfg.num_problems)
+  problems = common.load_split(common.task_data(task_spec, task_cfg, workdir), cfg.split, cfg.num_problems)
   reviser = export.load_model(resolve(workdir, cfg.reviser), mesh)
   verifier = export.load_model(resolve(workdir, cfg.verifier), mesh) if cfg.verifier else None
   methods = selection.methods(with_scores=verifier is not None)

@@ -20,7 +20,7 @@ from ttc_jax.jobs.sample_solutions import resolve
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.search.run import run_search, search_spec
 from ttc_jax.search.strategies import parse_strategy, search_config
-from ttc_jax.tasks import synthetic, tfds_builder
+from ttc_jax.tasks import synthetic
 from ttc_jax.tasks.grading import get_grader
 
 SECTIONS = {"job", "seed", "task", "search_eval", "mesh", "distributed"}
@@ -72,8 +72,7 @@ def run(config, workdir: str) -> None:
     logging.info("Search evaluation already done: %s", results_path)
     return
   mesh = common.setup_mesh(config)
-  builder, _ = common.task_data(task_spec, task_cfg, workdir)
-  problems = tfds_builder.load_problems(tfds_builder.data_source(builder, cfg.split), limit=cfg.num_problems)
+  problems = common.load_split(common.task_data(task_spec, task_cfg, workdir), cfg.split, cfg.num_problems)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
   prm = export.load_model(resolve(workdir, cfg.prm), mesh)
   sizes = dict(max_rounds=cfg.max_rounds, max_step_tokens=cfg.max_step_tokens,

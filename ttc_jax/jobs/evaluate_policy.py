@@ -6,9 +6,10 @@ from absl import logging
 
 from ttc_jax.analysis import pass_rate
 from ttc_jax.decode.solutions import sample_solutions
+from ttc_jax.jobs import common
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.provenance import git_commit
-from ttc_jax.tasks import synthetic, tfds_builder
+from ttc_jax.tasks import synthetic
 from ttc_jax.tasks.grading import get_grader
 
 
@@ -37,8 +38,7 @@ class PolicyEvalConfig:
 
 def evaluate_policy(model, params, tokenizer, builder, cfg: PolicyEvalConfig, rng: jax.Array) -> dict:
   """Per-problem pass@1 (temperature sampling) and its spread; returns the JSON-ready result."""
-  problems = tfds_builder.load_problems(tfds_builder.data_source(builder, cfg.split),
-                                        limit=None if cfg.num_problems < 0 else cfg.num_problems)
+  problems = common.load_split(builder, cfg.split, cfg.num_problems)
   grader = get_grader(cfg.grader)
   solved = sample_solutions(model, params, tokenizer, grader, problems, rng, num_samples=cfg.samples_per_problem,
                             cfg=cfg.sampling, batch_size=cfg.batch_size)

@@ -14,7 +14,6 @@ from ttc_jax import config_parsing, export, shards
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.decode.solutions import sample_solutions
 from ttc_jax.jobs import common
-from ttc_jax.tasks import tfds_builder
 from ttc_jax.tasks.grading import get_grader
 
 SECTIONS = {"job", "seed", "task", "sampling", "mesh", "distributed"}
@@ -68,10 +67,8 @@ def run(config, workdir: str) -> None:
     logging.info("Samples already complete: %s", out_dir)
     return
   mesh = common.setup_mesh(config)
-  builder, _ = common.task_data(task_spec, task_cfg, workdir)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
-  problems = tfds_builder.load_problems(tfds_builder.data_source(builder, cfg.split),
-                                        limit=None if cfg.num_problems < 0 else cfg.num_problems)
+  problems = common.load_split(common.task_data(task_spec, task_cfg, workdir), cfg.split, cfg.num_problems)
   num_shards = -(-len(problems) // cfg.problems_per_shard)
   base_rng = jax.random.key(config.seed)
 

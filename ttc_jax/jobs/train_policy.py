@@ -39,7 +39,7 @@ def run(config, workdir: str) -> None:
   model_cfg = common.parse_model(config.model, tokenizer)
   mesh = common.setup_mesh(config)
   out_dir = common.stage_dir(workdir, config.get("stage", "policy"))
-  builder, _ = common.task_data(task_spec, task_cfg, workdir)
+  builder = common.task_data(task_spec, task_cfg, workdir)
 
   model = Transformer(model_cfg)
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))

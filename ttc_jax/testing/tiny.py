@@ -1,4 +1,7 @@
 """Tiny model configs and batches for tests (D=32, 2 layers)."""
+import importlib.util
+import os
+
 import jax
 import numpy as np
 
@@ -28,3 +31,27 @@ def grain_lm_iterator(tokens: np.ndarray, batch_size: int, seed: int = 0):
 
 def devices(n: int):
   return jax.devices()[:n]
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_config_module(name: str):
+  """configs/<name>.py as a module (config files are loaded by path, as ml_collections does)."""
+  spec = importlib.util.spec_from_file_location(f"{name}_config", os.path.join(REPO_ROOT, "configs", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def export_tiny_model(out_dir: str, tokenizer, *, seed: int = 0, **overrides) -> None:
+  """A tiny random Transformer (tiny_model_config + overrides) written as an export directory."""
+  import flax.linen as nn
+  import jax.numpy as jnp
+
+  from ttc_jax import export
+  from ttc_jax.models import Transformer
+
+  cfg = tiny_model_config(vocab_size=tokenizer.vocab_size, **overrides)
+  params = nn.unbox(Transformer(cfg).init(jax.random.key(seed), jnp.zeros((1, 4), jnp.int32)))
+  export.export_model(out_dir, params, cfg, tokenizer.model_path, step=0, source=os.path.dirname(out_dir))
