@@ -3,8 +3,9 @@ from typing import Mapping
 
 
 def plot_curves(curves: Mapping[str, Mapping[int, float]], path: str, *, title: str,
-                xlabel: str = "Generation budget N", ylabel: str = "Accuracy", dashed: tuple[str, ...] = ()) -> None:
-  """One line per curve over log2-spaced budgets, as in the paper's figures."""
+                xlabel: str = "Generation budget N", ylabel: str = "Accuracy", dashed: tuple[str, ...] = (),
+                log_x: bool = True) -> None:
+  """One line per curve; x on a log2 axis (budgets, as in the paper's figures) unless log_x=False."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -14,7 +15,8 @@ def plot_curves(curves: Mapping[str, Mapping[int, float]], path: str, *, title: 
     ns = sorted(int(n) for n in curve)
     ax.plot(ns, [curve[n] if n in curve else curve[str(n)] for n in ns], marker="o", markersize=3, label=name,
             linestyle="--" if name in dashed else "-")
-  ax.set_xscale("log", base=2)
+  if log_x:
+    ax.set_xscale("log", base=2)
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.set_title(title)

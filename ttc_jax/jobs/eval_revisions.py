@@ -147,21 +147,6 @@ def _summary(methods):
   return summarize
 
 
-def _plot_steps(values: list[float], path: str) -> None:
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-  ax.plot(range(len(values)), values, marker="o", markersize=3)
-  ax.set_xlabel("Revision step t (0 = first attempt)")
-  ax.set_ylabel("pass@1")
-  ax.set_title("Revision model: pass@1 at each step")
-  ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
-
-
 def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "eval_revisions")
   cfg = config_parsing.parse_section(RevisionEvalConfig, config.revision_eval, "revision_eval")
@@ -224,7 +209,9 @@ def run(config, workdir: str) -> None:
             "curves": {m: {r: {str(n): a for n, a in c.items()} for r, c in rs.items()} for m, rs in curves.items()},
             "details": details}
   if jax.process_index() == 0:
-    _plot_steps(steps, os.path.join(out_dir, "pass_at_step.png"))
+    plot_curves({"pass@1": dict(enumerate(steps))}, os.path.join(out_dir, "pass_at_step.png"),
+                title="Revision model: pass@1 at each step", xlabel="Revision step t (0 = first attempt)",
+                ylabel="pass@1", log_x=False)
     for m in methods:
       plot_curves({f"seq:par {r}": c for r, c in curves[m].items()},
                   os.path.join(out_dir, f"accuracy_vs_budget_{m}.png"),
