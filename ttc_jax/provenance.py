@@ -29,3 +29,11 @@ def write_json(path: str, payload: dict[str, Any]) -> None:
     json.dump(payload, f, indent=2, sort_keys=False)
     f.write("\n")
   os.replace(tmp, path)
+
+
+def read_json_field(path: str, field: str) -> Any:
+  """`field` of the JSON object in `path`, or None if the file does not exist (yet)."""
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f).get(field)

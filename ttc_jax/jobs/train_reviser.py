@@ -9,7 +9,6 @@ metrics.jsonl, tensorboard/, model_config.json, tokenizer.model,
 train_summary.json; it loads with `export.load_model`. Re-running resumes.
 """
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -23,7 +22,7 @@ from ttc_jax.jobs import common
 from ttc_jax.jobs.sample_solutions import resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
-from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.provenance import git_commit, read_json_field, write_json
 from ttc_jax.revise.data import revision_examples
 from ttc_jax.tasks.tokenizer import Tokenizer
 from ttc_jax.train import TrainConfig, next_token_loss, train
@@ -78,7 +77,7 @@ def run(config, workdir: str) -> None:
         workdir=out_dir, seed=config.seed, initial_params=initial_params)
   wall = time.time() - start
   summary_path = os.path.join(out_dir, "train_summary.json")
-  if jax.process_index() == 0 and _json_field(summary_path, "steps") != train_cfg.steps:
+  if jax.process_index() == 0 and read_json_field(summary_path, "steps") != train_cfg.steps:
     by_k = {}
     for t in trajectories:
       by_k[str(t["k"])] = by_k.get(str(t["k"]), 0) + 1
@@ -88,10 +87,3 @@ def run(config, workdir: str) -> None:
         "policy": policy_dir, "wall_time_s": wall, "devices": jax.device_count(),
         "reviser": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
         "train": dataclasses.asdict(train_cfg)})
-
-
-def _json_field(path: str, field: str):
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f).get(field)

@@ -9,7 +9,6 @@ The stage loads like a policy stage (`export.load_model`) and exports with the
 export job. Re-running resumes training and skips a finished evaluation.
 """
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -23,7 +22,7 @@ from ttc_jax.jobs import common
 from ttc_jax.jobs.sample_solutions import resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
-from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.provenance import git_commit, read_json_field, write_json
 from ttc_jax.tasks.tokenizer import Tokenizer
 from ttc_jax.train import TrainConfig, train
 from ttc_jax.verify import data as verifier_data
@@ -105,7 +104,7 @@ def run(config, workdir: str) -> None:
   wall = time.time() - start
   summary_path = os.path.join(out_dir, "train_summary.json")
   # A no-op re-run keeps the summary (and timing) of the run that trained.
-  if jax.process_index() == 0 and _json_field(summary_path, "steps") != train_cfg.steps:
+  if jax.process_index() == 0 and read_json_field(summary_path, "steps") != train_cfg.steps:
     write_json(summary_path, {
         "git_commit": git_commit(), "kind": cfg.kind, "params": count_params(model_cfg), "steps": train_cfg.steps,
         "examples": len(train_examples), "skipped": skipped, "train_problems": len(train_records),
@@ -115,7 +114,7 @@ def run(config, workdir: str) -> None:
         "train": dataclasses.asdict(train_cfg)})
 
   eval_path = os.path.join(out_dir, "verifier_eval.json")
-  if _json_field(eval_path, "step") == train_cfg.steps:
+  if read_json_field(eval_path, "step") == train_cfg.steps:
     logging.info("Held-out evaluation already done: %s", eval_path)
     return
   with jax.set_mesh(mesh):
@@ -127,10 +126,3 @@ def run(config, workdir: str) -> None:
     write_json(eval_path, result)
   logging.info("Held-out %s: %s -> %s", cfg.kind.upper(),
                ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float)), eval_path)
-
-
-def _json_field(path: str, field: str):
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f).get(field)
