@@ -13,6 +13,8 @@ JOBS = {
     "revision_data": "ttc_jax.jobs.revision_data",
     "train_reviser": "ttc_jax.jobs.train_reviser",
     "eval_revisions": "ttc_jax.jobs.eval_revisions",
+    "difficulty": "ttc_jax.jobs.difficulty",
+    "report": "ttc_jax.jobs.report",
 }
 
 

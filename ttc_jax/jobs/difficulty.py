@@ -1,0 +1,160 @@
+"""Job `difficulty`: oracle and predicted difficulty bins of the test questions, and their cost.
+
+Reads n_d graded samples per test question (WORKDIR/samples/difficulty, from
+sample_solutions) and the PRM's step scores of those same samples
+(WORKDIR/eval/verifiers/scores.jsonl, from eval_verifiers with
+verifier_eval.samples=samples/difficulty). Writes WORKDIR/difficulty/difficulty.json:
+
+  problems: [{problem_id, pass1, predicted_score, oracle_bin, predicted_bin}]
+  oracle / predicted: per bin {count, mean_pass1, min_pass1, max_pass1, mean_predicted_score}
+  cost: what estimating difficulty spent: generations, policy tokens sampled, prompt tokens,
+    verifier tokens scored, FLOPs (total and per problem)
+  num_bins, samples_per_problem, config, git_commit
+
+No model is loaded: only the tokenizer (to count verifier tokens) and model_config.json files.
+"""
+import dataclasses
+import functools
+import json
+import os
+
+from absl import logging
+
+from ttc_jax import config_parsing, export, shards
+from ttc_jax.analysis import difficulty as diff
+from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.models.flops import forward_flops_per_token
+from ttc_jax.provenance import git_commit, write_json
+
+SECTIONS = {"job", "seed", "difficulty"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DifficultyConfig:
+  samples: str = "samples/difficulty"  # sample_solutions output: n_d graded samples per test question.
+  scores: str = "eval/verifiers/scores.jsonl"  # eval_verifiers' PRM / ORM step scores of those samples.
+  policy: str = "policy"  # The stage that sampled (model_config.json, tokenizer.model): FLOPs, tokens.
+  prm: str = ""  # The verifier that scored; "" = `config.prm` of results.json next to `scores`.
+  out: str = "difficulty"
+  num_bins: int = 5
+
+  def __post_init__(self):
+    if self.num_bins < 1:
+      raise ValueError(f"difficulty.num_bins={self.num_bins} must be positive")
+
+
+def _read_scores(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"difficulty.scores: {path} is missing; run the eval_verifiers job "
+                            "(configs/verifier_eval.py) with --config.verifier_eval.samples=samples/difficulty first")
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _verifier_dir(workdir: str, cfg: DifficultyConfig, scores_path: str) -> str:
+  if cfg.prm:
+    return resolve(workdir, cfg.prm)
+  results = os.path.join(os.path.dirname(scores_path), "results.json")
+  if not os.path.exists(results):
+    raise FileNotFoundError(f"difficulty.prm is '' (take it from {results}), but that file is missing: finish the "
+                            "eval_verifiers job or set difficulty.prm to the verifier that wrote the scores")
+  with open(results) as f:
+    return resolve(workdir, json.load(f)["config"]["prm"])
+
+
+def _model_flops(stage: str, field: str):
+  path = os.path.join(stage, "model_config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{field}: {path} is missing (a training stage or export directory is needed)")
+  return functools.partial(forward_flops_per_token, export.read_model_config(path))
+
+
+def problem_costs(records: list[dict], tokenizer, policy_flops, verifier_flops) -> dict:
+  """Per problem: generations, policy / prompt / verifier tokens and FLOPs of its samples and their scoring.
+
+  The policy encodes the prompt once per problem (its samples share one prefill) and samples
+  each solution after it; the verifier reads prompt + steps of every sample in full, as
+  `verify.scoring.score_steps` does.
+  """
+  from ttc_jax.verify.scored_text import encode_scored_solution, record_prompt  # Imports jax: only here.
+  out = {}
+  for r in records:
+    prompt = record_prompt(r)
+    prompt_tokens = 1 + len(tokenizer.encode(prompt))  # bos + prompt
+    sampled = [int(s["num_tokens"]) for s in r["samples"]]
+    scored = [len(encode_scored_solution(tokenizer, prompt, s["steps"])[0]) for s in r["samples"]]
+    out[r["problem_id"]] = {
+        "generations": len(r["samples"]), "policy_tokens": sum(sampled), "prompt_tokens": prompt_tokens,
+        "verifier_tokens": sum(scored),
+        "policy_flops": diff.sequence_flops(policy_flops, prompt_tokens, 0)
+                        + sum(diff.sequence_flops(policy_flops, n, prompt_tokens) for n in sampled),
+        "verifier_flops": sum(diff.sequence_flops(verifier_flops, n, 0) for n in scored)}
+  return out
+
+
+def compute(records: list[dict], score_lines: list[dict], costs: dict, num_bins: int, seed: int) -> dict:
+  """difficulty.json's content except config / git_commit (pure: records in, JSON out)."""
+  scores_by_id = {line["problem_id"]: line for line in score_lines}
+  missing = [r["problem_id"] for r in records if r["problem_id"] not in scores_by_id]
+  if missing:
+    raise ValueError(f"{len(missing)} sampled problems have no verifier scores (first: {missing[0]}): were the "
+                     "scores made from other samples?")
+  for r in records:
+    if len(scores_by_id[r["problem_id"]]["prm_steps"]) != len(r["samples"]):
+      raise ValueError(f"problem {r['problem_id']}: {len(r['samples'])} samples but "
+                       f"{len(scores_by_id[r['problem_id']]['prm_steps'])} scored: scores from other samples?")
+  pass1 = diff.oracle_pass1(records)
+  predicted = diff.predicted_scores([scores_by_id[r["problem_id"]] for r in records])
+  oracle_bins = diff.quantile_bins(pass1, num_bins, seed=seed)
+  predicted_bins = diff.quantile_bins(predicted, num_bins, seed=seed)
+
+  def summary(bins):
+    p, s = diff.bin_summary(pass1, bins, num_bins), diff.bin_summary(predicted, bins, num_bins)
+    return {b: {"count": p[b]["count"], "mean_pass1": p[b]["mean"], "min_pass1": p[b]["min"],
+                "max_pass1": p[b]["max"], "mean_predicted_score": s[b]["mean"]} for b in p}
+
+  return {"num_problems": len(records), "num_bins": num_bins,
+          "samples_per_problem": min(len(r["samples"]) for r in records),
+          "tie_break": f"sha256 of '{seed}:problem_id' (config seed {seed})",
+          "problems": [{"problem_id": pid, "pass1": pass1[pid], "predicted_score": predicted[pid],
+                        "oracle_bin": oracle_bins[pid], "predicted_bin": predicted_bins[pid]} for pid in pass1],
+          "oracle": summary(oracle_bins), "predicted": summary(predicted_bins),
+          "cost": {**diff.estimation_cost(costs),
+                   "note": "oracle difficulty needs the policy's samples (and ground truth); predicted difficulty "
+                           "needs the same samples plus the PRM's scoring of them (verifier_* fields)."}}
+
+
+def run(config, workdir: str) -> None:
+  config_parsing.check_sections(config, SECTIONS, "difficulty")
+  cfg = config_parsing.parse_section(DifficultyConfig, config.difficulty, "difficulty")
+  seed = int(config.get("seed", 0))
+  out_path = os.path.join(resolve(workdir, cfg.out), "difficulty.json")
+  if os.path.exists(out_path):
+    with open(out_path) as f:
+      old = json.load(f)
+    if old.get("config") == {**dataclasses.asdict(cfg), "seed": seed}:
+      logging.info("Difficulty already done: %s", out_path)
+      return
+  samples_dir = resolve(workdir, cfg.samples)
+  shards.require_complete(samples_dir, f"difficulty.samples={cfg.samples!r}",
+                          "the sample_solutions job (configs/samples.py:test with "
+                          "--config.sampling.name=difficulty)")
+  records = shards.read_records(samples_dir)
+  scores_path = resolve(workdir, cfg.scores)
+  score_lines = _read_scores(scores_path)
+  policy_dir = resolve(workdir, cfg.policy)
+  verifier_dir = _verifier_dir(workdir, cfg, scores_path)
+  policy_flops = _model_flops(policy_dir, f"difficulty.policy={cfg.policy!r}")
+  verifier_flops = _model_flops(verifier_dir, "difficulty.prm")
+  from ttc_jax.tasks.tokenizer import load_tokenizer
+  tokenizer_path = os.path.join(policy_dir, "tokenizer.model")
+  tokenizer = load_tokenizer(tokenizer_path if os.path.exists(tokenizer_path) else None)
+  costs = problem_costs(records, tokenizer, policy_flops, verifier_flops)
+  result = {"git_commit": git_commit(), "config": {**dataclasses.asdict(cfg), "seed": seed},
+            "policy": policy_dir, "verifier": verifier_dir,
+            **compute(records, score_lines, costs, cfg.num_bins, seed)}
+  write_json(out_path, result)
+  fmt = lambda s: ", ".join(f"{b}: {v['count']} @ {v['mean_pass1']:.2f}" for b, v in s.items())
+  logging.info("Difficulty of %d problems -> %s\n  oracle bins (count @ mean pass@1): %s\n  predicted bins: %s\n"
+               "  estimation cost per problem: %s", result["num_problems"], out_path, fmt(result["oracle"]),
+               fmt(result["predicted"]), {k: f"{v:.3g}" for k, v in result["cost"]["per_problem"].items()})
