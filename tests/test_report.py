@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from ttc_jax import shards
+from ttc_jax.analysis import plots
 from ttc_jax.jobs import report
 from ttc_jax.testing.tiny import load_config_module
 
@@ -101,3 +102,10 @@ def test_report_without_optional_inputs_and_with_missing_required_ones(tmp_path)
   (tmp_path / "difficulty" / "difficulty.json").unlink()
   with pytest.raises(FileNotFoundError, match="difficulty job"):
     report.run(load_config_module("report").get_config(), str(tmp_path))
+
+
+def test_plot_curves_takes_results_json_keys(tmp_path):
+  # results.json keys are strings, shifted budgets are not integers, and missing points are None.
+  plots.plot_curves({"a": {"1": 0.2, "9.5": 0.4, "16": None}, "b": {2: 0.3}, "empty": {"4": None}},
+                    str(tmp_path / "c.png"), title="t", dashed=("b",))
+  assert (tmp_path / "c.png").stat().st_size > 0

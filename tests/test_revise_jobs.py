@@ -1,6 +1,8 @@
-"""End to end on a smoke workdir: policy -> samples -> revision_data -> train_reviser (and re-runs skip)."""
+"""End to end on a smoke workdir: policy -> samples -> revision_data -> train_reviser -> chains on training
+problems -> revision ORM (and re-runs skip)."""
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import re
@@ -62,8 +64,17 @@ def test_revision_data_and_reviser_smoke(tmp_path):
   _main(tmp_path, "--config=configs/reviser.py:smoke")
   stage = tmp_path / "reviser"
   summary = json.loads((stage / "train_summary.json").read_text())
-  assert summary["steps"] == 6 and summary["examples"] + summary["skipped"] == len(trajs)
+  held = [t for t in trajs if t["problem_id"] == trajs[-1]["problem_id"]]  # ceil(0.1 x 8 problems) = the last one
+  assert summary["heldout_problems"] == 1 and summary["heldout_trajectories"] == len(held) == 5
+  assert summary["steps"] == 6 and summary["examples"] + summary["skipped"] == len(trajs) - len(held)
   assert summary["examples"] > 0 and summary["target_tokens"] > 0
+  evaluation = json.loads((stage / "reviser_eval.json").read_text())
+  assert evaluation["step"] == 6 and evaluation["git_commit"] and evaluation["heldout_problems"] == 1
+  assert evaluation["examples"] + evaluation["skipped"] == 5 and evaluation["train_problems"] == 7
+  assert math.isfinite(evaluation["reviser"]["loss"]) and math.isfinite(evaluation["policy"]["loss"])
+  assert evaluation["reviser"]["loss"] != evaluation["policy"]["loss"]  # Six steps moved the reviser.
+  assert sum(r["examples"] for r in evaluation["by_k"].values()) == evaluation["examples"]
+  assert all({"reviser", "policy", "targets"} <= r.keys() for r in evaluation["by_k"].values())
   metrics = [json.loads(line) for line in (stage / "metrics.jsonl").read_text().splitlines()]
   assert [m["step"] for m in metrics] == [3, 6]
   reviser_cfg = export.read_model_config(str(stage / "model_config.json"))
@@ -72,7 +83,17 @@ def test_revision_data_and_reviser_smoke(tmp_path):
   reviser = export.load_model(str(stage), make_mesh(MeshConfig(data=1), devices=jax.devices()[:1]))
   assert reviser.manifest.get("step") == 6
 
-  mtimes = {p: p.stat().st_mtime_ns for p in (data_dir / "manifest.json", stage / "train_summary.json")}
+  # The revision ORM: the reviser's chains on other training problems, then the ORM from the reviser.
+  _main(tmp_path, "--config=configs/revision_eval.py:train_smoke")
+  chains = shards.read_records(str(tmp_path / "revisions" / "chains_train" / "P1xL4"))
+  assert len(chains) == 4 and not {r["problem_id"] for r in chains} & {r["problem_id"] for r in records}
+  _main(tmp_path, "--config=configs/revision_orm.py:smoke")
+  orm_summary = json.loads((tmp_path / "revision_orm" / "train_summary.json").read_text())
+  assert orm_summary["kind"] == "revision_orm" and orm_summary["policy"] == str(stage)
+  assert (tmp_path / "revision_orm" / "verifier_eval.json").exists()
+
+  mtimes = {p: p.stat().st_mtime_ns for p in (data_dir / "manifest.json", stage / "train_summary.json",
+                                               stage / "reviser_eval.json")}
   _main(tmp_path, "--config=configs/revision_data.py:smoke", "--config.revision.samples=samples/mixed")
   _main(tmp_path, "--config=configs/reviser.py:smoke")
   assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # finished work is skipped

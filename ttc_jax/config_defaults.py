@@ -51,17 +51,20 @@ def train(*, steps: int, batch_size: int, learning_rate: float, warmup_steps: in
   return c
 
 
-_VERIFIER_DATA = {"prm": "labels/train", "orm": "samples/train"}
+_VERIFIER_DATA = {"prm": "labels/train", "orm": "samples/train", "revision_orm": "revisions/chains_train"}
+# The revision ORM starts from the reviser: it already reads the revision prompt layout.
+_VERIFIER_INIT = {"prm": "policy", "orm": "policy", "revision_orm": "reviser"}
 
 
 def verifier(kind: str, arg: str) -> ml_collections.ConfigDict:
-  """A train_verifier config: the PRM (MC step labels) or the ORM (correctness), from the policy."""
+  """A train_verifier config: the PRM (MC step labels) or the ORM (correctness), from the policy, or the
+  revision ORM (correctness of the reviser's attempts in their chain context), from the reviser."""
   c = ml_collections.ConfigDict()
   c.job = "train_verifier"
-  c.seed = {"prm": 3, "orm": 4}[kind]
+  c.seed = {"prm": 3, "orm": 4, "revision_orm": 8}[kind]
   c.verifier = ml_collections.ConfigDict()
   c.verifier.kind = kind
-  c.verifier.policy = "policy"
+  c.verifier.policy = _VERIFIER_INIT[kind]
   c.verifier.data = _VERIFIER_DATA[kind]
   c.verifier.stage = kind
   c.verifier.heldout_fraction = 0.1
@@ -69,12 +72,18 @@ def verifier(kind: str, arg: str) -> ml_collections.ConfigDict:
   # Lower learning rate than the policy's: fine-tuning, with only the head new. About 4 epochs
   # of the CPU default's ~1,800 solutions: at 800 steps the PRM overfits (held-out BCE 0.87,
   # worse than predicting the mean label, 0.67; 0.45 at 250 steps; see README "Results").
-  c.train = train(steps=250, batch_size=32, learning_rate=1e-3, warmup_steps=25, checkpoint_every=250)
+  # The revision ORM's default data (configs/revision_eval.py:train: 250 problems x 8 attempts) is
+  # about as many solutions, hence the same schedule; its prompts hold up to 4 previous attempts,
+  # hence the reviser's seq_len 576 (fits 4 attempts of max_new_tokens=96 in context plus one scored).
+  c.train = train(steps=250, batch_size=32, learning_rate=1e-3, warmup_steps=25, checkpoint_every=250,
+                  seq_len=576 if kind == "revision_orm" else 128)
   c.mesh = mesh()
   c.distributed = distributed()
   if arg == "smoke":
     c.train.update(steps=10, batch_size=8, warmup_steps=2, checkpoint_every=5, log_every=5)
     c.verifier.eval_batch_size = 8
+    if kind == "revision_orm":
+      c.train.seq_len = 256  # configs/revision_eval.py:train_smoke samples 32 tokens per attempt.
   elif arg == "gpu":
     c.train.update(steps=3000, batch_size=128, warmup_steps=200)
   return c

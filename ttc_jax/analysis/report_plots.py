@@ -1,41 +1,16 @@
-"""The report's figures beyond single-panel curves (`plots.plot_curves`): per-bin panels and the
+"""The report job's figures: single-panel curves (`plots.plot_curves`), per-bin panels and the
 FLOPs-matched bars, styled like the paper's (log2 budget axis, one line per strategy)."""
+import os
 from typing import Mapping, Sequence
 
-
-def _plt():
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  return plt
-
-
-def plot_lines(curves: Mapping[str, Mapping], path: str, *, title: str, xlabel: str = "Generation budget N",
-               ylabel: str = "Accuracy", dashed: Sequence[str] = (), log_x: bool = True) -> None:
-  """One line per curve {x: y} (keys may be strings of non-integer budgets); log2 x axis unless log_x=False."""
-  plt = _plt()
-  fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-  for name, curve in curves.items():
-    pts = sorted((float(n), y) for n, y in curve.items() if y is not None)
-    if pts:
-      ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", markersize=3, label=name,
-              linestyle="--" if name in dashed else "-")
-  if log_x:
-    ax.set_xscale("log", base=2)
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
-  ax.set_title(title, fontsize=10)
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+from ttc_jax.analysis.plots import plot_curves, pyplot
+from ttc_jax.analysis.report_analysis import BASELINE, KINDS
 
 
 def plot_curves_by_bin(curves_by_bin: Mapping[str, Mapping[str, Mapping]], bins: Sequence[str], path: str, *,
                        title: str, xlabel: str = "Generation budget N") -> None:
   """One panel per difficulty bin (1 = easiest), one line per strategy, log2 x axis."""
-  plt = _plt()
+  plt = pyplot()
   fig, axes = plt.subplots(1, len(bins), figsize=(3.0 * len(bins), 3.4), dpi=110, sharey=True, squeeze=False)
   for ax, b in zip(axes[0], bins):
     for name, by_bin in curves_by_bin.items():
@@ -66,7 +41,7 @@ def _get(curve: Mapping, n: float):
 def plot_flops_matched(entries: Sequence[Mapping], path: str, *, title: str) -> None:
   """Grouped bars: one group per R, one bar per difficulty bin, height = relative improvement (%)
   of test-time compute over the larger model (negative: the larger model wins)."""
-  plt = _plt()
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
   bins = sorted({b for e in entries for b in e["by_bin"]}, key=str)
   width = 0.8 / max(len(bins), 1)
@@ -90,3 +65,44 @@ def plot_flops_matched(entries: Sequence[Mapping], path: str, *, title: str) -> 
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def write_report_plots(r: dict, out_dir: str) -> list[str]:
+  """Writes the report's PNGs for results.json's content `r` into `out_dir`; returns their file names
+  (figures without data, e.g. revisions when none were evaluated, are left out)."""
+  made = []
+  search = [s for s in r["curves"] if not s.startswith("revise_")]
+  bins = list(r["difficulty"]["oracle"])
+
+  def save(name, fn, *args, **kw):
+    fn(*args, os.path.join(out_dir, name), **kw)
+    made.append(name)
+
+  save("search_accuracy_vs_budget.png", plot_curves, {s: r["curves"][s] for s in search},
+       title="Search against the PRM", xlabel="Generation budget N")
+  save("search_accuracy_by_bin.png", plot_curves_by_bin, {s: r["curves_by_bin"][s] for s in search}, bins,
+       title="Search by oracle difficulty bin")
+  rev = r["revisions"]
+  if rev.get("pass1_by_step"):
+    prim = rev["primary_method"]
+    save("revisions_ratios.png", plot_curves, {f"L:P {k}": c for k, c in rev["ratio_curves"].get(prim, {}).items()},
+         title=f"Revisions: sequential:parallel ratios ({prim})", xlabel="Generation budget N = P x L")
+    save("revisions_pass1_by_step.png", plot_curves, {"pass@1": dict(enumerate(rev["pass1_by_step"]))},
+         title=f"Revision model: pass@1 by step ({rev['setting']})", xlabel="Revision step (0 = first attempt)",
+         ylabel="pass@1", log_x=False)
+  fams = r["compute_optimal_by_family"]
+  co_curves = {f"compute-optimal, {k}": fams["search"][k]["accuracy"] for k in KINDS}
+  if BASELINE in r["curves"]:
+    co_curves = {"best-of-N weighted": r["curves"][BASELINE], **co_curves}
+  save("compute_optimal_search.png", plot_curves, co_curves, title="Compute-optimal search vs best-of-N",
+       dashed=("compute-optimal, predicted_with_cost",))
+  if "revisions" in fams:
+    curves = {f"compute-optimal, {k}": fams["revisions"][k]["accuracy"] for k in KINDS}
+    if rev.get("all_parallel_curve"):
+      curves = {f"parallel ({rev['baseline_method']})": rev["all_parallel_curve"], **curves}
+    save("compute_optimal_revisions.png", plot_curves, curves, title="Compute-optimal revisions vs parallel sampling",
+         dashed=("compute-optimal, predicted_with_cost",))
+  if r["flops_matched"]:
+    save("flops_matched.png", plot_flops_matched, r["flops_matched"],
+         title=f"Test-time compute vs a {r['param_ratio_M']:.1f}x larger model (FLOPs-matched)")
+  return made

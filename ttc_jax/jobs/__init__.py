@@ -15,6 +15,7 @@ JOBS = {
     "eval_revisions": "ttc_jax.jobs.eval_revisions",
     "difficulty": "ttc_jax.jobs.difficulty",
     "report": "ttc_jax.jobs.report",
+    "pipeline": "ttc_jax.jobs.pipeline",
 }
 
 

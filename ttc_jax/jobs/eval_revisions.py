@@ -18,8 +18,12 @@ Then WORKDIR/<out>/results.json: pass@1 at every revision step and the correct<-
 transition rates (from the split with the longest chains), accuracy vs budget per
 sequential:parallel ratio per selection method, git commit and config; and plots
 pass_at_step.png and accuracy_vs_budget_<method>.png. Re-running skips finished work.
+
+On training problems (configs/revision_eval.py:train) the same job records the reviser's
+chains that the revision ORM trains on; `read_chain_records` reads them back.
 """
 import dataclasses
+import json
 import math
 import os
 
@@ -29,14 +33,13 @@ from absl import logging
 from ttc_jax import config_parsing, export, shards
 from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.decode.sampling import SamplingConfig
-from ttc_jax.decode.solutions import problem_fields
+from ttc_jax.decode.solutions import problem_fields, problem_from_record
 from ttc_jax.jobs import common
 from ttc_jax.jobs.sample_solutions import resolve
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.revise import selection
 from ttc_jax.revise.chains import run_chains
-from ttc_jax.revise.format import MAX_CONTEXT, revision_prompt
-from ttc_jax.tasks import synthetic
+from ttc_jax.revise.format import MAX_CONTEXT, scored_attempts
 from ttc_jax.tasks.grading import get_grader
 from ttc_jax.verify.scoring import aggregate, score_steps
 
@@ -50,6 +53,7 @@ class RevisionEvalConfig:
   out: str = "eval/revisions"
   split: str = "test"
   num_problems: int = 100
+  first_problem: int = 0  # Index of the first problem of the split used (problems [first, first + num)).
   budgets: tuple[int, ...] = (4, 16)  # Generations per problem, N = P x L.
   parallel: tuple[int, ...] = ()  # Chain counts P to try per budget; () = every power of 2 dividing N.
   max_context: int = MAX_CONTEXT
@@ -69,6 +73,8 @@ class RevisionEvalConfig:
     for field in ("problems_per_shard", "batch_size", "verifier_batch_size", "num_problems", "max_new_tokens"):
       if getattr(self, field) <= 0:
         raise ValueError(f"revision_eval.{field}={getattr(self, field)} must be positive")
+    if self.first_problem < 0:
+      raise ValueError(f"revision_eval.first_problem={self.first_problem} must be >= 0")
     if not self.settings():
       raise ValueError(f"revision_eval: no split P x L of budgets={self.budgets} with parallel={self.parallel}")
 
@@ -122,9 +128,9 @@ def score_chains(verifier, questions: list[str], chain_grids: list[list[list[str
   prompts, steps, where = [], [], []
   for q, (question, grid) in enumerate(zip(questions, chain_grids)):
     for c, chain in enumerate(grid):
-      for t, text in enumerate(chain):
-        prompts.append(revision_prompt(question, chain[:t], max_context))
-        steps.append(synthetic.solution_steps(text))
+      for t, (prompt, attempt_steps) in enumerate(scored_attempts(question, chain, max_context)):
+        prompts.append(prompt)
+        steps.append(attempt_steps)
         where.append((q, c, t))
   step_scores = score_steps(verifier.model, verifier.params, verifier.tokenizer, prompts, steps,
                             batch_size=batch_size)
@@ -147,6 +153,30 @@ def _summary(methods):
   return summarize
 
 
+def read_chain_records(out_dir: str) -> list[dict]:
+  """The chains of a finished run, one record per problem, every split's chains merged.
+
+  Each record: the problem fields, "chains" (all chains of all splits, splits in
+  results.json order, each chain its attempt texts oldest first), "attempt_correct" (the
+  same shape) and "max_context" (the context the attempts were sampled with).
+  Raises FileNotFoundError if the run has not finished (no results.json).
+  """
+  results_path = os.path.join(out_dir, "results.json")
+  if not os.path.exists(results_path):
+    raise FileNotFoundError(f"{out_dir} is not a finished eval_revisions output (no results.json)")
+  with open(results_path) as f:
+    results = json.load(f)
+  merged: dict[str, dict] = {}
+  for name in results["settings"]:
+    for r in shards.read_records(os.path.join(out_dir, name)):
+      into = merged.setdefault(r["problem_id"], {
+          **problem_fields(problem_from_record(r)),
+          "chains": [], "attempt_correct": [], "max_context": results["config"]["max_context"]})
+      into["chains"] += r["chains"]
+      into["attempt_correct"] += r["attempt_correct"]
+  return list(merged.values())
+
+
 def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "eval_revisions")
   cfg = config_parsing.parse_section(RevisionEvalConfig, config.revision_eval, "revision_eval")
@@ -158,7 +188,10 @@ def run(config, workdir: str) -> None:
     logging.info("Revision evaluation already done: %s", results_path)
     return
   mesh = common.setup_mesh(config)
-  problems = common.load_split(common.task_data(task_spec, task_cfg, workdir), cfg.split, cfg.num_problems)
+  problems = common.load_split(common.task_data(task_spec, task_cfg, workdir), cfg.split,
+                               cfg.first_problem + cfg.num_problems)[cfg.first_problem:]
+  if not problems:
+    raise ValueError(f"revision_eval.first_problem={cfg.first_problem}: the {cfg.split!r} split has no problem there")
   reviser = export.load_model(resolve(workdir, cfg.reviser), mesh)
   verifier = export.load_model(resolve(workdir, cfg.verifier), mesh) if cfg.verifier else None
   methods = selection.methods(with_scores=verifier is not None)
@@ -189,6 +222,8 @@ def run(config, workdir: str) -> None:
                  "reviser": reviser.manifest.get("source_workdir"),
                  "verifier": verifier.manifest.get("source_workdir") if verifier else None,
                  "num_problems": len(problems)}
+    if cfg.first_problem:  # Only when set: shards written before the field existed keep a matching spec.
+      spec_json["first_problem"] = cfg.first_problem
     manifest = shards.run_sharded(run_dir, -(-len(problems) // cfg.problems_per_shard), compute_shard,
                                   spec=spec_json, summarize=_summary(methods), desc=f"revisions {name}",
                                   write=jax.process_index() == 0)

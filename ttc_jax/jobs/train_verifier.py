@@ -2,7 +2,11 @@
 
 Reads the policy stage (model_config.json, tokenizer.model, checkpoints) and
 WORKDIR/labels/train (PRM; job label_rollouts) or WORKDIR/samples/train (ORM;
-job sample_solutions). Writes WORKDIR/<stage> (stage = kind by default):
+job sample_solutions). The revision ORM (kind "revision_orm") starts from the
+reviser stage instead and learns the correctness of the reviser's own attempts,
+each after the previous attempts of its chain, from WORKDIR/revisions/chains_train
+(job eval_revisions on training problems, configs/revision_eval.py:train).
+Writes WORKDIR/<stage> (stage = kind by default):
 checkpoints/, metrics.jsonl, tensorboard/, model_config.json, tokenizer.model,
 train_summary.json and verifier_eval.json (held-out problems never trained on).
 The stage loads like a policy stage (`export.load_model`) and exports with the
@@ -18,7 +22,7 @@ import numpy as np
 from absl import logging
 
 from ttc_jax import config_parsing, export, shards
-from ttc_jax.jobs import common
+from ttc_jax.jobs import common, eval_revisions
 from ttc_jax.jobs.sample_solutions import resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
@@ -31,24 +35,30 @@ from ttc_jax.verify.init_from_policy import policy_initializer
 from ttc_jax.verify.losses import value_loss
 
 SECTIONS = {"job", "seed", "verifier", "train", "mesh", "distributed"}
-_DEFAULT_DATA = {"prm": "labels/train", "orm": "samples/train"}
+_DEFAULT_DATA = {"prm": "labels/train", "orm": "samples/train", "revision_orm": "revisions/chains_train"}
 # Which job writes an input artifact, named in the error when it is missing.
 _MAKERS = {"labels": "the label_rollouts job (configs/labels.py)",
-           "samples": "the sample_solutions job (configs/samples.py)"}
+           "samples": "the sample_solutions job (configs/samples.py)",
+           "revisions": "the eval_revisions job on training problems (configs/revision_eval.py:train)"}
+_POLICY_MAKERS = {"reviser": "the train_reviser job (configs/reviser.py)"}
 
 
 @dataclasses.dataclass(frozen=True)
 class VerifierConfig:
-  kind: str = "prm"  # "prm": soft MC labels at every step; "orm": correctness at the last step.
+  # "prm": soft MC labels at every step; "orm": correctness at the last step; "revision_orm": the
+  # ORM of the reviser's chain attempts, each in its revision context.
+  kind: str = "prm"
   policy: str = "policy"  # Stage dir under WORKDIR, or a path to a stage / export: the initialisation.
-  data: str = ""  # Records under WORKDIR (or a path); "" = labels/train (prm), samples/train (orm).
+  # Records under WORKDIR (or a path); "" = labels/train (prm), samples/train (orm),
+  # revisions/chains_train (revision_orm: an eval_revisions output).
+  data: str = ""
   stage: str = ""  # Output WORKDIR/<stage>; "" = the kind.
   heldout_fraction: float = 0.1  # Last fraction of problems kept out of training, for verifier_eval.json.
   eval_batch_size: int = 64
 
   def __post_init__(self):
     if self.kind not in _DEFAULT_DATA:
-      raise ValueError(f"verifier.kind={self.kind!r} must be 'prm' or 'orm'")
+      raise ValueError(f"verifier.kind={self.kind!r} must be one of {', '.join(map(repr, _DEFAULT_DATA))}")
     if not 0 <= self.heldout_fraction < 1:
       raise ValueError(f"verifier.heldout_fraction={self.heldout_fraction} must be in [0, 1)")
     if self.eval_batch_size <= 0:
@@ -59,25 +69,39 @@ class VerifierConfig:
     return self.data or _DEFAULT_DATA[self.kind]
 
 
+def _read_records(cfg: VerifierConfig, data_dir: str) -> list[dict]:
+  """The training records; a missing artifact raises naming the field and the job that writes it."""
+  field = f"verifier.data={cfg.data_path!r}"
+  maker = _MAKERS.get(cfg.data_path.split(os.sep)[0], "the job that writes it")
+  if cfg.kind == "revision_orm":
+    try:
+      return eval_revisions.read_chain_records(data_dir)
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"{field}: {e}; run {maker} first") from None
+  shards.require_complete(data_dir, field, maker)
+  return shards.read_records(data_dir)
+
+
 def run(config, workdir: str) -> None:
   # Parse and check inputs first: a bad field or a missing artifact fails before compiling.
   config_parsing.check_sections(config, SECTIONS, "train_verifier")
   cfg = config_parsing.parse_section(VerifierConfig, config.verifier, "verifier")
   train_cfg = config_parsing.parse_section(TrainConfig, config.train, "train")
   data_dir = resolve(workdir, cfg.data_path)
-  shards.require_complete(data_dir, f"verifier.data={cfg.data_path!r}",
-                          _MAKERS.get(cfg.data_path.split(os.sep)[0], "the job that writes it"))
+  records = _read_records(cfg, data_dir)
   policy_dir = resolve(workdir, cfg.policy)
   if not os.path.exists(os.path.join(policy_dir, "model_config.json")):
+    maker = _POLICY_MAKERS.get(cfg.policy, "the train_policy job (configs/policy.py)")
     raise FileNotFoundError(f"verifier.policy={cfg.policy!r}: {policy_dir} is not a policy stage or export "
-                            "(no model_config.json); run the train_policy job (configs/policy.py) first")
+                            f"(no model_config.json); run {maker} first")
   policy_cfg = export.read_model_config(os.path.join(policy_dir, "model_config.json"))
   tokenizer = Tokenizer(os.path.join(policy_dir, "tokenizer.model"))
-  model_cfg = dataclasses.replace(policy_cfg, scalar_head=True, lm_head=False)
+  # max_len only documents the longest context (revision prompts are longer than the policy's).
+  model_cfg = dataclasses.replace(policy_cfg, scalar_head=True, lm_head=False,
+                                  max_len=max(policy_cfg.max_len, train_cfg.seq_len))
   model = Transformer(model_cfg)
   out_dir = common.stage_dir(workdir, cfg.stage or cfg.kind)
 
-  records = shards.read_records(data_dir)
   train_records, heldout_records = verifier_data.split_heldout(records, cfg.heldout_fraction)
   build = verifier_data.EXAMPLE_BUILDERS[cfg.kind]
   train_examples, skipped = build(train_records, tokenizer, train_cfg.seq_len)

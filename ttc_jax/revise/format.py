@@ -53,3 +53,15 @@ def revision_prompt(question: str, previous_attempts: Sequence[str], max_context
     parts.append(ATTEMPT_HEADER.format(i) + (body + "\n" if body else ""))
   parts.append(SOLUTION_HEADER)
   return "".join(parts)
+
+
+def scored_attempts(question: str, chain: Sequence[str], max_context: int = MAX_CONTEXT
+                    ) -> list[tuple[str, list[str]]]:
+  """(prompt, steps) of every attempt of a chain as a verifier sees it: attempt t after the
+  context it was sampled from, `revision_prompt(question, chain[:t])`, never a later attempt.
+
+  The one definition shared by scoring chains (eval_revisions) and the revision ORM's
+  training examples (`verify.data`), so training and scoring read the same positions.
+  """
+  return [(revision_prompt(question, chain[:t], max_context), synthetic.solution_steps(text))
+          for t, text in enumerate(chain)]

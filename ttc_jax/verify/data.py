@@ -8,8 +8,10 @@ One example per sampled solution (a dict of numpy arrays, length T = seq_len):
 
 PRM: a target at every step end, the step's MC label (fraction of rollouts from
 that prefix reaching the correct answer). ORM: one target at the last step end,
-1.0 if the solution is correct. Right padding is harmless: attention is causal,
-so no target position sees a pad.
+1.0 if the solution is correct. Revision ORM: the ORM's target for every attempt of
+the revision model's chains, the prompt being the revision context the attempt was
+sampled from (its chain's previous attempts, the last `max_context`). Right padding
+is harmless: attention is causal, so no target position sees a pad.
 """
 from typing import Callable, Sequence
 
@@ -17,7 +19,11 @@ import grain
 import numpy as np
 from absl import logging
 
+from ttc_jax.revise.format import MAX_CONTEXT, scored_attempts
 from ttc_jax.verify.scored_text import encode_scored_solution, record_prompt
+
+# A record -> its solutions as (prompt, sample) pairs; a sample has "steps" and its targets' fields.
+Solutions = Callable[[dict], list[tuple[str, dict]]]
 
 
 def _example(tokens: list[int], positions: Sequence[int], targets: Sequence[float], seq_len: int,
@@ -31,13 +37,28 @@ def _example(tokens: list[int], positions: Sequence[int], targets: Sequence[floa
   return {"tokens": tokens_T, "value_mask": mask_T, "value_target": target_T}
 
 
+def _samples(record: dict) -> list[tuple[str, dict]]:
+  """The sampled solutions of a samples / labels record, each after the policy's prompt."""
+  prompt = record_prompt(record)
+  return [(prompt, sample) for sample in record["samples"]]
+
+
+def _chain_attempts(record: dict) -> list[tuple[str, dict]]:
+  """Every attempt of a chains record (`eval_revisions.read_chain_records`) after its revision context."""
+  out = []
+  max_context = record.get("max_context", MAX_CONTEXT)
+  for chain, correct in zip(record["chains"], record["attempt_correct"], strict=True):
+    attempts = scored_attempts(record["question"], chain, max_context)
+    out += [(prompt, {"steps": steps, "correct": ok}) for (prompt, steps), ok in zip(attempts, correct, strict=True)]
+  return out
+
+
 def _build(records: Sequence[dict], tokenizer, seq_len: int,
-           targets_of: Callable[[dict, list[int]], tuple[list[int], list[float]]], kind: str
-           ) -> tuple[list[dict[str, np.ndarray]], int]:
+           targets_of: Callable[[dict, list[int]], tuple[list[int], list[float]]], kind: str,
+           solutions: Solutions = _samples) -> tuple[list[dict[str, np.ndarray]], int]:
   examples, skipped = [], 0
   for record in records:
-    prompt = record_prompt(record)
-    for sample in record["samples"]:
+    for prompt, sample in solutions(record):
       if not sample["steps"]:
         continue  # No step, no score to learn (scoring gives such solutions 0).
       tokens, ends = encode_scored_solution(tokenizer, prompt, sample["steps"])
@@ -75,7 +96,13 @@ def orm_examples(records: Sequence[dict], tokenizer, seq_len: int) -> tuple[list
   return _build(records, tokenizer, seq_len, _orm_targets, "ORM")
 
 
-EXAMPLE_BUILDERS = {"prm": prm_examples, "orm": orm_examples}
+def revision_orm_examples(chain_records: Sequence[dict], tokenizer, seq_len: int) -> tuple[list[dict], int]:
+  """Revision ORM examples: one per attempt of every chain, correctness at its last step end, after
+  the context eval_revisions scores it in (never a later attempt); returns (examples, skipped)."""
+  return _build(chain_records, tokenizer, seq_len, _orm_targets, "revision ORM", _chain_attempts)
+
+
+EXAMPLE_BUILDERS = {"prm": prm_examples, "orm": orm_examples, "revision_orm": revision_orm_examples}
 
 
 def split_heldout(records: Sequence[dict], fraction: float) -> tuple[list[dict], list[dict]]:

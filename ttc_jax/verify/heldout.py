@@ -7,9 +7,9 @@ soft target exactly (0 for hard ORM labels; > 0 for soft MC labels).
 """
 from typing import Sequence
 
-import jax
 import numpy as np
 
+from ttc_jax.train.evaluate import loss_sums
 from ttc_jax.verify.losses import value_loss
 
 
@@ -23,18 +23,10 @@ def evaluate_examples(model, params, examples: Sequence[dict], *, batch_size: in
   """Mean BCE / accuracy / abs_error over every target of `examples`, plus the two references."""
   if not examples:
     return {"targets": 0}
-  loss_fn = jax.jit(value_loss(model))
-  empty = {k: np.zeros_like(v) for k, v in examples[0].items()}  # value_mask 0: pads add nothing.
-  rows = list(examples) + [empty] * (-len(examples) % batch_size)
-  sums: dict[str, float] = {}
-  for start in range(0, len(rows), batch_size):
-    batch = {k: np.stack([r[k] for r in rows[start:start + batch_size]]) for k in empty}
-    out = jax.device_get(loss_fn(params, batch, None))
-    for name, value in [("bce", out.loss_sum), ("targets", out.weight), *out.metrics.items()]:
-      sums[name] = sums.get(name, 0.0) + float(value)
+  sums = loss_sums(value_loss(model), params, examples, batch_size=batch_size)
   targets = np.concatenate([e["value_target"][e["value_mask"] > 0] for e in examples])
-  n = sums.pop("targets")
-  result = {name: value / n for name, value in sums.items()}
+  n = sums.pop("weight")
+  result = {"bce": sums.pop("loss_sum") / n, **{name: value / n for name, value in sums.items()}}
   result.update(targets=int(n), examples=len(examples), mean_target=float(targets.mean()),
                 baseline_bce=float(_bce(np.full_like(targets, train_mean_target), targets).mean()),
                 entropy_floor=float(_bce(targets, targets).mean()))

@@ -1,0 +1,233 @@
+"""The whole chain in one workdir: policies, verifiers, reviser, search and revision evaluation, report.
+
+  python -m ttc_jax.main --config=configs/pipeline.py --workdir=workdirs/demo        # `make demo`
+  python -m ttc_jax.main --config=configs/pipeline.py:gpu --workdir=workdirs/gpu     # one H100-class GPU
+  python -m ttc_jax.main --config=configs/pipeline.py:smoke --workdir=/tmp/smoke     # tests
+
+Each stage is the config of its own job (configs/<file>.py, see STAGE_FILES) with the
+pipeline's sizes applied, under `stages.<name>`; override any field with
+--config.stages.<name>.<section>.<field>=value. `task`, `mesh` and `distributed` are set
+once here and apply to every stage. Re-running skips finished stages and resumes the
+interrupted one (ttc_jax/jobs/pipeline.py). `pipeline.only` runs a subset;
+`pipeline.time_limit_s` stops before starting a stage after that many seconds.
+
+Arguments:
+  ""     CPU quickstart, sized for `make demo` (about 20 minutes on 2 cores, set-up
+         included): an easier task (2-digit values, at most 4 operations) so a ~0.1M-parameter
+         policy learns it in a few hundred steps; the larger policy is only about 4x larger
+         (M is measured from parameter counts and stated in the report), 100 test problems.
+  "gpu"  one H100-class GPU, every stage short enough to resume in runs of <= 10 minutes:
+         the default task, a ~4M policy and a ~14x larger one, 500 test problems.
+  "smoke" tiny, for tests (seconds per stage; results meaningless).
+"""
+import importlib.util
+import os
+
+import ml_collections
+
+from ttc_jax import config_defaults
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Stage -> (config file in configs/, its argument for each pipeline argument: "" / "gpu" / "smoke").
+STAGE_FILES = {
+    "policy": "policy",
+    "large_policy": "policy",
+    "samples_train": "samples",
+    "labels": "labels",
+    "prm": "prm",
+    "orm": "orm",
+    "samples_revision": "samples",
+    "revision_data": "revision_data",
+    "reviser": "reviser",
+    "revision_chains": "revision_eval",
+    "revision_orm": "revision_orm",
+    "samples_difficulty": "samples",
+    "verifier_eval": "verifier_eval",
+    "difficulty": "difficulty",
+    "search_eval": "search_eval",
+    "revision_eval": "revision_eval",
+    "report": "report",
+}
+_STAGE_ARGS = {  # Argument passed to the stage's config file.
+    "samples_difficulty": {"": "test", "gpu": "test", "smoke": "smoke"},
+    "revision_chains": {"": "train", "gpu": "train", "smoke": "train_smoke"},
+}
+_GPU_ARG_FILES = {"policy", "prm", "orm", "reviser", "revision_orm"}  # Files that take "gpu".
+
+
+def _load(file: str, arg: str) -> ml_collections.ConfigDict:
+  spec = importlib.util.spec_from_file_location(f"{file}_config", os.path.join(_HERE, f"{file}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def _stage_config(name: str, arg: str) -> ml_collections.ConfigDict:
+  file = STAGE_FILES[name]
+  if name in _STAGE_ARGS:
+    stage_arg = _STAGE_ARGS[name][arg]
+  elif arg == "gpu":
+    stage_arg = "gpu" if file in _GPU_ARG_FILES else ""
+  else:
+    stage_arg = arg
+  c = _load(file, stage_arg)
+  for section in ("task", "mesh", "distributed"):  # The pipeline's own sections replace these.
+    if section in c:
+      del c[section]
+  return c
+
+
+def _set(c: ml_collections.ConfigDict, overrides: dict) -> None:
+  for dotted, value in overrides.items():
+    *path, field = dotted.split(".")
+    section = c
+    for part in path:
+      section = section[part]
+    section[field] = value
+
+
+# Sizes per argument: stage -> {dotted field: value}. Everything not named keeps its config file's default.
+def _sizes(arg: str) -> dict:
+  smoke = arg == "smoke"
+  n_test = {"": 100, "gpu": 500, "smoke": 8}[arg]  # The same first test problems in every evaluation stage.
+  sizes = {
+      "policy": {"eval.num_problems": n_test},
+      "large_policy": {"stage": "large_policy", "eval.temperature": 0.0, "eval.samples_per_problem": 1,
+                       "eval.num_problems": n_test},
+      "samples_train": {},
+      "labels": {},
+      "prm": {},
+      "orm": {},
+      "samples_revision": {"sampling.name": "revision_train", "sampling.samples_per_problem": 4 if smoke else 64},
+      "revision_data": {"revision.samples": "samples/revision_train"},
+      "reviser": {},
+      "revision_chains": {},
+      "revision_orm": {},
+      "samples_difficulty": {"sampling.name": "difficulty", "sampling.split": "test", "sampling.num_problems": n_test,
+                             "sampling.samples_per_problem": 4 if smoke else 64},
+      "verifier_eval": {"verifier_eval.samples": "samples/difficulty"},
+      "difficulty": {},
+      "search_eval": {"search_eval.num_problems": n_test},
+      "revision_eval": {"revision_eval.num_problems": n_test, "revision_eval.verifier": "revision_orm"},
+      "report": {},
+  }
+  if smoke:  # Enough training that the tiny policy solves the tiny task sometimes (revisions need both).
+    for policy in ("policy", "large_policy"):
+      sizes[policy].update({"train.steps": 300, "train.checkpoint_every": 300, "train.learning_rate": 1e-2})
+    sizes["large_policy"]["model.d_model"] = 48
+    sizes["samples_revision"].update({"sampling.num_problems": 32, "sampling.samples_per_problem": 8})
+  elif arg == "":
+    _cpu_quickstart(sizes)
+  else:
+    _gpu_scale(sizes)
+  return sizes
+
+
+def _gpu_scale(sizes: dict) -> None:
+  """One H100-class GPU: the default task, a few-million-parameter policy and a ~14x larger one."""
+  # Both policies: the same data, steps, batch and sequence length (the same training tokens).
+  train = {"train.steps": 3000, "train.batch_size": 128, "train.seq_len": 128, "train.learning_rate": 1e-3,
+           "train.warmup_steps": 150, "train.checkpoint_every": 1000, "train.log_every": 250}
+  sizes["policy"].update({"model.d_model": 256, "model.n_layers": 4, "model.n_heads": 4, "model.n_kv_heads": 2,
+                          "model.d_ff": 768, **train, "eval.samples_per_problem": 16, "eval.batch_size": 64})
+  sizes["large_policy"].update({"model.d_model": 640, "model.n_layers": 9, "model.n_heads": 10,
+                                "model.n_kv_heads": 5, "model.d_ff": 1920, **train, "eval.batch_size": 256})
+  # PRM / ORM data: 2,000 training questions x 4 samples; labels from 16 rollouts per step prefix (the paper's).
+  sizes["samples_train"].update({"sampling.num_problems": 2000, "sampling.samples_per_problem": 4,
+                                 "sampling.problems_per_shard": 500, "sampling.batch_size": 256})
+  sizes["labels"].update({"labels.rollouts": 16, "labels.problems_per_shard": 250, "labels.batch_size": 128})
+  for verifier in ("prm", "orm"):  # ~7,200 training solutions: about 4.5 epochs (see configs/prm.py).
+    sizes[verifier].update({"train.steps": 250, "train.batch_size": 128, "train.warmup_steps": 25,
+                            "train.checkpoint_every": 250, "verifier.eval_batch_size": 256})
+  # Revision data: 64 samples for each of 1,000 training questions (the paper samples 64).
+  sizes["samples_revision"].update({"sampling.num_problems": 1000, "sampling.problems_per_shard": 250,
+                                    "sampling.batch_size": 64})
+  sizes["reviser"].update({"train.steps": 200, "train.batch_size": 64, "train.warmup_steps": 20,
+                           "train.checkpoint_every": 200, "reviser.eval_batch_size": 128})
+  # The revision ORM's chains: training questions after the 2,000 sampled above (never seen by the reviser).
+  sizes["revision_chains"].update({"revision_eval.num_problems": 1000, "revision_eval.first_problem": 2000,
+                                   "revision_eval.problems_per_shard": 250, "revision_eval.batch_size": 1024,
+                                   "revision_eval.verifier_batch_size": 1024})
+  sizes["revision_orm"].update({"train.steps": 250, "train.batch_size": 64, "train.warmup_steps": 25,
+                                "train.checkpoint_every": 250, "verifier.eval_batch_size": 128})
+  sizes["samples_difficulty"].update({"sampling.problems_per_shard": 125, "sampling.batch_size": 64})
+  sizes["verifier_eval"].update({"verifier_eval.batch_size": 512})
+  sizes["search_eval"].update({"search_eval.budgets": (1, 4, 16, 64), "search_eval.problems_per_shard": 125,
+                               "search_eval.batch_size": 64,
+                               "search_eval.strategies": ("best_of_n", "beam:4", "beam:sqrt", "lookahead:4:1",
+                                                          "dvts:4")})
+  sizes["revision_eval"].update({"revision_eval.budgets": (4, 16, 64), "revision_eval.problems_per_shard": 500,
+                                 "revision_eval.batch_size": 1024, "revision_eval.verifier_batch_size": 1024})
+
+
+def _cpu_quickstart(sizes: dict) -> None:
+  """`make demo`: every stage shrunk to fit about 15 minutes of 2 CPU cores (timings in README)."""
+  tokens = 64  # Longest solution: the quickstart task's solutions are at most 4 short steps.
+  sizes["policy"].update({"model.d_model": 64, "model.n_layers": 3, "model.d_ff": 192, "train.steps": 600,
+                          "train.warmup_steps": 40, "train.checkpoint_every": 300, "train.log_every": 100,
+                          "train.seq_len": 96, "eval.samples_per_problem": 8, "eval.max_new_tokens": tokens})
+  # Same data, steps, batch and sequence length as the policy: the same training tokens.
+  sizes["large_policy"].update({k: v for k, v in sizes["policy"].items() if k.startswith("train.")})
+  sizes["large_policy"].update({"model.d_model": 96, "model.n_layers": 4, "model.d_ff": 256,
+                                "eval.max_new_tokens": tokens})
+  sizes["samples_train"].update({"sampling.num_problems": 300, "sampling.samples_per_problem": 4,
+                                 "sampling.max_new_tokens": tokens, "sampling.batch_size": 32})
+  sizes["labels"].update({"labels.rollouts": 4, "labels.max_new_tokens": tokens, "labels.batch_size": 32})
+  for verifier in ("prm", "orm"):  # ~1,200 solutions: about 4 epochs.
+    sizes[verifier].update({"train.steps": 150, "train.warmup_steps": 15, "train.checkpoint_every": 150,
+                            "train.seq_len": 96})
+  sizes["samples_revision"].update({"sampling.num_problems": 150, "sampling.samples_per_problem": 16,
+                                    "sampling.max_new_tokens": tokens, "sampling.batch_size": 16})
+  # Question + 4 previous attempts + the new one: 1 + 30 + 5 x (5 + 64) + 1 < 384 tokens.
+  sizes["reviser"].update({"train.steps": 150, "train.warmup_steps": 15, "train.checkpoint_every": 150,
+                           "train.seq_len": 384})
+  sizes["revision_chains"].update({"revision_eval.num_problems": 100, "revision_eval.max_new_tokens": tokens})
+  sizes["revision_orm"].update({"train.steps": 100, "train.warmup_steps": 10, "train.checkpoint_every": 100,
+                                "train.seq_len": 384})
+  sizes["samples_difficulty"].update({"sampling.samples_per_problem": 16, "sampling.max_new_tokens": tokens,
+                                      "sampling.batch_size": 16})
+  sizes["search_eval"].update({"search_eval.budgets": (1, 4, 16), "search_eval.max_step_tokens": 16,
+                               "search_eval.max_solution_tokens": tokens,
+                               "search_eval.strategies": ("best_of_n", "beam:4", "beam:sqrt", "lookahead:4:1",
+                                                          "dvts:4")})
+  sizes["revision_eval"].update({"revision_eval.budgets": (4, 16), "revision_eval.max_new_tokens": tokens})
+
+
+def _quickstart_task(task: ml_collections.ConfigDict) -> None:
+  """Two-digit values and at most 4 operations: learnable by a 0.16M policy in 600 steps on a CPU."""
+  task.train_size, task.validation_size, task.test_size = 5000, 100, 200
+  task.generator.max_steps = 4
+  task.generator.max_value = 99
+  task.generator.operand_maxes = (9, 20)
+  task.generator.operand_max_weights = (0.5, 0.5)
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  arg = config_defaults.check_arg(arg, ("", "gpu", "smoke"), "configs/pipeline.py")
+  c = ml_collections.ConfigDict()
+  c.job = "pipeline"
+  c.task = config_defaults.task(smoke=arg == "smoke")
+  if arg == "":
+    _quickstart_task(c.task)
+  elif arg == "gpu":  # 3000 steps x 128 sequences: about 4 epochs of 100,000 training questions.
+    c.task.train_size = 100_000
+  elif arg == "smoke":
+    c.task.generator.max_steps = 2
+    c.task.generator.max_value = 40
+    c.task.generator.operand_maxes = (9,)
+    c.task.generator.operand_max_weights = (1.0,)
+    c.task.generator.op_sets = ("+",)
+    c.task.generator.op_set_weights = (1.0,)
+  c.mesh = config_defaults.mesh()
+  c.distributed = config_defaults.distributed()
+  c.pipeline = ml_collections.ConfigDict()
+  c.pipeline.only = ()
+  c.pipeline.time_limit_s = 0.0
+  c.pipeline.expected_s = ml_collections.ConfigDict()
+  c.stages = ml_collections.ConfigDict()
+  for name, overrides in _sizes(arg).items():
+    stage = _stage_config(name, arg)
+    _set(stage, overrides)
+    c.stages[name] = stage
+  return c

@@ -1,0 +1,87 @@
+"""report.md: a report's results (`report_analysis.analyse` plus findings) as Markdown tables."""
+from ttc_jax.analysis.findings import fmt
+from ttc_jax.analysis.report_analysis import BASELINE, KINDS
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+  cell = lambda x: "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(cell(x) for x in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def _curve_table(curves: dict, names: list[str]) -> str:
+  budgets = sorted({n for s in names for n in curves[s]}, key=float)
+  return _table(["strategy"] + [f"N = {n}" for n in budgets], [[s] + [curves[s].get(n) for n in budgets] for s in names])
+
+
+def markdown(r: dict, images: list[str]) -> str:
+  """report.md from results.json's content `r`; links the PNG file names in `images`."""
+  img = lambda name, alt: f"\n![{alt}]({name})\n" if name in images else ""
+  s = ["# Test-time compute report", "",
+       f"{r['num_problems']} test problems (present in every input: {r['num_problems_by_input']}); "
+       f"git commit {r['git_commit']}.", ""]
+  if r["notes"]:
+    s += ["Notes:", ""] + [f"- {n}" for n in r["notes"]] + [""]
+  s += ["## Findings", ""]
+  for f in r["findings"]:
+    s.append(f"{f['number']}. **{f['status']}**: {f['claim']}. {f['evidence']}.")
+  s += ["", "## Policies", "",
+        _table(["", "params", "train tokens"], [["policy", r["policy"]["params"], r["policy"]["train_tokens"]],
+                                                ["large policy", r["large_policy"]["params"],
+                                                 r["large_policy"]["train_tokens"]]]), ""]
+  if r["param_ratio_M"]:
+    s.append(f"M = {r['param_ratio_M']:.2f}; large policy greedy accuracy {fmt(r['large_policy']['greedy_accuracy'])}.")
+  d = r["difficulty"]
+  s += ["", "## Difficulty", "", "Bin 1 is the easiest (highest pass@1). Oracle: the policy's pass@1 over "
+        f"{r['difficulty_cost_generations_per_problem']:g} samples; predicted: the mean PRM final score of the same "
+        f"samples. Same bin for {100 * (d['oracle_predicted_agreement'] or 0):.0f}% of problems.", "",
+        _table(["bin", "oracle count", "oracle mean pass@1", "oracle min-max", "predicted count",
+                "predicted mean pass@1"],
+               [[b, d["oracle"][b]["count"], d["oracle"][b]["mean_pass1"],
+                 f"{fmt(d['oracle'][b]['min_pass1'])}-{fmt(d['oracle'][b]['max_pass1'])}", d["predicted"][b]["count"],
+                 d["predicted"][b]["mean_pass1"]] for b in d["oracle"]]), "",
+        "Cost of estimating difficulty per problem: " + ", ".join(
+            f"{k} {v:.3g}" for k, v in d["cost"]["per_problem"].items()) + ".", ""]
+  search = [x for x in r["curves"] if not x.startswith("revise_")]
+  s += ["## Search", "", _curve_table(r["curves"], search), img("search_accuracy_vs_budget.png", "search"),
+        img("search_accuracy_by_bin.png", "search by bin")]
+  rev = r["revisions"]
+  s += ["## Revisions", ""]
+  if rev.get("pass1_by_step"):
+    prim = rev["ratio_curves"].get(rev["primary_method"], {})
+    s += [f"pass@1 by revision step ({rev['setting']}): " + ", ".join(f"{x:.2f}" for x in rev["pass1_by_step"]) +
+          f". Correct -> incorrect {fmt(rev['correct_to_incorrect'])}, incorrect -> correct "
+          f"{fmt(rev['incorrect_to_correct'])}.", "",
+          f"Accuracy by sequential:parallel ratio L:P ({rev['primary_method']}):", "", _curve_table(prim, list(prim)),
+          img("revisions_ratios.png", "ratios"), img("revisions_pass1_by_step.png", "pass@1 by step")]
+  else:
+    s += [rev.get("note", "no revision results"), ""]
+  s += ["## Compute-optimal scaling", "", "Two-fold cross-validation over questions within each bin; "
+        "`predicted_with_cost` adds the generations spent estimating difficulty to the budget.", ""]
+  for fam, res in r["compute_optimal_by_family"].items():
+    rows = {f"{fam}: {k}": res[k]["accuracy"] for k in KINDS}
+    if fam == "search" and BASELINE in r["curves"]:
+      rows = {BASELINE: r["curves"][BASELINE], **rows}
+    if fam == "revisions" and rev.get("all_parallel_curve"):
+      rows = {f"parallel ({rev['baseline_method']})": rev["all_parallel_curve"], **rows}
+    s += [_curve_table(rows, list(rows)), ""]
+  for fam in ("search", "revisions"):
+    e = r["efficiency"][fam]
+    s.append(f"- Efficiency, {fam}: " + (f"{e['ratio']:.2f}x on the measured grid, {e['ratio_interpolated']:.2f}x "
+                                         "interpolated in log2 budget" if e.get("ratio") else str(e.get("reason"))))
+  s += [img("compute_optimal_search.png", "compute-optimal search"),
+        img("compute_optimal_revisions.png", "compute-optimal revisions")]
+  s += ["## FLOPs-matched exchange", ""]
+  if r["flops_matched"]:
+    bins = list(r["difficulty"]["oracle"])
+    rows = [[f"{e['R']:g}", f"{e['matched_budget']:.1f}"] +
+            [f"{fmt(e['by_bin'][b]['test_time'])} / {fmt(e['by_bin'][b]['larger_model'])}"
+             + ("*" if e["by_bin"][b]["flag"] == "capped_at_max_budget" else
+                "~" if e["by_bin"][b]["flag"] == "interpolated" else "") for b in bins] for e in r["flops_matched"]]
+    s += [_table(["R", "k"] + [f"bin {b}: test-time / larger" for b in bins], rows), "",
+          "`~` interpolated in log2 budget; `*` k exceeds the largest evaluated budget, the value there is used "
+          "(understates test-time compute).", img("flops_matched.png", "FLOPs-matched")]
+  else:
+    s += ["Not measured: no larger policy (or policy train summary).", ""]
+  return "\n".join(s) + "\n"
