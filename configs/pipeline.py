@@ -126,28 +126,29 @@ def _sizes(arg: str) -> dict:
 
 def _gpu_scale(sizes: dict) -> None:
   """One H100-class GPU: the default task, a few-million-parameter policy and a ~14x larger one."""
-  # Both policies: the same data, steps, batch and sequence length (the same training tokens).
-  train = {"train.steps": 3000, "train.batch_size": 128, "train.seq_len": 128, "train.learning_rate": 1e-3,
-           "train.warmup_steps": 150, "train.checkpoint_every": 1000, "train.log_every": 250}
+  # Both policies: the same data, steps, batch and sequence length (the same training tokens). Training is
+  # host-bound on an H100 (grain input, about 60-75 ms a step for either model), hence the modest batch.
+  train = {"train.steps": 500, "train.batch_size": 128, "train.seq_len": 128, "train.learning_rate": 1e-3,
+           "train.warmup_steps": 50, "train.checkpoint_every": 250, "train.log_every": 100}
   sizes["policy"].update({"model.d_model": 256, "model.n_layers": 4, "model.n_heads": 4, "model.n_kv_heads": 2,
                           "model.d_ff": 768, **train, "eval.samples_per_problem": 16, "eval.batch_size": 64})
   sizes["large_policy"].update({"model.d_model": 640, "model.n_layers": 9, "model.n_heads": 10,
                                 "model.n_kv_heads": 5, "model.d_ff": 1920, **train, "eval.batch_size": 256})
-  # PRM / ORM data: 2,000 training questions x 4 samples; labels from 16 rollouts per step prefix (the paper's).
-  sizes["samples_train"].update({"sampling.num_problems": 2000, "sampling.samples_per_problem": 4,
+  # PRM / ORM data: 3,000 training questions x 4 samples; labels from 16 rollouts per step prefix (the paper's).
+  sizes["samples_train"].update({"sampling.num_problems": 3000, "sampling.samples_per_problem": 4,
                                  "sampling.problems_per_shard": 500, "sampling.batch_size": 256})
   sizes["labels"].update({"labels.rollouts": 16, "labels.problems_per_shard": 250, "labels.batch_size": 128})
-  for verifier in ("prm", "orm"):  # ~7,200 training solutions: about 4.5 epochs (see configs/prm.py).
-    sizes[verifier].update({"train.steps": 250, "train.batch_size": 128, "train.warmup_steps": 25,
-                            "train.checkpoint_every": 250, "verifier.eval_batch_size": 256})
+  for verifier in ("prm", "orm"):  # ~10,800 training solutions: about 3.5 epochs (see configs/prm.py).
+    sizes[verifier].update({"train.steps": 300, "train.batch_size": 128, "train.warmup_steps": 30,
+                            "train.checkpoint_every": 300, "verifier.eval_batch_size": 256})
   # Revision data: 64 samples for each of 1,000 training questions (the paper samples 64).
   sizes["samples_revision"].update({"sampling.num_problems": 1000, "sampling.problems_per_shard": 250,
                                     "sampling.batch_size": 64})
-  sizes["reviser"].update({"train.steps": 200, "train.batch_size": 64, "train.warmup_steps": 20,
-                           "train.checkpoint_every": 200, "reviser.eval_batch_size": 128})
-  # The revision ORM's chains: training questions after the 2,000 sampled above (never seen by the reviser).
-  sizes["revision_chains"].update({"revision_eval.num_problems": 1000, "revision_eval.first_problem": 2000,
-                                   "revision_eval.problems_per_shard": 250, "revision_eval.batch_size": 1024,
+  sizes["reviser"].update({"train.steps": 300, "train.batch_size": 64, "train.warmup_steps": 30,
+                           "train.checkpoint_every": 300, "reviser.eval_batch_size": 128})
+  # The revision ORM's chains: training questions after the 3,000 sampled above (never seen by the reviser).
+  sizes["revision_chains"].update({"revision_eval.num_problems": 1000, "revision_eval.first_problem": 3000,
+                                   "revision_eval.problems_per_shard": 1000, "revision_eval.batch_size": 1024,
                                    "revision_eval.verifier_batch_size": 1024})
   sizes["revision_orm"].update({"train.steps": 250, "train.batch_size": 64, "train.warmup_steps": 25,
                                 "train.checkpoint_every": 250, "verifier.eval_batch_size": 128})
@@ -157,6 +158,7 @@ def _gpu_scale(sizes: dict) -> None:
                                "search_eval.batch_size": 64,
                                "search_eval.strategies": ("best_of_n", "beam:4", "beam:sqrt", "lookahead:4:1",
                                                           "dvts:4")})
+  # One shard per P x L split: a split's L sequential steps each sample all 500 x P chains at once.
   sizes["revision_eval"].update({"revision_eval.budgets": (4, 16, 64), "revision_eval.problems_per_shard": 500,
                                  "revision_eval.batch_size": 1024, "revision_eval.verifier_batch_size": 1024})
 
@@ -179,19 +181,28 @@ def _cpu_quickstart(sizes: dict) -> None:
                             "train.seq_len": 96})
   sizes["samples_revision"].update({"sampling.num_problems": 150, "sampling.samples_per_problem": 16,
                                     "sampling.max_new_tokens": tokens, "sampling.batch_size": 16})
-  # Question + 4 previous attempts + the new one: 1 + 30 + 5 x (5 + 64) + 1 < 384 tokens.
+  # Question + 4 previous attempts + the new one: the longest quickstart trajectory was 318 tokens
+  # (longer ones are skipped and counted in train_summary.json).
   sizes["reviser"].update({"train.steps": 150, "train.warmup_steps": 15, "train.checkpoint_every": 150,
-                           "train.seq_len": 384})
+                           "train.seq_len": 320})
   sizes["revision_chains"].update({"revision_eval.num_problems": 100, "revision_eval.max_new_tokens": tokens})
-  sizes["revision_orm"].update({"train.steps": 100, "train.warmup_steps": 10, "train.checkpoint_every": 100,
-                                "train.seq_len": 384})
+  sizes["revision_orm"].update({"train.steps": 100, "train.batch_size": 16, "train.warmup_steps": 10,
+                                "train.checkpoint_every": 100, "train.seq_len": 320})
   sizes["samples_difficulty"].update({"sampling.samples_per_problem": 16, "sampling.max_new_tokens": tokens,
                                       "sampling.batch_size": 16})
   sizes["search_eval"].update({"search_eval.budgets": (1, 4, 16), "search_eval.max_step_tokens": 16,
                                "search_eval.max_solution_tokens": tokens,
                                "search_eval.strategies": ("best_of_n", "beam:4", "beam:sqrt", "lookahead:4:1",
                                                           "dvts:4")})
-  sizes["revision_eval"].update({"revision_eval.budgets": (4, 16), "revision_eval.max_new_tokens": tokens})
+  # All-sequential, balanced and all-parallel splits (N = 4: 1x4, 4x1; N = 16: 1x16, 4x4, 16x1).
+  sizes["revision_eval"].update({"revision_eval.budgets": (4, 16), "revision_eval.parallel": (1, 4, 16),
+                                 "revision_eval.max_new_tokens": tokens})
+
+
+_QUICKSTART_SECONDS = {"policy": 96, "large_policy": 163, "samples_train": 4, "labels": 26, "prm": 25, "orm": 26,
+                       "samples_revision": 5, "revision_data": 1, "reviser": 85, "revision_chains": 30,
+                       "revision_orm": 60, "samples_difficulty": 3, "verifier_eval": 3, "difficulty": 1,
+                       "search_eval": 51, "revision_eval": 110, "report": 2}
 
 
 def _quickstart_task(task: ml_collections.ConfigDict) -> None:
@@ -210,7 +221,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.task = config_defaults.task(smoke=arg == "smoke")
   if arg == "":
     _quickstart_task(c.task)
-  elif arg == "gpu":  # 3000 steps x 128 sequences: about 4 epochs of 100,000 training questions.
+  elif arg == "gpu":  # The policies' 2500 steps x 128 sequences: about 3 epochs of 100,000 training questions.
     c.task.train_size = 100_000
   elif arg == "smoke":
     c.task.generator.max_steps = 2
@@ -224,7 +235,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.pipeline = ml_collections.ConfigDict()
   c.pipeline.only = ()
   c.pipeline.time_limit_s = 0.0
-  c.pipeline.expected_s = ml_collections.ConfigDict()
+  # Seconds per stage for the console's ETA: measured for the quickstart on the 2-core CPU machine.
+  c.pipeline.expected_s = ml_collections.ConfigDict(_QUICKSTART_SECONDS if arg == "" else {})
   c.stages = ml_collections.ConfigDict()
   for name, overrides in _sizes(arg).items():
     stage = _stage_config(name, arg)
