@@ -23,8 +23,10 @@ $(VENV)/.installed-all: setup.py constraints.txt
 
 venv: $(VENV)/.installed-base
 
+# The whole pipeline at CPU scale (configs/pipeline.py); ends by printing where the report is.
+# Re-running resumes where it stopped.
 demo: $(VENV)/.installed-base
-	$(PY) -m ttc_jax.main --config=configs/policy.py --workdir=$(DEMO_DIR)
+	$(PY) -m ttc_jax.main --config=configs/pipeline.py --workdir=$(DEMO_DIR)
 
 test: $(VENV)/.installed-all
 	$(PY) -m pytest -n 2 --durations=15 tests
