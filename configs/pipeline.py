@@ -154,8 +154,10 @@ def _gpu_scale(sizes: dict) -> None:
                                 "train.checkpoint_every": 250, "verifier.eval_batch_size": 128})
   sizes["samples_difficulty"].update({"sampling.problems_per_shard": 125, "sampling.batch_size": 64})
   sizes["verifier_eval"].update({"verifier_eval.batch_size": 512})
+  # Every row of a search batch writes each round's step at the same cache slots, so a round uses the longest
+  # step of the batch (up to max_step_tokens = 24); 6 x 24 slots guarantee the 6 rounds of a 5-operation solution.
   sizes["search_eval"].update({"search_eval.budgets": (1, 4, 16, 64), "search_eval.problems_per_shard": 125,
-                               "search_eval.batch_size": 64,
+                               "search_eval.batch_size": 64, "search_eval.max_solution_tokens": 144,
                                "search_eval.strategies": ("best_of_n", "beam:4", "beam:sqrt", "lookahead:4:1",
                                                           "dvts:4")})
   # One shard per P x L split: a split's L sequential steps each sample all 500 x P chains at once.
@@ -221,7 +223,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.task = config_defaults.task(smoke=arg == "smoke")
   if arg == "":
     _quickstart_task(c.task)
-  elif arg == "gpu":  # The policies' 2500 steps x 128 sequences: about 3 epochs of 100,000 training questions.
+  elif arg == "gpu":  # The policies' 500 steps x 128 sequences see 64,000 of these 100,000 questions, each once.
     c.task.train_size = 100_000
   elif arg == "smoke":
     c.task.generator.max_steps = 2
