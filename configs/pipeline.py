@@ -193,7 +193,7 @@ def _cpu_quickstart(sizes: dict) -> None:
   sizes["samples_difficulty"].update({"sampling.samples_per_problem": 16, "sampling.max_new_tokens": tokens,
                                       "sampling.batch_size": 16})
   sizes["search_eval"].update({"search_eval.budgets": (1, 4, 16), "search_eval.max_step_tokens": 16,
-                               "search_eval.max_solution_tokens": tokens,
+                               "search_eval.max_solution_tokens": 5 * 16,
                                "search_eval.strategies": ("best_of_n", "beam:4", "beam:sqrt", "lookahead:4:1",
                                                           "dvts:4")})
   # All-sequential, balanced and all-parallel splits (N = 4: 1x4, 4x1; N = 16: 1x16, 4x4, 16x1).

@@ -29,7 +29,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.search_eval.strategies = ("best_of_n", "beam:4", "beam:sqrt", "lookahead:4:1", "lookahead:4:3", "dvts:4")
   c.search_eval.max_rounds = 40
   c.search_eval.max_step_tokens = 24
-  c.search_eval.max_solution_tokens = 96
+  # Each round advances the shared cache by up to max_step_tokens: 6 x 24 leaves room for the default
+  # task's longest solution (5 steps + the answer line); 96 cut some 5-step searches short.
+  c.search_eval.max_solution_tokens = 144
   c.search_eval.temperature = 1.0
   c.search_eval.problems_per_shard = 25
   c.search_eval.batch_size = 25

@@ -37,7 +37,7 @@ class SearchEvalConfig:
   strategies: tuple[str, ...] = ("best_of_n", "beam:4", "beam:sqrt", "lookahead:4:1", "lookahead:4:3", "dvts:4")
   max_rounds: int = 40
   max_step_tokens: int = 24
-  max_solution_tokens: int = 96
+  max_solution_tokens: int = 144
   temperature: float = 1.0
   problems_per_shard: int = 25
   batch_size: int = 25  # Problems per device call (x N candidates).
@@ -61,11 +61,25 @@ def _summary(records: list[dict]) -> dict:
           "mean_prm_tokens": mean("prm_tokens"), "mean_flops": mean("flops")}
 
 
+def _warn_if_too_short(cfg: "SearchEvalConfig", task_cfg: synthetic.TaskConfig) -> None:
+  """Every round moves the shared KV-cache index by the batch's longest step (up to max_step_tokens),
+  so max_solution_tokens / max_step_tokens rounds are all a search is sure to get. Fewer than the
+  task's longest solution (max_steps lines + the answer line) ends some searches unanswered, graded
+  wrong, and more so at large budgets (more rows, more likely one long step per round)."""
+  needed = (task_cfg.max_steps + 1) * cfg.max_step_tokens
+  if cfg.max_solution_tokens < needed:
+    logging.warning("search_eval.max_solution_tokens=%d < (task.generator.max_steps + 1) x "
+                    "search_eval.max_step_tokens = %d: searches of the longest problems may stop before "
+                    "their answer line and count as wrong; raise max_solution_tokens to %d",
+                    cfg.max_solution_tokens, needed, needed)
+
+
 def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "eval_search")
   cfg = config_parsing.parse_section(SearchEvalConfig, config.search_eval, "search_eval")
   task_spec, task_cfg = common.parse_task(config.task)
   grader = get_grader(cfg.grader)
+  _warn_if_too_short(cfg, task_cfg)
   out_dir = resolve(workdir, cfg.out)
   results_path = os.path.join(out_dir, "results.json")
   if os.path.exists(results_path):
