@@ -13,6 +13,7 @@ import jax
 
 from ttc_jax import export, shards
 from ttc_jax.parallel import MeshConfig, make_mesh
+from ttc_jax.revise import dataset
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -60,6 +61,9 @@ def test_revision_data_and_reviser_smoke(tmp_path):
   assert manifest["num_trajectories"] == len(trajs) == 8 * 5  # 8 problems x per_correct=5
   assert sum(manifest["trajectories_by_k"].values()) == len(trajs)
   assert all(t["target"] == _reference(t["question"]) and t["target"] not in t["previous"] for t in trajs)
+  # The dataset train_reviser reads: the shards' trajectories in their order, with prompt and text.
+  assert json.loads((data_dir / dataset.INFO).read_text())["num_records"] == len(trajs)
+  assert dataset.read_trajectories(str(data_dir)) == [dataset.to_record(t) for t in trajs]
 
   _main(tmp_path, "--config=configs/reviser.py:smoke")
   stage = tmp_path / "reviser"
@@ -92,7 +96,8 @@ def test_revision_data_and_reviser_smoke(tmp_path):
   assert orm_summary["kind"] == "revision_orm" and orm_summary["policy"] == str(stage)
   assert (tmp_path / "revision_orm" / "verifier_eval.json").exists()
 
-  mtimes = {p: p.stat().st_mtime_ns for p in (data_dir / "manifest.json", stage / "train_summary.json",
+  mtimes = {p: p.stat().st_mtime_ns for p in (data_dir / "manifest.json", data_dir / dataset.FILENAME,
+                                               data_dir / dataset.INFO, stage / "train_summary.json",
                                                stage / "reviser_eval.json")}
   _main(tmp_path, "--config=configs/revision_data.py:smoke", "--config.revision.samples=samples/mixed")
   _main(tmp_path, "--config=configs/reviser.py:smoke")

@@ -1,18 +1,23 @@
-"""Job `revision_data`: revision trajectories from sampled solutions, in resumable shards.
+"""Job `revision_data`: revision trajectories from sampled solutions, as an ArrayRecord dataset.
 
 Reads a samples artifact (job sample_solutions; the paper samples 64 solutions per
 training question at high temperature) and writes WORKDIR/revisions/data/:
 shard-*.jsonl with one trajectory per line ({problem_id, question, previous, target, k},
 see ttc_jax/revise/trajectories.py), spec.json and manifest.json (trajectories by k,
-problems without a correct / an incorrect sample).
+problems without a correct / an incorrect sample), the resumable work; then, from the
+finished shards, trajectories.array_record (one JSON record per trajectory, with its
+fixed-format prompt and text, see ttc_jax/revise/dataset.py) and dataset.json (file,
+record count), which train_reviser reads.
 """
 import dataclasses
+import json
+import os
 
 from absl import logging
 
 from ttc_jax import config_parsing, shards
 from ttc_jax.jobs.sample_solutions import resolve
-from ttc_jax.revise import trajectories
+from ttc_jax.revise import dataset, trajectories
 
 SECTIONS = {"job", "seed", "revision"}
 
@@ -44,8 +49,20 @@ def run(config, workdir: str) -> None:
                           "the sample_solutions job (configs/samples.py, e.g. --config.sampling.samples_per_problem=64)")
   out_dir = resolve(workdir, cfg.out)
   if shards.is_complete(out_dir):
-    logging.info("Revision data already complete: %s", out_dir)
+    logging.info("Revision shards already complete: %s", out_dir)
+  else:
+    _write_shards(cfg, traj_cfg, samples_dir, out_dir, config.seed)
+  with open(os.path.join(out_dir, "manifest.json")) as f:
+    manifest = json.load(f)
+  if dataset.is_current(out_dir, manifest):
+    logging.info("Revision dataset already written: %s", os.path.join(out_dir, dataset.FILENAME))
     return
+  info = dataset.write_dataset(out_dir, shards.read_records(out_dir), manifest)
+  logging.info("%d trajectories -> %s", info["num_records"], os.path.join(out_dir, info["file"]))
+
+
+def _write_shards(cfg: RevisionDataConfig, traj_cfg: trajectories.TrajectoryConfig, samples_dir: str, out_dir: str,
+                  seed: int) -> None:
   records = shards.read_records(samples_dir)
   num_shards = max(1, -(-len(records) // cfg.problems_per_shard))
 
@@ -53,7 +70,7 @@ def run(config, workdir: str) -> None:
     return trajectories.build_trajectories(records[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard],
                                            traj_cfg)
 
-  spec = {"revision": dataclasses.asdict(cfg), "seed": config.seed, "samples": samples_dir,
+  spec = {"revision": dataclasses.asdict(cfg), "seed": seed, "samples": samples_dir,
           "num_problems": len(records)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec,
                                 summarize=lambda trajs: trajectories.summarize(records, trajs), desc="revision data")

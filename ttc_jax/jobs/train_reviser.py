@@ -1,7 +1,8 @@
 """Job `train_reviser`: fine-tune the policy into the revision model on revision trajectories.
 
-Reads the policy stage (model_config.json, tokenizer.model, checkpoints) and
-WORKDIR/revisions/data (job revision_data). The revision model is the policy's
+Reads the policy stage (model_config.json, tokenizer.model, checkpoints) and the
+trajectories of WORKDIR/revisions/data/trajectories.array_record (job revision_data)
+through grain's ArrayRecordDataSource. The revision model is the policy's
 network, initialised from it, trained with the shared loop on next-token loss
 over the final (correct) attempt only; the previous attempts are context.
 Writes WORKDIR/<stage> ("reviser" by default) like a policy stage: checkpoints/,
@@ -20,12 +21,13 @@ import jax
 import numpy as np
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, export
 from ttc_jax.jobs import common
 from ttc_jax.jobs.sample_solutions import resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
 from ttc_jax.provenance import git_commit, read_json_field, write_json
+from ttc_jax.revise import dataset
 from ttc_jax.revise.data import revision_examples
 from ttc_jax.revise.heldout import evaluate_heldout, split_trajectories
 from ttc_jax.tasks.tokenizer import Tokenizer
@@ -56,7 +58,7 @@ def run(config, workdir: str) -> None:
   cfg = config_parsing.parse_section(ReviserConfig, config.reviser, "reviser")
   train_cfg = config_parsing.parse_section(TrainConfig, config.train, "train")
   data_dir = resolve(workdir, cfg.data)
-  shards.require_complete(data_dir, f"reviser.data={cfg.data!r}", "the revision_data job (configs/revision_data.py)")
+  all_trajectories = dataset.read_trajectories(data_dir, f"reviser.data={cfg.data!r}")
   policy_dir = resolve(workdir, cfg.policy)
   if not os.path.exists(os.path.join(policy_dir, "model_config.json")):
     raise FileNotFoundError(f"reviser.policy={cfg.policy!r}: {policy_dir} is not a policy stage or export "
@@ -67,7 +69,6 @@ def run(config, workdir: str) -> None:
   model_cfg = dataclasses.replace(policy_cfg, max_len=max(policy_cfg.max_len, train_cfg.seq_len))
   model = Transformer(model_cfg)
 
-  all_trajectories = shards.read_records(data_dir)
   trajectories, heldout, heldout_problems = split_trajectories(all_trajectories, cfg.heldout_fraction)
   examples, stats = revision_examples(trajectories, tokenizer, train_cfg.seq_len)
   if not examples:

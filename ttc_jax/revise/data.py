@@ -21,6 +21,11 @@ def trajectory_prompt(trajectory: dict) -> str:
   return revision_prompt(trajectory["question"], trajectory["previous"])
 
 
+def trajectory_text(trajectory: dict) -> str:
+  """The example as text: prompt then target, the ids `revision_examples` trains on less bos and eos."""
+  return trajectory_prompt(trajectory) + trajectory["target"]
+
+
 def trajectory_length(tokenizer, trajectory: dict) -> int:
   """Tokens of the full example (bos + prompt + target + eos)."""
   return len(encode_example(tokenizer, trajectory_prompt(trajectory), trajectory["target"])[0])
