@@ -12,12 +12,13 @@ interrupted one (ttc_jax/jobs/pipeline.py). `pipeline.only` runs a subset;
 `pipeline.time_limit_s` stops before starting a stage after that many seconds.
 
 Arguments:
-  ""     CPU quickstart, sized for `make demo` (about 20 minutes on 2 cores, set-up
-         included): an easier task (2-digit values, at most 4 operations) so a ~0.1M-parameter
-         policy learns it in a few hundred steps; the larger policy is only about 4x larger
-         (M is measured from parameter counts and stated in the report), 100 test problems.
-  "gpu"  one H100-class GPU, every stage short enough to resume in runs of <= 10 minutes:
-         the default task, a ~4M policy and a ~14x larger one, 500 test problems.
+  ""     CPU quickstart, sized for `make demo` (about 12 minutes on 2 cores, set-up
+         included): an easier task (2-digit values, at most 4 operations) so a 0.16M-parameter
+         policy learns it in 600 steps; the larger policy is only 2.65x larger (M is measured
+         from parameter counts and stated in the report), 100 test problems.
+  "gpu"  one H100-class GPU (about 12 minutes of stages; with --config.pipeline.time_limit_s=400
+         it stops between stages to fit runs of <= 10 minutes): the default task, a 3.2M policy
+         and a 13.9x larger one, 500 test problems.
   "smoke" tiny, for tests (seconds per stage; results meaningless).
 """
 import importlib.util
@@ -29,7 +30,7 @@ from ttc_jax import config_defaults
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
-# Stage -> (config file in configs/, its argument for each pipeline argument: "" / "gpu" / "smoke").
+# Stage -> the config file in configs/ its job config starts from.
 STAGE_FILES = {
     "policy": "policy",
     "large_policy": "policy",
@@ -49,7 +50,7 @@ STAGE_FILES = {
     "revision_eval": "revision_eval",
     "report": "report",
 }
-_STAGE_ARGS = {  # Argument passed to the stage's config file.
+_STAGE_ARGS = {  # Argument passed to the stage's config file, per pipeline argument, where not the same.
     "samples_difficulty": {"": "test", "gpu": "test", "smoke": "smoke"},
     "revision_chains": {"": "train", "gpu": "train", "smoke": "train_smoke"},
 }
@@ -167,7 +168,7 @@ def _gpu_scale(sizes: dict) -> None:
 
 
 def _cpu_quickstart(sizes: dict) -> None:
-  """`make demo`: every stage shrunk to fit about 15 minutes of 2 CPU cores (timings in README)."""
+  """`make demo`: every stage shrunk to fit about 11.5 minutes of 2 CPU cores (timings in README)."""
   tokens = 64  # Longest solution: the quickstart task's solutions are at most 4 short steps.
   sizes["policy"].update({"model.d_model": 64, "model.n_layers": 3, "model.d_ff": 192, "train.steps": 600,
                           "train.warmup_steps": 40, "train.checkpoint_every": 300, "train.log_every": 100,
@@ -202,10 +203,15 @@ def _cpu_quickstart(sizes: dict) -> None:
                                  "revision_eval.max_new_tokens": tokens})
 
 
-_QUICKSTART_SECONDS = {"policy": 96, "large_policy": 163, "samples_train": 4, "labels": 26, "prm": 25, "orm": 26,
-                       "samples_revision": 5, "revision_data": 1, "reviser": 85, "revision_chains": 30,
-                       "revision_orm": 60, "samples_difficulty": 3, "verifier_eval": 3, "difficulty": 1,
-                       "search_eval": 51, "revision_eval": 110, "report": 2}
+_QUICKSTART_SECONDS = {"policy": 105, "large_policy": 166, "samples_train": 4, "labels": 26, "prm": 25, "orm": 25,
+                       "samples_revision": 5, "revision_data": 1, "reviser": 68, "revision_chains": 30,
+                       "revision_orm": 46, "samples_difficulty": 3, "verifier_eval": 3, "difficulty": 1,
+                       "search_eval": 59, "revision_eval": 124, "report": 1}
+
+_GPU_SECONDS = {"policy": 110, "large_policy": 86, "samples_train": 10, "labels": 59, "prm": 24, "orm": 13,
+                "samples_revision": 11, "revision_data": 1, "reviser": 29, "revision_chains": 25, "revision_orm": 25,
+                "samples_difficulty": 4, "verifier_eval": 19, "difficulty": 2, "search_eval": 122,
+                "revision_eval": 170, "report": 8}
 
 
 def _quickstart_task(task: ml_collections.ConfigDict) -> None:
@@ -238,8 +244,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.pipeline = ml_collections.ConfigDict()
   c.pipeline.only = ()
   c.pipeline.time_limit_s = 0.0
-  # Seconds per stage for the console's ETA: measured for the quickstart on the 2-core CPU machine.
-  c.pipeline.expected_s = ml_collections.ConfigDict(_QUICKSTART_SECONDS if arg == "" else {})
+  # Seconds per stage for the console's ETA: measured on the 2-core CPU machine and on one H100.
+  c.pipeline.expected_s = ml_collections.ConfigDict({"": _QUICKSTART_SECONDS, "gpu": _GPU_SECONDS}.get(arg, {}))
   c.stages = ml_collections.ConfigDict()
   for name, overrides in _sizes(arg).items():
     stage = _stage_config(name, arg)
