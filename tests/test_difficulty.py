@@ -8,7 +8,7 @@ import pytest
 from ttc_jax import shards
 from ttc_jax.analysis import difficulty as diff
 from ttc_jax.jobs import difficulty as job
-from ttc_jax.models.flops import forward_flops_per_token
+from ttc_jax.models.flops import forward_flops_per_token, span_forward_flops
 from ttc_jax.testing.tiny import load_config_module, tiny_model_config
 
 
@@ -45,10 +45,10 @@ def test_pass1_predicted_score_and_summary():
   assert s["1"] == {"count": 1, "mean": 1.0, "min": 1.0, "max": 1.0} and s["3"]["count"] == 0
 
 
-def test_sequence_flops_matches_the_per_token_sum():
+def test_span_flops_matches_the_per_token_sum():
   cfg = tiny_model_config()
   f = lambda c: forward_flops_per_token(cfg, c)
-  assert diff.sequence_flops(f, 5, 7) == pytest.approx(sum(f(7 + i + 1) for i in range(5)))
+  assert span_forward_flops(cfg, 5, 7) == pytest.approx(sum(f(7 + i + 1) for i in range(5)))
 
 
 def _write_inputs(tmp_path, n_problems=10, n_samples=4):

@@ -12,7 +12,7 @@ does not depend on file order, and bins have equal sizes +-1: rank r of n goes t
 falls inside a tie; the hash decides, deterministically, which side each one goes to.
 
 Also the cost of estimating difficulty (generations, tokens, FLOPs), which the paper does
-not count: `sequence_flops` is exact for the affine `forward_flops_per_token`.
+not count (the FLOPs come from `models.flops.span_forward_flops`).
 """
 import hashlib
 from typing import Mapping, Sequence
@@ -72,18 +72,6 @@ def bin_summary(values: Mapping[str, float], bins: Mapping[str, int], num_bins: 
     out[str(b)] = {"count": len(v), "mean": float(np.mean(v)) if v else None,
                    "min": min(v) if v else None, "max": max(v) if v else None}
   return out
-
-
-def sequence_flops(flops_per_token, count: int, start: int) -> float:
-  """Forward FLOPs of `count` consecutive tokens, the first one with `start` real tokens before it.
-
-  flops_per_token: context length -> FLOPs (`models.flops.forward_flops_per_token` with the
-  model's config bound); affine in the context, so the sum has a closed form (as in
-  `search.budget.run_flops`). Context = the tokens a token attends to, itself included.
-  """
-  a = flops_per_token(0)
-  b = flops_per_token(1) - a
-  return float(a * count + b * (count * (start + 1) + count * (count - 1) / 2))
 
 
 def estimation_cost(per_problem: Mapping[str, Mapping[str, float]]) -> dict:

@@ -14,7 +14,6 @@ verifier_eval.samples=samples/difficulty). Writes WORKDIR/difficulty/difficulty.
 No model is loaded: only the tokenizer (to count verifier tokens) and model_config.json files.
 """
 import dataclasses
-import functools
 import json
 import os
 
@@ -23,7 +22,7 @@ from absl import logging
 from ttc_jax import config_parsing, export, shards
 from ttc_jax.analysis import difficulty as diff
 from ttc_jax.jobs.sample_solutions import resolve
-from ttc_jax.models.flops import forward_flops_per_token
+from ttc_jax.models.flops import span_forward_flops
 from ttc_jax.provenance import git_commit, write_json
 
 SECTIONS = {"job", "seed", "difficulty"}
@@ -62,14 +61,14 @@ def _verifier_dir(workdir: str, cfg: DifficultyConfig, scores_path: str) -> str:
     return resolve(workdir, json.load(f)["config"]["prm"])
 
 
-def _model_flops(stage: str, field: str):
+def _model_config(stage: str, field: str):
   path = os.path.join(stage, "model_config.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{field}: {path} is missing (a training stage or export directory is needed)")
-  return functools.partial(forward_flops_per_token, export.read_model_config(path))
+  return export.read_model_config(path)
 
 
-def problem_costs(records: list[dict], tokenizer, policy_flops, verifier_flops) -> dict:
+def problem_costs(records: list[dict], tokenizer, policy_cfg, verifier_cfg) -> dict:
   """Per problem: generations, policy / prompt / verifier tokens and FLOPs of its samples and their scoring.
 
   The policy encodes the prompt once per problem (its samples share one prefill) and samples
@@ -86,9 +85,9 @@ def problem_costs(records: list[dict], tokenizer, policy_flops, verifier_flops) 
     out[r["problem_id"]] = {
         "generations": len(r["samples"]), "policy_tokens": sum(sampled), "prompt_tokens": prompt_tokens,
         "verifier_tokens": sum(scored),
-        "policy_flops": diff.sequence_flops(policy_flops, prompt_tokens, 0)
-                        + sum(diff.sequence_flops(policy_flops, n, prompt_tokens) for n in sampled),
-        "verifier_flops": sum(diff.sequence_flops(verifier_flops, n, 0) for n in scored)}
+        "policy_flops": float(span_forward_flops(policy_cfg, prompt_tokens, 0)
+                              + sum(span_forward_flops(policy_cfg, n, prompt_tokens) for n in sampled)),
+        "verifier_flops": float(sum(span_forward_flops(verifier_cfg, n, 0) for n in scored))}
   return out
 
 
@@ -144,12 +143,12 @@ def run(config, workdir: str) -> None:
   score_lines = _read_scores(scores_path)
   policy_dir = resolve(workdir, cfg.policy)
   verifier_dir = _verifier_dir(workdir, cfg, scores_path)
-  policy_flops = _model_flops(policy_dir, f"difficulty.policy={cfg.policy!r}")
-  verifier_flops = _model_flops(verifier_dir, "difficulty.prm")
+  policy_cfg = _model_config(policy_dir, f"difficulty.policy={cfg.policy!r}")
+  verifier_cfg = _model_config(verifier_dir, "difficulty.prm")
   from ttc_jax.tasks.tokenizer import load_tokenizer
   tokenizer_path = os.path.join(policy_dir, "tokenizer.model")
   tokenizer = load_tokenizer(tokenizer_path if os.path.exists(tokenizer_path) else None)
-  costs = problem_costs(records, tokenizer, policy_flops, verifier_flops)
+  costs = problem_costs(records, tokenizer, policy_cfg, verifier_cfg)
   result = {"git_commit": git_commit(), "config": {**dataclasses.asdict(cfg), "seed": seed},
             "policy": policy_dir, "verifier": verifier_dir,
             **compute(records, score_lines, costs, cfg.num_bins, seed)}

@@ -44,6 +44,18 @@ def forward_flops_per_token(cfg: ModelConfig, context_len: int) -> float:
   return float(2 * matmul_params + attention)
 
 
+def span_forward_flops(cfg: ModelConfig, count, start):
+  """Forward FLOPs of `count` consecutive tokens, the first with `start` real tokens before it.
+
+  Exact in closed form, since `forward_flops_per_token` is affine in the context length:
+  a * n + b * sum_{i<n} (start + i + 1), a = f(0), b = f(1) - f(0). Takes Python numbers or
+  numpy / jax arrays (elementwise).
+  """
+  a = forward_flops_per_token(cfg, 0)
+  b = forward_flops_per_token(cfg, 1) - a
+  return a * count + b * (count * (start + 1) + count * (count - 1) / 2)
+
+
 def train_flops_per_token(cfg: ModelConfig, context_len: int) -> float:
   """Training FLOPs per token: forward + backward = 3x forward."""
   return 3.0 * forward_flops_per_token(cfg, context_len)

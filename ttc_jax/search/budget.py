@@ -13,7 +13,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from ttc_jax.models.flops import forward_flops_per_token
+from ttc_jax.models.flops import span_forward_flops
 
 
 @flax.struct.dataclass
@@ -29,11 +29,7 @@ class Budget:
 
 def run_flops(cfg, count: jax.Array, start_position: jax.Array) -> jax.Array:
   """float32 forward FLOPs of `count` consecutive tokens, the first at RoPE position `start_position`."""
-  a = forward_flops_per_token(cfg, 0)
-  b = forward_flops_per_token(cfg, 1) - a
-  n = count.astype(jnp.float32)
-  contexts = n * (start_position.astype(jnp.float32) + 1.0) + n * (n - 1.0) / 2.0
-  return a * n + b * contexts
+  return span_forward_flops(cfg, count.astype(jnp.float32), start_position.astype(jnp.float32))
 
 
 def per_problem(x_B: jax.Array, num_beams: int) -> jax.Array:
