@@ -6,6 +6,7 @@ import pytest
 
 from ttc_jax import shards
 from ttc_jax.jobs import eval_revisions
+from ttc_jax.revise import selection
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing.tiny import load_config_module, export_tiny_model
 
@@ -24,7 +25,7 @@ def test_settings_and_ratios():
   assert cfg.settings() == [(1, 4), (2, 2), (4, 1), (1, 16), (2, 8), (4, 4), (8, 2), (16, 1)]
   assert eval_revisions.RevisionEvalConfig(budgets=(4, 16), parallel=(1, 4)).settings() == [
       (1, 4), (4, 1), (1, 16), (4, 4)]
-  assert [eval_revisions.ratio_label(p, l) for p, l in ((1, 16), (4, 4), (16, 1), (2, 8))] == [
+  assert [selection.ratio_label(p, l) for p, l in ((1, 16), (4, 4), (16, 1), (2, 8))] == [
       "16:1", "1:1", "1:16", "4:1"]
   with pytest.raises(ValueError, match="no split"):
     eval_revisions.RevisionEvalConfig(budgets=(3,), parallel=(2,))

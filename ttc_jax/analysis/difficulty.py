@@ -74,6 +74,15 @@ def bin_summary(values: Mapping[str, float], bins: Mapping[str, int], num_bins: 
   return out
 
 
+def bin_table(pass1: Mapping[str, float], predicted: Mapping[str, float], bins: Mapping[str, int],
+              num_bins: int) -> dict[str, dict]:
+  """Per bin: count, mean / min / max pass@1 and mean predicted score of its questions (difficulty.json's
+  `oracle` / `predicted` sections, and the report's)."""
+  p, s = bin_summary(pass1, bins, num_bins), bin_summary(predicted, bins, num_bins)
+  return {b: {"count": p[b]["count"], "mean_pass1": p[b]["mean"], "min_pass1": p[b]["min"],
+              "max_pass1": p[b]["max"], "mean_predicted_score": s[b]["mean"]} for b in p}
+
+
 def estimation_cost(per_problem: Mapping[str, Mapping[str, float]]) -> dict:
   """Totals and per-problem means of the per-problem cost counts ({pid: {name: value}})."""
   names = sorted({k for v in per_problem.values() for k in v})

@@ -5,9 +5,9 @@ Each finding has parts (True, False, or None where this run has no data for it);
 some parts could not be measured (`_status`).
 """
 import math
-import re
 
-from ttc_jax.analysis.report_analysis import BASELINE, budget_key
+from ttc_jax.analysis.report_analysis import BASELINE, budget_key, parse_revision
+from ttc_jax.search.strategies import parse_strategy
 
 
 def _status(parts: list[bool | None]) -> str:
@@ -55,9 +55,8 @@ def findings(r: dict, *, small_gain: float) -> list[dict]:
     ev.append("no budget with both beam search and best-of-N")
   look = []
   for s in curves:
-    mm = re.fullmatch(r"lookahead:(\w+):(\d+)", s)
-    if mm:
-      ref = f"beam:{mm.group(1)}"
+    if s.startswith("lookahead:"):
+      ref = f"beam:{parse_strategy(s).beam_width}"
       for n, a in curves[s].items():
         if ref in curves and n in curves[ref]:
           look.append((s, n, a, curves[ref][n]))
@@ -137,7 +136,7 @@ def findings(r: dict, *, small_gain: float) -> list[dict]:
 
     best = {b: best_split(b) for b in bins}
     easy_seq = best[bins[0]] == seq_split if best[bins[0]] else None
-    is_mix = lambda split: 1 < int(re.fullmatch(r"revise_P(\d+)xL\d+", split).group(1)) < top
+    is_mix = lambda split: 1 < parse_revision(split)[0] < top
     harder_mix = any(best[b] is not None and is_mix(best[b]) for b in bins[1:]) if len(bins) > 1 else None
     parts += [easy_seq, harder_mix]
     ev.append("best split per bin at N=" + str(top) + ": " + ", ".join(f"{b}: {best[b]}" for b in bins))

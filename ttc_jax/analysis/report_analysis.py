@@ -5,7 +5,6 @@ FLOPs-matched exchange and the revision model's step-wise statistics. No file or
 
 Curves in the result are {budget key: accuracy} with `budget_key` strings (JSON object keys).
 """
-import math
 import re
 from typing import Sequence
 
@@ -30,9 +29,10 @@ def budget_keys(curve: dict) -> dict:
   return {budget_key(b): a for b, a in sorted(curve.items())}
 
 
-def parse_revision(name: str) -> tuple[int, int, str]:
-  """(P, L, method) of a revision strategy name `revise_P<P>xL<L>/<method>`."""
-  m = re.fullmatch(r"revise_P(\d+)xL(\d+)/(.+)", name)
+def parse_revision(name: str) -> tuple[int, int, str | None]:
+  """(P, L, method) of a revision strategy name `revise_P<P>xL<L>/<method>` (method None for a bare split
+  name `revise_P<P>xL<L>`)."""
+  m = re.fullmatch(r"revise_P(\d+)xL(\d+)(?:/(.+))?", name)
   return int(m.group(1)), int(m.group(2)), m.group(3)
 
 
@@ -71,11 +71,6 @@ def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict 
   bins = {"oracle": diff.quantile_bins(pass1, num_bins, seed=seed),
           "predicted": diff.quantile_bins(predicted, num_bins, seed=seed)}
   bin_names = [str(b) for b in range(1, num_bins + 1)]
-
-  def difficulty_summary(kind):
-    p, s = diff.bin_summary(pass1, bins[kind], num_bins), diff.bin_summary(predicted, bins[kind], num_bins)
-    return {b: {"count": p[b]["count"], "mean_pass1": p[b]["mean"], "min_pass1": p[b]["min"],
-                "max_pass1": p[b]["max"], "mean_predicted_score": s[b]["mean"]} for b in bin_names}
 
   members = {b: [p for p in pids if str(bins["oracle"][p]) == b] for b in bin_names}
   all_outcomes = dict(search)
@@ -153,8 +148,7 @@ def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict 
     for s, c in curves.items():
       if s.startswith("revise_"):
         p, l, meth = parse_revision(s)
-        g = math.gcd(p, l)
-        ratio_curves.setdefault(meth, {}).setdefault(f"{l // g}:{p // g}", {}).update(c)
+        ratio_curves.setdefault(meth, {}).setdefault(selection.ratio_label(p, l), {}).update(c)
     if revisions["primary"] not in ratio_curves:
       revisions["primary"] = next(iter(ratio_curves))
     top = max(n for c in ratio_curves[revisions["primary"]].values() for n in c)
@@ -179,7 +173,8 @@ def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict 
                        "train_tokens": large.get("train_tokens") if large else None,
                        "greedy_accuracy": _mean(large_pass1[p] for p in pids) if large_pass1 else None},
       "param_ratio_M": m,
-      "difficulty": {"oracle": difficulty_summary("oracle"), "predicted": difficulty_summary("predicted"),
+      "difficulty": {"oracle": diff.bin_table(pass1, predicted, bins["oracle"], num_bins),
+                     "predicted": diff.bin_table(pass1, predicted, bins["predicted"], num_bins),
                      "cost": difficulty["cost"], "num_bins": num_bins,
                      "oracle_predicted_agreement": _mean(bins["oracle"][p] == bins["predicted"][p] for p in pids)},
       "curves": {s: budget_keys(c) for s, c in curves.items()},

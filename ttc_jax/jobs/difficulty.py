@@ -107,17 +107,13 @@ def compute(records: list[dict], score_lines: list[dict], costs: dict, num_bins:
   oracle_bins = diff.quantile_bins(pass1, num_bins, seed=seed)
   predicted_bins = diff.quantile_bins(predicted, num_bins, seed=seed)
 
-  def summary(bins):
-    p, s = diff.bin_summary(pass1, bins, num_bins), diff.bin_summary(predicted, bins, num_bins)
-    return {b: {"count": p[b]["count"], "mean_pass1": p[b]["mean"], "min_pass1": p[b]["min"],
-                "max_pass1": p[b]["max"], "mean_predicted_score": s[b]["mean"]} for b in p}
-
   return {"num_problems": len(records), "num_bins": num_bins,
           "samples_per_problem": min(len(r["samples"]) for r in records),
           "tie_break": f"sha256 of '{seed}:problem_id' (config seed {seed})",
           "problems": [{"problem_id": pid, "pass1": pass1[pid], "predicted_score": predicted[pid],
                         "oracle_bin": oracle_bins[pid], "predicted_bin": predicted_bins[pid]} for pid in pass1],
-          "oracle": summary(oracle_bins), "predicted": summary(predicted_bins),
+          "oracle": diff.bin_table(pass1, predicted, oracle_bins, num_bins),
+          "predicted": diff.bin_table(pass1, predicted, predicted_bins, num_bins),
           "cost": {**diff.estimation_cost(costs),
                    "note": "oracle difficulty needs the policy's samples (and ground truth); predicted difficulty "
                            "needs the same samples plus the PRM's scoring of them (verifier_* fields)."}}

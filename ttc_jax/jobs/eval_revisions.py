@@ -91,12 +91,6 @@ class RevisionEvalConfig:
     return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
 
 
-def ratio_label(parallel: int, revisions: int) -> str:
-  """The sequential:parallel ratio L:P, reduced (16x1 -> "1:16", 4x4 -> "1:1", 1x16 -> "16:1")."""
-  g = math.gcd(parallel, revisions)
-  return f"{revisions // g}:{parallel // g}"
-
-
 def chain_record(problem, grader, chains: dict, scores, methods: list[str], parallel: int, revisions: int,
                  verifier_tokens: int = 0) -> dict:
   """The shard record of one problem from its `run_chains` output (and P x L scores or None)."""
@@ -228,7 +222,7 @@ def run(config, workdir: str) -> None:
                                   spec=spec_json, summarize=_summary(methods), desc=f"revisions {name}",
                                   write=jax.process_index() == 0)
     by_setting[(parallel, revisions)] = run_dir
-    ratio = ratio_label(parallel, revisions)
+    ratio = selection.ratio_label(parallel, revisions)
     for m in methods:
       curves[m].setdefault(ratio, {})[n] = manifest["accuracy_by_method"][m]
     details[name] = {k: manifest[k] for k in _summary(methods)([]) if k in manifest}

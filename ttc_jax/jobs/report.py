@@ -85,9 +85,8 @@ def load_search(path: str) -> tuple[dict, list[str]]:
                             "eval_search job (configs/search_eval.py) first")
   outcomes = {}
   for recs in runs:
-    if recs:
-      outcomes.setdefault(recs[0]["strategy"], {})[int(recs[0]["generation_budget"])] = {
-          r["problem_id"]: bool(r["correct"]) for r in recs}
+    outcomes.setdefault(recs[0]["strategy"], {})[int(recs[0]["generation_budget"])] = {
+        r["problem_id"]: bool(r["correct"]) for r in recs}
   order = []
   results = os.path.join(path, "results.json")
   if os.path.exists(results):

@@ -11,11 +11,18 @@ seen first (chains in order, attempts oldest first), no answer at all gives None
 Also the chain statistics of the paper's revision analysis: pass@1 at every revision
 step, and how often a correct attempt is revised into an incorrect one (and back).
 """
+import math
 from typing import Sequence
 
 from ttc_jax.search.aggregation import majority_vote, weighted_vote
 
 Grid = Sequence[Sequence]
+
+
+def ratio_label(parallel: int, revisions: int) -> str:
+  """The sequential:parallel ratio L:P, reduced (16x1 -> "1:16", 4x4 -> "1:1", 1x16 -> "16:1")."""
+  g = math.gcd(parallel, revisions)
+  return f"{revisions // g}:{parallel // g}"
 WITHIN = ("majority", "weighted", "last")
 ACROSS = ("majority", "weighted")
 
