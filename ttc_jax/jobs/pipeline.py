@@ -32,6 +32,7 @@ from absl import logging
 from ttc_jax import config_parsing
 from ttc_jax.jobs import JOBS, get_job
 from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.train.metrics import format_seconds
 
 SECTIONS = {"job", "pipeline", "task", "mesh", "distributed", "stages"}
 _SHARED_SECTIONS = ("task", "mesh", "distributed")
@@ -98,11 +99,6 @@ def config_hash(stage_config: ml_collections.ConfigDict) -> str:
   return hashlib.sha256(json.dumps(stage_config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _fmt(seconds: float) -> str:
-  seconds = int(round(seconds))
-  return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 class _Progress:
   """ETA = remaining stages' estimates x (actual / estimated time of the stages run so far)."""
 
@@ -145,16 +141,17 @@ def run(config, workdir: str) -> None:
   if done:
     logging.info("[pipeline] already done, skipped: %s", ", ".join(done))
   progress = _Progress(cfg.expected_s, todo)
-  logging.info("[pipeline] %d stage(s) to run: %s (estimated %s)", len(todo), ", ".join(todo), _fmt(progress.eta()))
+  logging.info("[pipeline] %d stage(s) to run: %s (estimated %s)", len(todo), ", ".join(todo),
+               format_seconds(progress.eta()))
 
   for i, name in enumerate(todo, 1):
     if cfg.time_limit_s and progress.elapsed() >= cfg.time_limit_s:
       logging.info("[pipeline] time limit %s reached before stage %s; re-run the same command to go on",
-                   _fmt(cfg.time_limit_s), name)
+                   format_seconds(cfg.time_limit_s), name)
       return
     stage = stages[name]
     logging.info("[pipeline] stage %d/%d %s (job %s) starting; elapsed %s, ETA %s", i, len(todo), name, stage.job,
-                 _fmt(progress.elapsed()), _fmt(progress.eta()))
+                 format_seconds(progress.elapsed()), format_seconds(progress.eta()))
     started = time.time()
     get_job(stage.job)(stage, workdir)
     seconds = time.time() - started
@@ -162,8 +159,8 @@ def run(config, workdir: str) -> None:
     status[name] = {"job": stage.job, "config_hash": config_hash(stages[name]), "seconds": round(seconds, 1),
                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "git_commit": git_commit()}
     write_json(status_path, {"stages": status, "order": list(STAGE_ORDER)})
-    logging.info("[pipeline] stage %d/%d %s done in %s; elapsed %s, ETA %s", i, len(todo), name, _fmt(seconds),
-                 _fmt(progress.elapsed()), _fmt(progress.eta()))
+    logging.info("[pipeline] stage %d/%d %s done in %s; elapsed %s, ETA %s", i, len(todo), name,
+                 format_seconds(seconds), format_seconds(progress.elapsed()), format_seconds(progress.eta()))
   report = os.path.join(os.path.abspath(workdir), "report", "report.md")
-  logging.info("[pipeline] finished in %s. Report: %s", _fmt(progress.elapsed()), report)
+  logging.info("[pipeline] finished in %s. Report: %s", format_seconds(progress.elapsed()), report)
   print(f"\nPipeline finished. Report: {report}\n", flush=True)

@@ -45,7 +45,7 @@ class MetricsWriter:
     rate = done / elapsed if elapsed > 0 else 0.0
     eta = (self._total - step) / rate if rate > 0 else float("inf")
     logging.info("step %d/%d loss %.4f | %.2f steps/s, ETA %s", step, self._total, metrics.get("loss", float("nan")),
-                 rate, _format_seconds(eta))
+                 rate, format_seconds(eta))
 
   def close(self) -> None:
     self._file.close()
@@ -58,7 +58,7 @@ def _is_lead_host() -> bool:
   return jax.process_index() == 0
 
 
-def _format_seconds(s: float) -> str:
+def format_seconds(s: float) -> str:
   if s == float("inf"):
     return "?"
   s = int(s)
