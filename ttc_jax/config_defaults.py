@@ -51,7 +51,6 @@ def train(*, steps: int, batch_size: int, learning_rate: float, warmup_steps: in
   return c
 
 
-_VERIFIER_DATA = {"prm": "labels/train", "orm": "samples/train", "revision_orm": "revisions/chains_train"}
 # The revision ORM starts from the reviser: it already reads the revision prompt layout.
 _VERIFIER_INIT = {"prm": "policy", "orm": "policy", "revision_orm": "reviser"}
 
@@ -65,7 +64,7 @@ def verifier(kind: str, arg: str) -> ml_collections.ConfigDict:
   c.verifier = ml_collections.ConfigDict()
   c.verifier.kind = kind
   c.verifier.policy = _VERIFIER_INIT[kind]
-  c.verifier.data = _VERIFIER_DATA[kind]
+  c.verifier.data = ""  # "" = the kind's data (train_verifier: labels/train, samples/train, revisions/chains_train)
   c.verifier.stage = kind
   c.verifier.heldout_fraction = 0.1
   c.verifier.eval_batch_size = 64
