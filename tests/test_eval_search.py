@@ -68,3 +68,28 @@ def test_bad_strategy_fails_before_any_work(tmp_path):
   with pytest.raises(ValueError, match="'beam:x' is not one of"):
     eval_search.run(_config(strategies=("beam:x",)), str(tmp_path))
   assert not (tmp_path / "data").exists()
+
+
+def _warnings(search_eval_section, task_section) -> list[str]:
+  from unittest import mock
+  cfg = eval_search.config_parsing.parse_section(eval_search.SearchEvalConfig, search_eval_section, "search_eval")
+  _, task_cfg = eval_search.common.parse_task(task_section)
+  with mock.patch.object(eval_search.logging, "warning") as warning:
+    eval_search._warn_if_too_short(cfg, task_cfg)
+  return [call.args[0] % call.args[1:] for call in warning.call_args_list]
+
+
+def test_warns_when_a_search_cannot_reach_the_longest_solutions_answer():
+  # Each round advances the shared cache by up to max_step_tokens: 4 rounds of 24 cannot hold
+  # the default task's 5 steps + answer line.
+  c = load_config_module("search_eval").get_config("")
+  c.search_eval.max_solution_tokens = 96
+  (message,) = _warnings(c.search_eval, c.task)
+  assert "search_eval.max_solution_tokens=96" in message and "raise max_solution_tokens to 144" in message
+
+
+@pytest.mark.parametrize("file,arg", [("search_eval", ""), ("pipeline", ""), ("pipeline", "gpu")])
+def test_shipped_configs_leave_room_for_the_longest_solution(file, arg):
+  c = load_config_module(file).get_config(arg)
+  section = c.search_eval if file == "search_eval" else c.stages.search_eval.search_eval
+  assert _warnings(section, c.task) == []
