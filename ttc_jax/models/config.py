@@ -63,6 +63,8 @@ class ModelConfig:
   valid_vocab_size: int = 0  # Ids >= this (embedding padding rows, Qwen) are never predicted; 0: all.
 
   def __post_init__(self):
+    # JSON (model_config.json, config.json) gives lists; the config stays hashable (jit caches key on it).
+    object.__setattr__(self, "layer_types", tuple(self.layer_types))
     errors = []
     if self.n_heads % self.n_kv_heads:
       errors.append(f"model.n_heads={self.n_heads} must be a multiple of model.n_kv_heads={self.n_kv_heads}")

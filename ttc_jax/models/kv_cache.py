@@ -17,6 +17,9 @@ class KVCache:
   k_LxBxSxKxH: jax.Array  # Keys for every layer, slot and kv head.
   v_LxBxSxKxH: jax.Array  # Values, same layout.
   valid_BxS: jax.Array  # bool: slot holds a real token that later tokens may attend to.
+  # int32 RoPE position of the token in each slot: sliding windows count tokens, not
+  # slots (search pads steps, so slot distance overstates token distance).
+  positions_BxS: jax.Array
   index: jax.Array  # int32 scalar: next slot to write.
 
   @property
@@ -35,6 +38,7 @@ def init_cache(cfg: ModelConfig, batch_size: int, max_len: int) -> KVCache:
       k_LxBxSxKxH=jnp.zeros(shape, cfg.compute_dtype),
       v_LxBxSxKxH=jnp.zeros(shape, cfg.compute_dtype),
       valid_BxS=jnp.zeros((batch_size, max_len), bool),
+      positions_BxS=jnp.zeros((batch_size, max_len), jnp.int32),
       index=jnp.zeros((), jnp.int32),
   )
 
@@ -45,6 +49,7 @@ def gather_rows(cache: KVCache, rows_B: jax.Array) -> KVCache:
       k_LxBxSxKxH=jnp.take(cache.k_LxBxSxKxH, rows_B, axis=1),
       v_LxBxSxKxH=jnp.take(cache.v_LxBxSxKxH, rows_B, axis=1),
       valid_BxS=jnp.take(cache.valid_BxS, rows_B, axis=0),
+      positions_BxS=jnp.take(cache.positions_BxS, rows_B, axis=0),
   )
 
 

@@ -1,9 +1,12 @@
-"""Flax decoder-only transformer: RoPE, RMSNorm, SwiGLU, grouped-query attention.
+"""Flax decoder-only transformer: RoPE, RMSNorm, gated MLP, grouped-query attention.
 
-Layers are one `nn.scan` (compile time does not grow with depth). Every
-parameter carries logical axis names (see ttc_jax/parallel/rules.py), and the
-same `__call__` serves training (full sequence), prefill and one-token decode
-steps (with an explicit `KVCache`).
+One module covers this project's own model and the open families (Llama 3,
+Qwen2 / 2.5 / 3, Mistral, Gemma 2 / 3) through `ModelConfig` switches. Layers
+are one `nn.scan` (compile time does not grow with depth); what differs per
+layer (RoPE frequencies, sliding window) is a scanned input, not a branch.
+Every parameter carries logical axis names (see ttc_jax/parallel/rules.py), and
+the same `__call__` serves training (full sequence), prefill and one-token
+decode steps (with an explicit `KVCache`).
 """
 import functools
 from typing import Any
@@ -13,7 +16,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ttc_jax.models.config import ModelConfig
+import numpy as np
+
+from ttc_jax.models.config import ModelConfig, rope_inv_freq
 from ttc_jax.models.kv_cache import KVCache
 
 _MASKED = -1e30  # Finite, so a row with no visible key gives a uniform softmax, not NaN.
@@ -28,24 +33,30 @@ def constrain(x: jax.Array, names: tuple[str | None, ...]) -> jax.Array:
   return nn.with_logical_constraint(x, names)
 
 
-def apply_rope(x_BxTxNxH: jax.Array, positions_BxT: jax.Array, theta: float) -> jax.Array:
-  """Rotary position embedding (rotate-half form), computed in float32."""
-  half = x_BxTxNxH.shape[-1] // 2
-  freqs_H2 = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)
-  angles_BxTx1xH2 = positions_BxT[:, :, None, None].astype(jnp.float32) * freqs_H2
+def apply_rope(x_BxTxNxH: jax.Array, positions_BxT: jax.Array, inv_freq_H2: jax.Array) -> jax.Array:
+  """Rotary position embedding (rotate-half form, the Hugging Face layout), computed in float32.
+
+  `inv_freq_H2` carries the layer's theta and RoPE scaling (`models.config.rope_inv_freq`).
+  """
+  angles_BxTx1xH2 = positions_BxT[:, :, None, None].astype(jnp.float32) * inv_freq_H2
   sin, cos = jnp.sin(angles_BxTx1xH2), jnp.cos(angles_BxTx1xH2)
   x1, x2 = jnp.split(x_BxTxNxH.astype(jnp.float32), 2, axis=-1)
   out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
   return out.astype(x_BxTxNxH.dtype)
 
 
-def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, mask_BxTxS) -> jax.Array:
+def _scores(q_BxTxKxGxH, k_BxSxKxH, scale: float, softcap: float) -> jax.Array:
+  """float32[B, K, G, T, S] attention logits, soft-capped (Gemma 2) before any masking."""
+  s = jnp.einsum("btkgh,bskh->bkgts", q_BxTxKxGxH, k_BxSxKxH, preferred_element_type=jnp.float32) * scale
+  return jnp.tanh(s / softcap) * softcap if softcap else s
+
+
+def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, mask_BxTxS, *, scale: float, softcap: float = 0.0) -> jax.Array:
   """Grouped-query softmax attention; scores and softmax in float32."""
   b, t, n, h = q_BxTxNxH.shape
   k_heads = k_BxSxKxH.shape[2]
   q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_heads, n // k_heads, h)
-  scores = jnp.einsum("btkgh,bskh->bkgts", q_BxTxKxGxH, k_BxSxKxH,
-                      preferred_element_type=jnp.float32) * (h ** -0.5)
+  scores = _scores(q_BxTxKxGxH, k_BxSxKxH, scale, softcap)
   scores = jnp.where(mask_BxTxS[:, None, None], scores, _MASKED)
   probs = jax.nn.softmax(scores, axis=-1).astype(v_BxSxKxH.dtype)
   out = jnp.einsum("bkgts,bskh->btkgh", probs, v_BxSxKxH)
@@ -53,7 +64,7 @@ def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, mask_BxTxS) -> jax.Array:
 
 
 def attend_cached(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxSxKxH, cache_v_BxSxKxH,
-                  cache_mask_BxS) -> jax.Array:
+                  cache_mask_BxTxS, *, scale: float, softcap: float = 0.0) -> jax.Array:
   """`attend` over the cached slots plus the T new tokens, with one softmax over both.
 
   The cache is only read here; the new keys and values are written into it once,
@@ -63,10 +74,9 @@ def attend_cached(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxSx
   b, t, n, h = q_BxTxNxH.shape
   k_heads = k_BxTxKxH.shape[2]
   q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_heads, n // k_heads, h)
-  scale = h ** -0.5
-  s_cache = jnp.einsum("btkgh,bskh->bkgts", q_BxTxKxGxH, cache_k_BxSxKxH, preferred_element_type=jnp.float32) * scale
-  s_self = jnp.einsum("btkgh,bukh->bkgtu", q_BxTxKxGxH, k_BxTxKxH, preferred_element_type=jnp.float32) * scale
-  s_cache = jnp.where(cache_mask_BxS[:, None, None, None, :], s_cache, _MASKED)
+  s_cache = _scores(q_BxTxKxGxH, cache_k_BxSxKxH, scale, softcap)
+  s_self = _scores(q_BxTxKxGxH, k_BxTxKxH, scale, softcap)
+  s_cache = jnp.where(cache_mask_BxTxS[:, None, None], s_cache, _MASKED)
   s_self = jnp.where(self_mask_BxTxT[:, None, None], s_self, _MASKED)
   m = jax.lax.stop_gradient(jnp.maximum(s_cache.max(-1, keepdims=True), s_self.max(-1, keepdims=True)))
   e_cache, e_self = jnp.exp(s_cache - m), jnp.exp(s_self - m)
@@ -76,12 +86,48 @@ def attend_cached(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxSx
   return out.reshape(b, t, n, h)
 
 
+class RMSNorm(nn.Module):
+  """RMSNorm computed in float32; Gemma's variant scales by (1 + w) with w stored as is.
+
+  Normalising in float32 and casting before the scale follows transformers' Llama;
+  the (1 + w) variant multiplies in float32 before the cast, as Gemma's does.
+  """
+  eps: float
+  plus_one: bool
+  dtype: Any
+  param_dtype: Any
+
+  @nn.compact
+  def __call__(self, x):
+    init = nn.initializers.zeros if self.plus_one else nn.initializers.ones
+    scale = self.param("scale", nn.with_logical_partitioning(init, ("norm",)), (x.shape[-1],), self.param_dtype)
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    if self.plus_one:
+      return (y * (1.0 + scale.astype(jnp.float32))).astype(self.dtype)
+    return y.astype(self.dtype) * scale.astype(self.dtype)
+
+
+def _rms_norm(cfg: ModelConfig, name: str) -> nn.Module:
+  return RMSNorm(eps=cfg.norm_eps, plus_one=cfg.norm_plus_one, dtype=cfg.compute_dtype,
+                 param_dtype=cfg.weight_dtype, name=name)
+
+
+def _window_mask(q_pos_BxT, k_pos_BxS, window):
+  """bool[B, T, S]: key within the query's sliding window (itself included); window 0 = no limit."""
+  in_window = (q_pos_BxT[:, :, None] - k_pos_BxS[:, None, :]) < window
+  return in_window | (window <= 0)
+
+
 class Attention(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x_BxTxD, positions_BxT, mask_BxTxS, layer_kv):
-    """mask_BxTxS: the causal/padding mask without a cache; with one, (self mask BxTxT, cache slot mask BxS)."""
+  def __call__(self, x_BxTxD, positions_BxT, masks, layer_kv, inv_freq_H2, window):
+    """masks: (self mask BxTxT, cache slot mask BxS or None, cache positions BxS or None).
+
+    With a cache, `layer_kv` is this layer's (keys, values) slots, read but not written.
+    """
     cfg = self.cfg
     n, k_heads, h, d = cfg.n_heads, cfg.n_kv_heads, cfg.head_size, cfg.d_model
 
@@ -90,22 +136,43 @@ class Attention(nn.Module):
       # init clashes with logical sharding constraints inside nn.scan.
       return self.param(name, _init(stddev, names), shape, cfg.weight_dtype).astype(cfg.compute_dtype)
 
+    def bias(name, heads, names):
+      return self.param(name, nn.with_logical_partitioning(nn.initializers.zeros, names), (heads, h),
+                        cfg.weight_dtype).astype(cfg.compute_dtype)
+
     x_BxTxD = x_BxTxD.astype(cfg.compute_dtype)
     q = jnp.einsum("btd,dnh->btnh", x_BxTxD, weight("q", (d, n, h), d ** -0.5, ("embed", "heads", "head_dim")))
     k = jnp.einsum("btd,dkh->btkh", x_BxTxD, weight("k", (d, k_heads, h), d ** -0.5, ("embed", "kv_heads", "head_dim")))
     v = jnp.einsum("btd,dkh->btkh", x_BxTxD, weight("v", (d, k_heads, h), d ** -0.5, ("embed", "kv_heads", "head_dim")))
-    q = constrain(apply_rope(q, positions_BxT, cfg.rope_theta), ("batch", "length", "act_heads", None))
-    k = apply_rope(k, positions_BxT, cfg.rope_theta)
+    if cfg.qkv_bias:
+      q = q + bias("q_bias", n, ("heads", "head_dim"))
+      k = k + bias("k_bias", k_heads, ("kv_heads", "head_dim"))
+      v = v + bias("v_bias", k_heads, ("kv_heads", "head_dim"))
+    if cfg.qk_norm:
+      q, k = _rms_norm(cfg, "q_norm")(q), _rms_norm(cfg, "k_norm")(k)
+    q = constrain(apply_rope(q, positions_BxT, inv_freq_H2), ("batch", "length", "act_heads", None))
+    k = apply_rope(k, positions_BxT, inv_freq_H2)
+
+    self_mask_BxTxT, cache_mask_BxS, cache_pos_BxS = masks
+    if cfg.sliding_window:
+      self_mask_BxTxT = self_mask_BxTxT & _window_mask(positions_BxT, positions_BxT, window)
+    scores = dict(scale=cfg.attention_scale, softcap=cfg.attn_softcap)
     if layer_kv is None:
-      out_BxTxNxH, new_kv = attend(q, k, v, mask_BxTxS), None
+      out_BxTxNxH, new_kv = attend(q, k, v, self_mask_BxTxT, **scores), None
     else:
-      (cache_k, cache_v), (self_mask_BxTxT, cache_mask_BxS) = layer_kv, mask_BxTxS
+      cache_k, cache_v = layer_kv
+      cache_mask_BxTxS = cache_mask_BxS[:, None, :]
+      if cfg.sliding_window:
+        cache_mask_BxTxS = cache_mask_BxTxS & _window_mask(positions_BxT, cache_pos_BxS, window)
       k, v = k.astype(cache_k.dtype), v.astype(cache_v.dtype)
-      out_BxTxNxH = attend_cached(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxS)
+      out_BxTxNxH = attend_cached(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, **scores)
       new_kv = (k, v)  # Only the T new tokens; Transformer writes them into the cache.
     out_std = (n * h) ** -0.5 / (2 * cfg.n_layers) ** 0.5
     out = jnp.einsum("btnh,nhd->btd", out_BxTxNxH, weight("o", (n, h, d), out_std, ("heads", "head_dim", "embed")))
     return out, new_kv
+
+
+_ACTIVATIONS = {"silu": nn.silu, "gelu_tanh": functools.partial(nn.gelu, approximate=True)}
 
 
 class Mlp(nn.Module):
@@ -117,32 +184,37 @@ class Mlp(nn.Module):
     dense = functools.partial(nn.Dense, use_bias=False, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
     gate = dense(cfg.d_ff, kernel_init=_init(cfg.d_model ** -0.5, ("embed", "mlp")), name="gate")(x_BxTxD)
     up = dense(cfg.d_ff, kernel_init=_init(cfg.d_model ** -0.5, ("embed", "mlp")), name="up")(x_BxTxD)
-    h_BxTxF = constrain(nn.silu(gate) * up, ("batch", "length", "act_mlp"))
+    h_BxTxF = constrain(_ACTIVATIONS[cfg.activation](gate) * up, ("batch", "length", "act_mlp"))
     out_std = cfg.d_ff ** -0.5 / (2 * cfg.n_layers) ** 0.5
     return dense(cfg.d_model, kernel_init=_init(out_std, ("mlp", "embed")), name="down")(h_BxTxF)
 
 
-def _rms_norm(cfg: ModelConfig, name: str) -> nn.Module:
-  return nn.RMSNorm(epsilon=cfg.norm_eps, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
-                    scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("norm",)), name=name)
-
-
 class Block(nn.Module):
-  """Pre-norm residual block; the scan carry is the residual stream."""
+  """Pre-norm residual block (Gemma adds post-norms); the scan carry is the residual stream.
+
+  `layer_consts` is this layer's (RoPE inverse frequencies [H/2], sliding window or 0).
+  """
   cfg: ModelConfig
 
   @nn.compact
-  def __call__(self, x_BxTxD, layer_kv, positions_BxT, mask_BxTxS):
-    attn_out, new_kv = Attention(self.cfg, name="attn")(
-        _rms_norm(self.cfg, "attn_norm")(x_BxTxD), positions_BxT, mask_BxTxS, layer_kv)
+  def __call__(self, x_BxTxD, layer_kv, layer_consts, positions_BxT, masks):
+    cfg = self.cfg
+    inv_freq_H2, window = layer_consts
+    attn_out, new_kv = Attention(cfg, name="attn")(
+        _rms_norm(cfg, "attn_norm")(x_BxTxD), positions_BxT, masks, layer_kv, inv_freq_H2, window)
+    if cfg.post_norms:
+      attn_out = _rms_norm(cfg, "post_attn_norm")(attn_out)
     x_BxTxD = x_BxTxD + attn_out
-    x_BxTxD = x_BxTxD + Mlp(self.cfg, name="mlp")(_rms_norm(self.cfg, "mlp_norm")(x_BxTxD))
+    mlp_out = Mlp(cfg, name="mlp")(_rms_norm(cfg, "mlp_norm")(x_BxTxD))
+    if cfg.post_norms:
+      mlp_out = _rms_norm(cfg, "post_mlp_norm")(mlp_out)
+    x_BxTxD = x_BxTxD + mlp_out
     return constrain(x_BxTxD, ("batch", "length", "act_embed")), new_kv
 
 
 @flax.struct.dataclass
 class ModelOutput:
-  logits_BxTxV: Any  # float32, or None when cfg.lm_head is False.
+  logits_BxTxV: Any  # float32, or None when cfg.lm_head is False. T = K positions when `read_BxK` is given.
   values_BxT: Any  # float32 scalar head output, or None when cfg.scalar_head is False.
   cache: Any  # The updated KVCache, or None when called without one.
 
@@ -153,13 +225,22 @@ def _remat_policy(name: str):
   return None  # "full": save nothing, recompute the whole block.
 
 
+def layer_constants(cfg: ModelConfig) -> tuple[jax.Array, jax.Array]:
+  """The scanned per-layer inputs: (float32[L, H/2] RoPE inverse frequencies, int32[L] window or 0)."""
+  sliding = cfg.sliding_layers
+  inv_freq = np.stack([rope_inv_freq(cfg, s) for s in sliding])
+  window = np.asarray([cfg.sliding_window if s else 0 for s in sliding], np.int32)
+  return jnp.asarray(inv_freq), jnp.asarray(window)
+
+
 class Transformer(nn.Module):
   """Decoder-only LM with an optional scalar (reward) head."""
   cfg: ModelConfig
 
   @nn.compact
   def __call__(self, tokens_BxT: jax.Array, positions_BxT: jax.Array | None = None,
-               valid_BxT: jax.Array | None = None, cache: KVCache | None = None) -> ModelOutput:
+               valid_BxT: jax.Array | None = None, cache: KVCache | None = None,
+               read_BxK: jax.Array | None = None) -> ModelOutput:
     """Runs the model.
 
     Args:
@@ -169,6 +250,9 @@ class Transformer(nn.Module):
       cache: with a cache, the T tokens are written at slots [index, index+T) and
         attend to every valid earlier slot: prefill (T = prompt length) and
         decode steps (T = 1) are the same call.
+      read_BxK: int32 indices into the T tokens where logits and values are wanted;
+        None = every position. A prefill reads one position, so a 150k-vocabulary
+        model never materialises [B, prompt, vocab] logits.
     """
     cfg = self.cfg
     b, t = tokens_BxT.shape
@@ -181,18 +265,23 @@ class Transformer(nn.Module):
     causal_TxT = jnp.arange(t)[None, :] <= jnp.arange(t)[:, None]
     self_mask_BxTxT = causal_TxT[None] & valid_BxT[:, None, :]
     if cache is None:
-      layer_kv, mask = None, self_mask_BxTxT
+      layer_kv, masks = None, (self_mask_BxTxT, None, None)
     else:
       # The new tokens see each other (causally) and every valid cached slot before `index`.
       cache_mask_BxS = (jnp.arange(cache.max_len) < start)[None, :] & cache.valid_BxS
       # A fresh cache makes this mask a compile-time constant (all False); the barrier keeps
       # XLA from constant-folding the whole masked score tensor of a prefill.
       cache_mask_BxS = jax.lax.optimization_barrier(cache_mask_BxS)
-      layer_kv, mask = (cache.k_LxBxSxKxH, cache.v_LxBxSxKxH), (self_mask_BxTxT, cache_mask_BxS)
+      layer_kv = (cache.k_LxBxSxKxH, cache.v_LxBxSxKxH)
+      masks = (self_mask_BxTxT, cache_mask_BxS, cache.positions_BxS)
 
     embed = nn.Embed(cfg.vocab_size, cfg.d_model, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
                      embedding_init=_init(cfg.d_model ** -0.5, ("vocab", "embed")), name="embed")
-    x_BxTxD = constrain(embed(tokens_BxT), ("batch", "length", "act_embed"))
+    x_BxTxD = embed(tokens_BxT)
+    if cfg.embed_scale:
+      # Gemma rounds sqrt(d_model) to the activation dtype first (sqrt(2304) is not exact in bf16).
+      x_BxTxD = x_BxTxD * jnp.asarray(cfg.d_model ** 0.5, cfg.compute_dtype)
+    x_BxTxD = constrain(x_BxTxD, ("batch", "length", "act_embed"))
 
     block = Block
     if cfg.remat != "none":
@@ -201,12 +290,14 @@ class Transformer(nn.Module):
         block,
         variable_axes={"params": 0},
         split_rngs={"params": True},
-        in_axes=(0, nn.broadcast, nn.broadcast),
+        in_axes=(0, 0, nn.broadcast, nn.broadcast),
         length=cfg.n_layers,
         metadata_params={nn.PARTITION_NAME: "layers"},
     )(cfg, name="layers")
-    x_BxTxD, new_kv = layers(x_BxTxD, layer_kv, positions_BxT, mask)
+    x_BxTxD, new_kv = layers(x_BxTxD, layer_kv, layer_constants(cfg), positions_BxT, masks)
     h_BxTxD = _rms_norm(cfg, "final_norm")(x_BxTxD)
+    if read_BxK is not None:
+      h_BxTxD = jnp.take_along_axis(h_BxTxD, read_BxK[:, :, None].astype(jnp.int32), axis=1)
 
     logits = values = None
     if cfg.lm_head:
@@ -215,7 +306,12 @@ class Transformer(nn.Module):
       else:
         logits = nn.Dense(cfg.vocab_size, use_bias=False, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
                           kernel_init=_init(cfg.d_model ** -0.5, ("embed", "vocab")), name="unembed")(h_BxTxD)
-      logits = constrain(logits.astype(jnp.float32), ("batch", "length", "act_vocab"))
+      logits = logits.astype(jnp.float32)
+      if cfg.final_softcap:
+        logits = jnp.tanh(logits / cfg.final_softcap) * cfg.final_softcap
+      if cfg.valid_vocab_size and cfg.valid_vocab_size < cfg.vocab_size:
+        logits = jnp.where(jnp.arange(cfg.vocab_size) < cfg.valid_vocab_size, logits, _MASKED)
+      logits = constrain(logits, ("batch", "length", "act_vocab"))
     if cfg.scalar_head:
       values = nn.Dense(1, dtype=jnp.float32, param_dtype=cfg.weight_dtype,
                         kernel_init=_init(cfg.d_model ** -0.5, ("embed", None)), name="value_head")(
@@ -223,8 +319,10 @@ class Transformer(nn.Module):
 
     new_cache = None
     if cache is not None:
-      write = lambda buf, new_LxBxTxKxH: jax.lax.dynamic_update_slice_in_dim(buf, new_LxBxTxKxH, start, axis=2)
-      new_cache = KVCache(k_LxBxSxKxH=write(cache.k_LxBxSxKxH, new_kv[0]), v_LxBxSxKxH=write(cache.v_LxBxSxKxH, new_kv[1]),
-                          valid_BxS=jax.lax.dynamic_update_slice_in_dim(cache.valid_BxS, valid_BxT, start, axis=1),
+      write = lambda buf, new, axis: jax.lax.dynamic_update_slice_in_dim(buf, new.astype(buf.dtype), start, axis=axis)
+      new_cache = KVCache(k_LxBxSxKxH=write(cache.k_LxBxSxKxH, new_kv[0], 2),
+                          v_LxBxSxKxH=write(cache.v_LxBxSxKxH, new_kv[1], 2),
+                          valid_BxS=write(cache.valid_BxS, valid_BxT, 1),
+                          positions_BxS=write(cache.positions_BxS, positions_BxT, 1),
                           index=(start + t).astype(jnp.int32))
     return ModelOutput(logits_BxTxV=logits, values_BxT=values, cache=new_cache)

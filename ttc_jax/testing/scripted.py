@@ -38,7 +38,7 @@ def _store(cache: KVCache, tokens_BxT: jax.Array, valid_BxT: jax.Array):
   update = jnp.broadcast_to(tokens_BxT.astype(cache.k_LxBxSxKxH.dtype)[None, :, :, None, None], (l, b, t, k_heads, h))
   k = jax.lax.dynamic_update_slice_in_dim(cache.k_LxBxSxKxH, update, start, axis=2)
   valid = jax.lax.dynamic_update_slice_in_dim(cache.valid_BxS, valid_BxT, start, axis=1)
-  new = cache.replace(k_LxBxSxKxH=k, valid_BxS=valid, index=(start + t).astype(jnp.int32))
+  new = cache.replace(k_LxBxSxKxH=k, valid_BxS=valid, index=(start + t).astype(jnp.int32))  # Positions unused.
   slots_S = jnp.arange(cache.max_len)
   visible_BxTxS = (slots_S[None, None] <= (start + jnp.arange(t))[None, :, None]) & valid[:, None]
   return new, jnp.round(k[0, :, :, 0, 0]).astype(jnp.int32), visible_BxTxS
