@@ -232,7 +232,8 @@ def hf_config_from_model(cfg: ModelConfig, model_type: str = "", *, dtype: str |
                           "original_max_position_embeddings": cfg.rope_original_max_len}
   if model_type in ("gemma2", "gemma3_text"):
     hf["hidden_activation"] = hf["hidden_act"]
-    hf["query_pre_attn_scalar"] = cfg.query_pre_attn_scalar or cfg.head_size
+    scalar = cfg.query_pre_attn_scalar or cfg.head_size
+    hf["query_pre_attn_scalar"] = int(scalar) if float(scalar).is_integer() else scalar  # transformers 5 checks int.
   if model_type == "gemma2":
     hf["attn_logit_softcapping"] = cfg.attn_softcap or None
     hf["final_logit_softcapping"] = cfg.final_softcap or None
