@@ -2,8 +2,10 @@
 
   OUT/params/            Orbax checkpoint of the parameters alone
   OUT/model_config.json  models.ModelConfig fields
-  OUT/tokenizer.model    the SentencePiece model it was trained with
+  OUT/tokenizer.model    the SentencePiece model it was trained with (or, imported from
+                         Hugging Face: tokenizer.json and friends)
   OUT/manifest.json      param count, training step, source workdir, git commit
+                         (imports: hf_source, hf_model_type)
 
 `load_exported` restores onto any mesh: shardings come from the parameters'
 logical axis names on the loading side, not from how they were saved.
@@ -13,6 +15,7 @@ import datetime
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -22,10 +25,11 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
 from ttc_jax.models import ModelConfig, Transformer
+from ttc_jax.model_refs import HF_PREFIX, hf_path, is_hf
 from ttc_jax.models.flops import tree_param_count
 from ttc_jax.parallel import RULES, logical_shardings
 from ttc_jax.provenance import git_commit, write_json
-from ttc_jax.tasks.tokenizer import Tokenizer
+from ttc_jax.tasks.tokenizer import Tokenizer, load_tokenizer
 
 FORMAT_VERSION = 1
 
@@ -54,9 +58,30 @@ def abstract_params(cfg: ModelConfig, mesh: Mesh, rules=RULES) -> Any:
                                 nn.unbox(boxed), shardings)
 
 
-def export_model(out_dir: str, params: Any, cfg: ModelConfig, tokenizer_path: str, *, step: int,
-                 source: str) -> dict:
-  """Writes the export directory; the manifest is written last, so its presence means complete."""
+def tokenizer_in(directory: str) -> Tokenizer:
+  """The tokenizer of a model directory: tokenizer.json (Hugging Face) first, else tokenizer.model.
+
+  tokenizer.json comes first because HF directories that hold both (Llama 2) have a
+  SentencePiece model whose special ids are not this project's.
+  """
+  if os.path.exists(os.path.join(directory, "tokenizer.json")):
+    try:
+      return load_tokenizer(directory)
+    except (OSError, RuntimeError, IsADirectoryError) as e:  # SentencePiece refusing a directory.
+      raise NotImplementedError(
+          f"{directory}/tokenizer.json needs the Hugging Face `tokenizers` backend of "
+          f"ttc_jax.tasks.tokenizer.load_tokenizer, which is pending in this branch ({e})") from e
+  if os.path.exists(os.path.join(directory, "tokenizer.model")):
+    return load_tokenizer(os.path.join(directory, "tokenizer.model"))
+  raise FileNotFoundError(f"tokenizer missing: {directory} has neither tokenizer.json nor tokenizer.model")
+
+
+def export_model(out_dir: str, params: Any, cfg: ModelConfig, tokenizer_path: str | Sequence[str], *, step: int,
+                 source: str, extra_manifest: dict | None = None) -> dict:
+  """Writes the export directory; the manifest is written last, so its presence means complete.
+
+  tokenizer_path: the SentencePiece model, or the tokenizer files of a HF directory (copied by name).
+  """
   out_dir = os.path.abspath(out_dir)
   if os.path.exists(out_dir):
     shutil.rmtree(out_dir)  # A stale or half-written export; the source checkpoint is untouched.
@@ -64,16 +89,25 @@ def export_model(out_dir: str, params: Any, cfg: ModelConfig, tokenizer_path: st
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.join(out_dir, "params"), params)
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(cfg))
-  shutil.copyfile(tokenizer_path, os.path.join(out_dir, "tokenizer.model"))
+  if isinstance(tokenizer_path, str):
+    shutil.copyfile(tokenizer_path, os.path.join(out_dir, "tokenizer.model"))
+  else:
+    for path in tokenizer_path:
+      shutil.copyfile(path, os.path.join(out_dir, os.path.basename(path)))
   manifest = {"format_version": FORMAT_VERSION, "param_count": tree_param_count(params), "step": step,
               "source_workdir": os.path.abspath(source), "git_commit": git_commit(),
-              "created": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(), **(extra_manifest or {})}
   write_json(os.path.join(out_dir, "manifest.json"), manifest)
   return manifest
 
 
 def load_exported(export_dir: str, mesh: Mesh, rules=RULES) -> ExportedModel:
   """Restores an export onto `mesh` (any device count or axis sizes)."""
+  cfg, params, manifest = _exported_params(export_dir, mesh, rules)
+  return ExportedModel(model=Transformer(cfg), params=params, tokenizer=tokenizer_in(export_dir), manifest=manifest)
+
+
+def _exported_params(export_dir: str, mesh: Mesh, rules=RULES) -> tuple[ModelConfig, Any, dict]:
   manifest_path = os.path.join(export_dir, "manifest.json")
   if not os.path.exists(manifest_path):
     raise FileNotFoundError(f"{manifest_path} is missing: {export_dir} is not a complete export")
@@ -83,9 +117,17 @@ def load_exported(export_dir: str, mesh: Mesh, rules=RULES) -> ExportedModel:
     raise ValueError(f"{manifest_path}: format_version {manifest.get('format_version')} != {FORMAT_VERSION}")
   cfg = read_model_config(os.path.join(export_dir, "model_config.json"))
   with ocp.StandardCheckpointer() as ckptr:
-    params = ckptr.restore(os.path.join(os.path.abspath(export_dir), "params"), abstract_params(cfg, mesh, rules))
-  return ExportedModel(model=Transformer(cfg), params=params,
-                       tokenizer=Tokenizer(os.path.join(export_dir, "tokenizer.model")), manifest=manifest)
+    params = ckptr.restore(os.path.join(os.path.abspath(export_dir), "params"), _abstract(cfg, mesh, rules))
+  return cfg, params, manifest
+
+
+def _abstract(cfg: ModelConfig, mesh: Mesh, rules=RULES) -> Any:
+  """The restore target: the model's tree. Bridge until the Transformer has every family's
+  parameters (biases, q/k norms, post norms): where its tree lacks them, the HF table's tree."""
+  from ttc_jax.models.hf import abstract_hf_params
+  target, table = abstract_params(cfg, mesh, rules), abstract_hf_params(cfg, mesh, rules)
+  same = jax.tree_util.tree_structure(target) == jax.tree_util.tree_structure(table)
+  return target if same else table
 
 
 def load_stage(stage_dir: str, mesh: Mesh, step: int | None = None, rules=RULES) -> ExportedModel:
@@ -102,10 +144,45 @@ def load_stage(stage_dir: str, mesh: Mesh, step: int | None = None, rules=RULES)
                        manifest={"step": step, "source_workdir": os.path.abspath(stage_dir)})
 
 
+def load_hf(model_dir: str, mesh: Mesh, rules=RULES, **config_overrides) -> ExportedModel:
+  """A Hugging Face model directory (config.json, safetensors, tokenizer) placed onto `mesh`."""
+  cfg, params, manifest = load_params(HF_PREFIX + model_dir, mesh, rules, **config_overrides)
+  return ExportedModel(model=Transformer(cfg), params=params, tokenizer=tokenizer_in(model_dir), manifest=manifest)
+
+
+def load_params(ref: str, mesh: Mesh, rules=RULES, **hf_overrides) -> tuple[ModelConfig, Any, dict]:
+  """(config, params, manifest) of any model reference, without its tokenizer.
+
+  The manifest of an `hf:` reference records its source and model_type, so an
+  export of it writes the same family back (`hf_model_type`).
+  """
+  if is_hf(ref):
+    from ttc_jax.models import hf  # Only HF references pay for this import.
+    model_dir = hf_path(ref)
+    cfg, text = hf.read_hf_config(model_dir, **hf_overrides)
+    params = hf.load_hf_params(model_dir, cfg, mesh, rules)
+    return cfg, params, {"hf_source": os.path.abspath(model_dir), "hf_model_type": text["model_type"],
+                         "bos_token_id": text.get("bos_token_id"), "eos_token_id": text.get("eos_token_id")}
+  if os.path.exists(os.path.join(ref, "manifest.json")):
+    return _exported_params(ref, mesh, rules)
+  if os.path.isdir(os.path.join(ref, "checkpoints")):
+    from ttc_jax.train import checkpoint_dir  # Training-side import, only for this path.
+    from ttc_jax.train.checkpoint import restore_params
+    cfg = read_model_config(os.path.join(ref, "model_config.json"))
+    params, step = restore_params(checkpoint_dir(ref), abstract_params(cfg, mesh, rules), None)
+    return cfg, params, {"step": step, "source_workdir": os.path.abspath(ref)}
+  raise FileNotFoundError(f"{ref} is neither an export (manifest.json), a training stage (checkpoints/) "
+                          f"nor an hf:/path reference")
+
+
 def load_model(path: str, mesh: Mesh) -> ExportedModel:
-  """An export directory (has manifest.json) or a training stage directory (has checkpoints/)."""
+  """An export directory (has manifest.json), a training stage directory (has checkpoints/),
+  or `hf:/path/to/dir` (a Hugging Face model directory)."""
+  if is_hf(path):
+    return load_hf(hf_path(path), mesh)
   if os.path.exists(os.path.join(path, "manifest.json")):
     return load_exported(path, mesh)
   if os.path.isdir(os.path.join(path, "checkpoints")):
     return load_stage(path, mesh)
-  raise FileNotFoundError(f"{path} is neither an export (manifest.json) nor a training stage (checkpoints/)")
+  raise FileNotFoundError(f"{path} is neither an export (manifest.json), a training stage (checkpoints/) "
+                          f"nor an hf:/path reference")

@@ -5,6 +5,8 @@ import importlib
 JOBS = {
     "train_policy": "ttc_jax.jobs.train_policy",
     "export": "ttc_jax.jobs.export",
+    "import_hf": "ttc_jax.jobs.import_hf",
+    "export_hf": "ttc_jax.jobs.export_hf",
     "sample_solutions": "ttc_jax.jobs.sample_solutions",
     "label_rollouts": "ttc_jax.jobs.label_rollouts",
     "eval_verifiers": "ttc_jax.jobs.eval_verifiers",

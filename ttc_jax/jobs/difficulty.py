@@ -21,7 +21,7 @@ from absl import logging
 
 from ttc_jax import config_parsing, export, shards
 from ttc_jax.analysis import difficulty as diff
-from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.model_refs import resolve
 from ttc_jax.models.flops import span_forward_flops
 from ttc_jax.provenance import git_commit, write_json
 

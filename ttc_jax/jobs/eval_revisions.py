@@ -35,7 +35,7 @@ from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.decode.solutions import problem_fields, problem_from_record
 from ttc_jax.jobs import common
-from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.model_refs import resolve
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.revise import selection
 from ttc_jax.revise.chains import run_chains

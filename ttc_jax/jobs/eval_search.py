@@ -16,7 +16,7 @@ from ttc_jax import config_parsing, export, shards
 from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.decode.solutions import problem_fields
 from ttc_jax.jobs import common
-from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.model_refs import resolve
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.search.run import run_search, search_spec
 from ttc_jax.search.strategies import parse_strategy, search_config

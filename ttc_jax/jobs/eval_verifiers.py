@@ -17,7 +17,7 @@ from ttc_jax import config_parsing, export, shards
 from ttc_jax.analysis.accuracy_vs_n import accuracy_vs_n, budgets_up_to
 from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.jobs import common
-from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.model_refs import resolve
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.search.aggregation import best_score, majority_vote, weighted_vote
 from ttc_jax.verify.scored_text import record_prompt

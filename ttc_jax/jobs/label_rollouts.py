@@ -13,7 +13,7 @@ from absl import logging
 from ttc_jax import config_parsing, export, shards
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.jobs import common
-from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.model_refs import resolve
 from ttc_jax.models.flops import forward_flops_per_token
 from ttc_jax.tasks.grading import get_grader
 from ttc_jax.verify.rollouts import label_records

@@ -33,7 +33,7 @@ from ttc_jax.analysis.findings import findings
 from ttc_jax.analysis.report_analysis import BASELINE, analyse, parse_revision
 from ttc_jax.analysis.report_markdown import markdown
 from ttc_jax.analysis.report_plots import write_report_plots
-from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.model_refs import resolve
 from ttc_jax.provenance import git_commit, write_json
 
 SECTIONS = {"job", "seed", "report"}

@@ -16,7 +16,7 @@ import os
 from absl import logging
 
 from ttc_jax import config_parsing, shards
-from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.model_refs import resolve
 from ttc_jax.revise import dataset, trajectories
 
 SECTIONS = {"job", "seed", "revision"}

@@ -14,6 +14,7 @@ from ttc_jax import config_parsing, export, shards
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.decode.solutions import sample_solutions
 from ttc_jax.jobs import common
+from ttc_jax.model_refs import resolve
 from ttc_jax.tasks.grading import get_grader
 
 SECTIONS = {"job", "seed", "task", "sampling", "mesh", "distributed"}
@@ -21,7 +22,7 @@ SECTIONS = {"job", "seed", "task", "sampling", "mesh", "distributed"}
 
 @dataclasses.dataclass(frozen=True)
 class SampleJobConfig:
-  policy: str = "policy"  # A stage or export directory (relative paths are under WORKDIR).
+  policy: str = "policy"  # A stage or export directory, or hf:/path (relative paths are under WORKDIR).
   name: str = ""  # Output WORKDIR/samples/<name>; "" = the split.
   split: str = "train"
   num_problems: int = -1  # -1: the whole split.
@@ -43,11 +44,6 @@ class SampleJobConfig:
   @property
   def sampling(self) -> SamplingConfig:
     return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
-
-
-def resolve(workdir: str, path: str) -> str:
-  """Relative paths in configs name artifacts under WORKDIR; absolute paths are used as they are."""
-  return path if os.path.isabs(path) else os.path.join(os.path.abspath(workdir), path)
 
 
 def summarize_samples(records: list[dict]) -> dict:

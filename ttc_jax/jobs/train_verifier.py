@@ -23,7 +23,7 @@ from absl import logging
 
 from ttc_jax import config_parsing, export, shards
 from ttc_jax.jobs import common, eval_revisions
-from ttc_jax.jobs.sample_solutions import resolve
+from ttc_jax.model_refs import resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
 from ttc_jax.provenance import git_commit, read_json_field, write_json
