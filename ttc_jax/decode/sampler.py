@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from ttc_jax.decode.sampling import SamplingConfig, choose_tokens
 from ttc_jax.models import Transformer, init_cache, repeat_rows
 from ttc_jax.models.kv_cache import KVCache
-from ttc_jax.tokenization.steps import StopRule
+from ttc_jax.tokenization.steps import StopRule, WithStopRule
 
 # STOP_NEWLINE: the step delimiter ended the row (whatever its text; STOP_STEP is the same).
 STOP_NONE, STOP_EOS, STOP_NEWLINE, STOP_LENGTH = 0, 1, 2, 3
@@ -130,4 +130,4 @@ def jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, stop: 
   Compiled once per (batch, prompt bucket, vocabulary) shape: `stop`'s tables are
   arguments of the compiled program, not constants in it.
   """
-  return functools.partial(_jit_sample(model, num_samples, cfg, pad_id), stop=stop)
+  return WithStopRule(_jit_sample(model, num_samples, cfg, pad_id), stop)

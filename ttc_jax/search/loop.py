@@ -33,7 +33,7 @@ from ttc_jax.search.lookahead import rollout_scores
 from ttc_jax.search.prm import prefill_prm
 from ttc_jax.search.selection import select_parents
 from ttc_jax.search.steps import Context, Models, append_tokens, take_step
-from ttc_jax.tokenization.steps import StopRule
+from ttc_jax.tokenization.steps import StopRule, WithStopRule
 
 
 @flax.struct.dataclass
@@ -205,4 +205,4 @@ def jit_search(policy, prm, cfg: SearchConfig, stop: StopRule, pad_id: int):
   calling under `parallel.activate(mesh)`; every per-candidate buffer follows
   the problem axis, and beam gathers stay within a problem (hence a device).
   """
-  return functools.partial(_jit_search(policy, prm, cfg, pad_id), stop=stop)
+  return WithStopRule(_jit_search(policy, prm, cfg, pad_id), stop)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import flax
 import jax
@@ -70,6 +71,20 @@ class StopRule:
       tail_KxB = self.tail_KxV.at[:, token_B].get(mode="fill", fill_value=False)
       hit_B = hit_B | jnp.any(head_KxB & tail_KxB, axis=0)
     return hit_B
+
+
+@dataclasses.dataclass(frozen=True)
+class WithStopRule:
+  """A jitted program with its `stop` argument bound: called (and lowered) like the
+  program without it, while the tables still enter as arguments, not constants."""
+  program: Any
+  stop: StopRule
+
+  def __call__(self, *args, **kwargs):
+    return self.program(*args, stop=self.stop, **kwargs)
+
+  def lower(self, *args, **kwargs):
+    return self.program.lower(*args, stop=self.stop, **kwargs)
 
 
 def texts_tables(texts: Sequence[str], delimiter: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
