@@ -152,3 +152,29 @@ def test_prm_feed_without_a_one_token_delimiter(tok):
   np.testing.assert_array_equal(results["single"][1], [3, 3])
   np.testing.assert_array_equal(results["multi"][1], [2, 3])
   assert results["multi"][0][0] < 0.99  # EOS's large value was never read.
+
+
+@pytest.mark.parametrize("merged", [True, False])
+def test_search_steps_with_a_paragraph_delimiter(tmp_path, merged):
+  """Search ends each round's step at "\n\n" (one token, or two "\n" tokens in a vocabulary without
+  the merge), scores one PRM value per step and records the steps cut from the policy's ids."""
+  from ttc_jax.search.config import SearchConfig
+  from ttc_jax.search.run import run_search
+  from ttc_jax.tasks.grading import ExactAnswerGrader
+  merges = [("Ċ", "Ċ"), (".", "ĊĊ")] if merged else []
+  tok = load_tokenizer(byte_bpe_dir(tmp_path, merges=merges, specials=["<eos>"], eos="<eos>"))
+  (eos,) = tok.eos_ids
+  script = ([A, B, NL, NL, A, DOT_NLNL, B, eos] if merged else [A, B, NL, NL, A, DOT, NL, NL, B, eos])
+  rule = PARAGRAPH_STEPS.rule(tok)
+  assert (rule.delimiter_id >= 0) == merged
+  policy = ForcedTokens(scripted_config(vocab_size=tok.vocab_size), len(PROMPT), (tuple(script),))
+  prm = ScriptedPRM(scripted_config(vocab_size=tok.vocab_size, scalar_head=True), first_content=A)
+  cfg = SearchConfig(method="best_of_n", budget=2, max_rounds=5, max_step_tokens=4, max_solution_tokens=16)
+  (record,) = run_search(policy, {}, prm, {"values": np.zeros(tok.vocab_size, np.float32)}, tok, ExactAnswerGrader(),
+                         [PROMPT], jax.random.key(0), cfg=cfg, batch_size=1, buckets=(len(PROMPT),),
+                         step_format=PARAGRAPH_STEPS)
+  for cand in record["candidates"]:
+    assert cand["steps"] == ["ab", "a.", "b"]
+    assert len(cand["step_scores"]) == 3 and cand["finished"] and cand["stop_reason"] == sampler.STOP_EOS
+    assert cand["num_tokens"] == len(script)
+  assert record["rounds"] == 3
