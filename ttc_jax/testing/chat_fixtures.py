@@ -60,20 +60,19 @@ LLAMA3_TEMPLATE = """{{- bos_token }}
 {%- endif %}
 """
 
-QWEN_TEMPLATE = """{%- if messages[0]['role'] == 'system' %}
-    {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}
-{%- else %}
-    {{- '<|im_start|>system\\nYou are Qwen, a helpful assistant.<|im_end|>\\n' }}
-{%- endif %}
-{%- for message in messages %}
-    {%- if not (message.role == 'system' and loop.first) %}
-        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}
-    {%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}
-    {{- '<|im_start|>assistant\\n' }}
-{%- endif %}
-"""
+# Block tags without "-": the layout relies on trim_blocks and lstrip_blocks, as parts of real templates do.
+QWEN_TEMPLATE = """{% if messages[0]['role'] == 'system' %}
+{{ '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>' }}
+{% else %}
+{{ '<|im_start|>system\\nYou are Qwen, a helpful assistant.<|im_end|>' }}
+{% endif %}
+{% for message in messages %}
+    {% if not (message.role == 'system' and loop.first) %}
+{{ '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' }}
+    {% endif %}
+{% endfor %}
+{% if add_generation_prompt %}
+{{ '<|im_start|>assistant\\n' }}{% endif %}"""
 
 # Merges shared by the vocabularies: "\n\n" is one token, as in Llama 3 and Qwen.
 _MERGES = [("Ċ", "Ċ"), (".", "ĊĊ"), ("t", "h"), ("th", "e"), ("Ġ", "the")]
