@@ -37,11 +37,6 @@ def encode_prompts(tokenizer, prompts: Sequence[str | Sequence[int]]) -> list[li
   return [encode_prompt(tokenizer, p) if isinstance(p, str) else [int(t) for t in p] for p in prompts]
 
 
-def solution_steps(text: str) -> list[str]:
-  """Non-empty lines of a text (as `synthetic.solution_steps`); search records split the policy's tokens instead."""
-  return [line for line in text.split("\n") if line]
-
-
 def _candidate(tokenizer, grader, step_format: StepFormat, out: SearchOutput, i: int, j: int,
                reference: str | None) -> dict:
   n_tok = int(out.lengths_PxN[i, j])
