@@ -141,6 +141,7 @@ def run_jax(args, save) -> dict:
   from ttc_jax.decode import STOP_LENGTH, SamplingConfig, jit_sample, prefill
   from ttc_jax.models import ModelConfig, Transformer
   from ttc_jax.models.flops import count_params, forward_flops_per_token, tree_param_count
+  from ttc_jax.tokenization.steps import StopRule
 
   out = {"jax_version": jax.__version__, "flax_version": flax.__version__, "device": str(jax.devices()[0].device_kind),
          "backend": jax.default_backend(), "runs": [], "profiles": []}
@@ -172,7 +173,7 @@ def run_jax(args, save) -> dict:
         valid = jnp.ones((batch, PROMPT_LEN), bool)
         key = jax.random.key(batch)
         # eos / newline ids outside the vocabulary: no row stops before 256 tokens.
-        fn = jit_sample(model, 1, scfg, -1, -1, 0)
+        fn = jit_sample(model, 1, scfg, StopRule.from_ids(model.cfg.vocab_size), 0)
         t0 = time.perf_counter()
         compiled = fn.lower(params, prompts, valid, key).compile()
         compile_s = time.perf_counter() - t0

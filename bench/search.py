@@ -214,6 +214,7 @@ def main():
   from ttc_jax.search import prm as prm_lib
   from ttc_jax.search.config import SearchConfig
   from ttc_jax.search.loop import jit_search
+  from ttc_jax.tokenization.steps import StopRule
 
   s_, r_, l_ = args.step_tokens, args.rounds, args.prompt_len
   shape = SHAPES[args.shape]
@@ -305,7 +306,7 @@ def main():
     plain_time = None
     # ---- plain sampling: N samples of R*S tokens per prompt, no stops.
     scfg = SamplingConfig(temperature=TEMPERATURE, top_p=1.0, max_new_tokens=r_ * s_, stop_at_newline=False)
-    fn = jit_sample(policy, n, scfg, -1, -1, PAD_ID)
+    fn = jit_sample(policy, n, scfg, StopRule.from_ids(policy.cfg.vocab_size), PAD_ID)
     got = run_compiled(fn, (policy_params, prompts, valid, key), f"plain N={n}", est.get("plain_compile", 15.0),
                        est.get("plain_call", 6.0))
     if got:
@@ -327,7 +328,7 @@ def main():
       cfg = SearchConfig(method=method, budget=n, beam_width=args.beam_width,
                          lookahead=args.lookahead if method == "lookahead" else 0, max_rounds=r_, max_step_tokens=s_,
                          max_solution_tokens=r_ * s_, temperature=TEMPERATURE, top_p=1.0)
-      fn = jit_search(forced, prm, cfg, EOS_ID, NEWLINE_ID, PAD_ID)
+      fn = jit_search(forced, prm, cfg, StopRule.from_ids(forced.cfg.vocab_size, [EOS_ID], NEWLINE_ID), PAD_ID)
       factor = 1 + 2 * cfg.lookahead
       call_est = est.get((method, "call"), factor * 1.3 * (plain_time or est.get("plain_call", 6.0)))
       got = run_compiled(fn, (policy_params, prm_params, prompts, valid, key), f"{method} N={n}",
@@ -377,6 +378,7 @@ def main():
       p = 1
       prompts, valid = prompts_for(b, 7)
       step_cfg = SamplingConfig(temperature=TEMPERATURE, top_p=1.0, max_new_tokens=s_, stop_at_newline=True)
+      stop = StopRule.from_ids(forced.cfg.vocab_size, [EOS_ID], NEWLINE_ID)
 
       @jax.jit
       def setup(pp, qp, x, v):
@@ -398,7 +400,7 @@ def main():
         save()
 
       def policy_round(pp, logits, pos, pc, rng):
-        o = decode(forced, pp, logits, pos, pc, rng, cfg=step_cfg, eos_id=EOS_ID, newline_id=NEWLINE_ID,
+        o = decode(forced, pp, logits, pos, pc, rng, cfg=step_cfg, stop=stop,
                    pad_id=PAD_ID, return_cache=True)
         return o.tokens_BxN, o.lengths_B, o.cache.index
 
@@ -406,7 +408,7 @@ def main():
         lengths = jnp.full((b,), s_, jnp.int32)
         from ttc_jax.decode.sampler import STOP_NEWLINE
         prob, cache, fed = prm_lib.score_step(prm, qp, qc, qpos, toks, lengths, jnp.full((b,), STOP_NEWLINE),
-                                              jnp.ones((b,), bool), eos_id=EOS_ID, newline_id=NEWLINE_ID)
+                                              jnp.ones((b,), bool), stop=stop)
         return prob, fed, cache.index
 
       parents = jnp.asarray(np.sort(np.random.default_rng(0).integers(0, b, (p, b)), axis=1), jnp.int32)

@@ -14,6 +14,7 @@ from ttc_jax.models import ModelConfig, ModelOutput, Transformer
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing.reference import naive_sample
 from ttc_jax.testing.tiny import tiny_model_config
+from ttc_jax.tokenization.steps import LINE_STEPS, StopRule
 
 PAD, EOS, NEWLINE = 0, 1, 10
 # Left-padded prompts of different lengths (bucket 8).
@@ -54,17 +55,21 @@ class _FixedWidth:
 _FIXED = {}
 
 
+def _rule(model, eos_id=EOS, newline_id=NEWLINE):
+  return StopRule.from_ids(model.cfg.vocab_size, [eos_id], newline_id)
+
+
 def _sample(model, params, prompts, rng, *, num_samples, cfg, eos_id=EOS, newline_id=NEWLINE):
   tokens, valid = decode.left_pad(prompts, PAD, buckets=(8, 16))
-  fn = decode.jit_sample(model, num_samples, cfg, eos_id, newline_id, PAD)
+  fn = decode.jit_sample(model, num_samples, cfg, _rule(model, eos_id, newline_id), PAD)
   return jax.device_get(fn(params, tokens, valid, rng))
 
 
 def _reference(model, params, prompts, rng, *, num_samples, cfg, eos_id=EOS, newline_id=NEWLINE):
   tokens, valid = decode.left_pad(prompts, PAD, buckets=(8, 16))
   fixed = _FIXED.setdefault(model, _FixedWidth(model))  # Shared: one compile per batch size.
-  return naive_sample(fixed, params, tokens, valid, rng, num_samples=num_samples, cfg=cfg, eos_id=eos_id,
-                      newline_id=newline_id, pad_id=PAD)
+  return naive_sample(fixed, params, tokens, valid, rng, num_samples=num_samples, cfg=cfg,
+                      stop=_rule(model, eos_id, newline_id), pad_id=PAD)
 
 
 def _expected_lengths(tokens_BxN, eos_id, newline_id, stop_at_newline):
@@ -186,8 +191,8 @@ def test_rows_stop_independently(stop_at_newline):
   cfg = decode.SamplingConfig(temperature=0.0, max_new_tokens=N_NEW, stop_at_newline=stop_at_newline)
   prompts = [[5, 6], [5, 6, 7], [4], [5, 6, 7, 8, 9], [3, 3]]
   tokens, valid = decode.left_pad(prompts, PAD, buckets=(8,))
-  out = decode.sample(model, {}, tokens, valid, jax.random.key(0), num_samples=1, cfg=cfg, eos_id=EOS,
-                      newline_id=NEWLINE, pad_id=PAD)
+  out = decode.sample(model, {}, tokens, valid, jax.random.key(0), num_samples=1, cfg=cfg, stop=_rule(model),
+                      pad_id=PAD)
   if stop_at_newline:
     lengths = [3, 2, N_NEW, 1, N_NEW]
     reasons = [decode.STOP_NEWLINE, decode.STOP_EOS, decode.STOP_LENGTH, decode.STOP_NEWLINE, decode.STOP_EOS]
@@ -208,7 +213,7 @@ def test_loop_ends_when_all_rows_stop():
   cfg = decode.SamplingConfig(temperature=0.0, max_new_tokens=10, stop_at_newline=True)
   tokens, valid = decode.left_pad([[5, 6], [7]], PAD, buckets=(4,))
   logits, pos, cache = decode.prefill(model, {}, tokens, valid, tokens.shape[1] + 10)
-  out = decode.decode(model, {}, logits, pos, cache, jax.random.key(0), cfg=cfg, eos_id=EOS, newline_id=NEWLINE,
+  out = decode.decode(model, {}, logits, pos, cache, jax.random.key(0), cfg=cfg, stop=_rule(model),
                       pad_id=PAD, return_cache=True)
   np.testing.assert_array_equal(out.lengths_B, [2, 3])
   assert int(out.cache.index) == tokens.shape[1] + 3
@@ -326,7 +331,8 @@ def test_generate_texts_and_chunking(tokenizer, tiny_lm):
   assert chunked == whole
   # The same prompts straight through the sampler.
   tokens, valid = decode.left_pad([encode_prompt(tokenizer, p) for p in PROBLEMS], tokenizer.pad_id, batch_size=8)
-  direct = jax.device_get(decode.jit_sample(model, n, cfg, tokenizer.eos_id, tokenizer.newline_id, tokenizer.pad_id)(
+  direct = jax.device_get(decode.jit_sample(model, n, cfg, LINE_STEPS.rule(tokenizer, model.cfg.vocab_size),
+                                            tokenizer.pad_id)(
       params, tokens, valid, jax.random.key(0)))
   for i, gens in enumerate(chunked):
     for j, g in enumerate(gens):

@@ -21,6 +21,7 @@ from ttc_jax.testing.scripted import LogitBias
 from ttc_jax.tasks.grading import ExactAnswerGrader
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing.tiny import tiny_model_config
+from ttc_jax.tokenization.steps import LINE_STEPS
 
 PROMPTS = ["Question: Start with 4. Add 3. What is the result?\nSolution:\n", "Question: 1+1?\nSolution:\n",
            "Question: Start with 45. Subtract 17.\nSolution:\n"]
@@ -113,7 +114,7 @@ def test_incremental_prm_scores_equal_full_forward(setup):
   tok, policy, policy_params, prm, prm_params = setup
   cfg = CONFIGS["beam"]
   tokens, valid = left_pad(encode_prompts(tok, PROMPTS[:2]), tok.pad_id, (32,), batch_size=2)
-  out = jax.device_get(jit_search(policy, prm, cfg, tok.eos_id, tok.newline_id, tok.pad_id)(
+  out = jax.device_get(jit_search(policy, prm, cfg, LINE_STEPS.rule(tok, policy.cfg.vocab_size), tok.pad_id)(
       policy_params, prm_params, tokens, valid, jax.random.fold_in(jax.random.key(0), 0)))
   records = _search(setup, cfg, prompts=PROMPTS[:2])  # Its batch 0 uses fold_in(key, 0) too.
   checked = 0

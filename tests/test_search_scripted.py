@@ -19,6 +19,7 @@ from ttc_jax.search.config import SearchConfig
 from ttc_jax.search.loop import jit_search
 from ttc_jax.testing.scripted import COPY, ScriptedPolicy, ScriptedPRM, scripted_config
 from ttc_jax.search.selection import rank
+from ttc_jax.tokenization.steps import StopRule
 
 PAD, EOS, NL, LEAD = 0, 1, 2, 3
 FIRST, FINISH = 10, 30  # Content ids; >= FINISH ends the solution.
@@ -41,7 +42,7 @@ def _run(cfg, table, values, cumulative=False, prompts=PROMPTS[:1]):
   """The search's output; tables and values are parameters, so configs compile once per shape."""
   prm = ScriptedPRM(PRM_CFG, FIRST, cumulative)
   tokens, valid = left_pad(prompts, PAD, buckets=(8,))
-  fn = jit_search(POLICY, prm, cfg, EOS, NL, PAD)
+  fn = jit_search(POLICY, prm, cfg, StopRule.from_ids(POLICY.cfg.vocab_size, [EOS], NL), PAD)
   return jax.device_get(fn({"table": np.asarray(table, np.int32)}, {"values": np.asarray(values, np.float32)}, tokens,
                            valid, jax.random.key(0)))
 

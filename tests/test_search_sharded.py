@@ -14,6 +14,7 @@ from ttc_jax.search.config import SearchConfig
 from ttc_jax.search.loop import jit_search
 from ttc_jax.testing.scripted import LogitBias, ScriptedPolicy, ScriptedPRM, scripted_config
 from ttc_jax.testing.tiny import tiny_model_config
+from ttc_jax.tokenization.steps import StopRule
 
 PAD, EOS, NL = 0, 1, 2
 P = 8  # One problem per device.
@@ -65,7 +66,7 @@ def test_scripted_sharded_equals_unsharded(mesh, method):
   policy = ScriptedPolicy(scripted_config(), EOS, NL, 3, 10, 30)
   prm = ScriptedPRM(scripted_config(scalar_head=True), 10, cumulative=True)
   tokens, valid = left_pad([[5, 6, 7][:1 + i % 3] for i in range(P)], PAD, buckets=(4,))
-  fn = jit_search(policy, prm, cfg, EOS, NL, PAD)
+  fn = jit_search(policy, prm, cfg, StopRule.from_ids(policy.cfg.vocab_size, [EOS], NL), PAD)
   _assert_same(_run(fn, params, tokens, valid, mesh), _run(fn, params, tokens, valid))
 
 
@@ -76,7 +77,8 @@ def test_transformer_sharded_equals_unsharded(mesh):
   init = lambda m, seed: nn.unbox(jax.jit(m.init)(jax.random.key(seed), jnp.zeros((1, 4), jnp.int32)))
   params = (init(policy, 0), init(prm, 1))
   cfg = SearchConfig(method="beam", budget=4, beam_width=2, max_rounds=3, max_step_tokens=3, max_solution_tokens=9)
-  fn = jit_search(LogitBias(policy, ((NL, 3.0), (EOS, 1.0))), prm, cfg, EOS, NL, PAD)
+  fn = jit_search(LogitBias(policy, ((NL, 3.0), (EOS, 1.0))), prm, cfg,
+                  StopRule.from_ids(policy.cfg.vocab_size, [EOS], NL), PAD)
   tokens, valid = left_pad([[5 + i, 6, 9][:1 + i % 3] for i in range(P)], PAD, buckets=(4,))
   sharded, single = _run(fn, params, tokens, valid, mesh, check_collectives=True), _run(fn, params, tokens, valid)
   _assert_same(sharded, single)

@@ -8,6 +8,7 @@ import numpy as np
 from ttc_jax.decode.prompts import DEFAULT_BUCKETS, left_pad
 from ttc_jax.decode.sampler import jit_sample
 from ttc_jax.decode.sampling import SamplingConfig
+from ttc_jax.tokenization.steps import LINE_STEPS, StepFormat
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,19 +19,22 @@ class Generation:
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
-  """Prompt ids exactly as in training examples: [bos] + encode(prompt)."""
-  return [tokenizer.bos_id] + tokenizer.encode(prompt)
+  """Prompt ids exactly as in training examples: [bos] + encode(prompt) (no bos where the tokenizer has none)."""
+  return tokenizer.prompt_ids(prompt)
 
 
 def generate(model, params, tokenizer, prompts: Sequence[str], rng: jax.Array, *, num_samples: int,
-             cfg: SamplingConfig, batch_size: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> list[list[Generation]]:
+             cfg: SamplingConfig, batch_size: int, buckets: Sequence[int] = DEFAULT_BUCKETS,
+             step_format: StepFormat = LINE_STEPS) -> list[list[Generation]]:
   """`num_samples` generations for every prompt.
 
   Prompts go to the device `batch_size` at a time (the last chunk is padded
   with empty rows, so every call has one shape per length bucket). Chunk i
   uses key fold_in(rng, i): results do not depend on anything but the inputs.
+  `step_format` ends a row at a step when cfg.stop_at_newline is set.
   """
-  sample_fn = jit_sample(model, num_samples, cfg, tokenizer.eos_id, tokenizer.newline_id, tokenizer.pad_id)
+  stop = step_format.rule(tokenizer, model.cfg.vocab_size)
+  sample_fn = jit_sample(model, num_samples, cfg, stop, tokenizer.pad_id)
   encoded = [encode_prompt(tokenizer, p) for p in prompts]
   results: list[list[Generation]] = []
   for chunk_index, start in enumerate(range(0, len(encoded), batch_size)):

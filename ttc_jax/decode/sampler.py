@@ -4,6 +4,8 @@ Everything stays on the device: token buffers have fixed shapes
 [rows, max_new_tokens], rows stop independently (EOS, end of a step, or the
 length limit) and the loop ends when all rows have stopped. n samples per
 prompt share a single prompt prefill (the cache rows are repeated after it).
+What stops a row is one `StopRule` (tokenization.steps): per-vocabulary tables
+passed in as arrays, so the loop gathers from them instead of comparing ids.
 """
 import functools
 from typing import Any
@@ -15,8 +17,11 @@ import jax.numpy as jnp
 from ttc_jax.decode.sampling import SamplingConfig, choose_tokens
 from ttc_jax.models import Transformer, init_cache, repeat_rows
 from ttc_jax.models.kv_cache import KVCache
+from ttc_jax.tokenization.steps import StopRule, WithStopRule
 
+# STOP_NEWLINE: the step delimiter ended the row (whatever its text; STOP_STEP is the same).
 STOP_NONE, STOP_EOS, STOP_NEWLINE, STOP_LENGTH = 0, 1, 2, 3
+STOP_STEP = STOP_NEWLINE
 
 
 @flax.struct.dataclass
@@ -39,6 +44,7 @@ class _LoopState:
   positions_B: jax.Array  # int32 RoPE position of the next token.
   cache: KVCache
   rng: jax.Array
+  prev_B: jax.Array  # int32 previous sampled token of the row (-1 before the first): the two-token step rule.
 
 
 def prompt_positions(valid_BxP: jax.Array) -> jax.Array:
@@ -55,12 +61,13 @@ def prefill(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.A
 
 
 def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, rng: jax.Array, *,
-           cfg: SamplingConfig, eos_id: int, newline_id: int, pad_id: int, return_cache: bool = False,
+           cfg: SamplingConfig, stop: StopRule, pad_id: int, return_cache: bool = False,
            done_B: jax.Array | None = None) -> SampleOutput:
   """Generates up to cfg.max_new_tokens per row from already-encoded context.
 
-  `done_B` (bool) marks rows that sample nothing (length 0, STOP_NONE): search
-  keeps finished beams in the batch without extending them.
+  `stop` says which tokens are EOS and which end a step (the latter only with
+  cfg.stop_at_newline). `done_B` (bool) marks rows that sample nothing (length 0,
+  STOP_NONE): search keeps finished beams in the batch without extending them.
   """
   b = logits_BxV.shape[0]
   n = cfg.max_new_tokens
@@ -73,8 +80,8 @@ def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, 
     active_B = ~s.done_B
     token_B = jnp.where(active_B, token_B, pad_id)
     tokens = jax.lax.dynamic_update_slice_in_dim(s.tokens_BxN, token_B[:, None], s.step, axis=1)
-    hit_eos = active_B & (token_B == eos_id)
-    hit_newline = active_B & (token_B == newline_id) & cfg.stop_at_newline
+    hit_eos = active_B & stop.is_eos(token_B)
+    hit_newline = active_B & ~hit_eos & stop.ends_step(s.prev_B, token_B) & cfg.stop_at_newline
     hit_length = active_B & ~hit_eos & ~hit_newline & (s.step + 1 >= n)
     reason = jnp.select([hit_eos, hit_newline, hit_length], [STOP_EOS, STOP_NEWLINE, STOP_LENGTH], s.stop_reason_B)
     # Feed the token so the next logits (and the cache) include it; rows already
@@ -84,13 +91,15 @@ def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, 
                       stop_reason_B=reason, lengths_B=s.lengths_B + active_B.astype(jnp.int32),
                       # A stopped row keeps the logits that follow its stop token (search continues from them).
                       logits_BxV=jnp.where(active_B[:, None], out.logits_BxTxV[:, -1], s.logits_BxV),
-                      positions_B=s.positions_B + active_B.astype(jnp.int32), cache=out.cache, rng=s.rng)
+                      positions_B=s.positions_B + active_B.astype(jnp.int32), cache=out.cache, rng=s.rng,
+                      prev_B=jnp.where(active_B, token_B, s.prev_B))
 
   init = _LoopState(step=jnp.zeros((), jnp.int32), tokens_BxN=jnp.full((b, n), pad_id, jnp.int32),
                     done_B=jnp.zeros((b,), bool) if done_B is None else done_B,
                     stop_reason_B=jnp.full((b,), STOP_NONE, jnp.int32),
                     lengths_B=jnp.zeros((b,), jnp.int32),
-                    logits_BxV=logits_BxV.astype(jnp.float32), positions_B=positions_B, cache=cache, rng=rng)
+                    logits_BxV=logits_BxV.astype(jnp.float32), positions_B=positions_B, cache=cache, rng=rng,
+                    prev_B=jnp.full((b,), -1, jnp.int32))
   final = jax.lax.while_loop(cond, body, init)
   return SampleOutput(tokens_BxN=final.tokens_BxN, lengths_B=final.lengths_B, stop_reason_B=final.stop_reason_B,
                       cache=final.cache if return_cache else None,
@@ -98,7 +107,7 @@ def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, 
 
 
 def sample(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, rng: jax.Array, *,
-           num_samples: int, cfg: SamplingConfig, eos_id: int, newline_id: int, pad_id: int) -> SampleOutput:
+           num_samples: int, cfg: SamplingConfig, stop: StopRule, pad_id: int) -> SampleOutput:
   """`num_samples` continuations of each left-padded prompt; rows b*n .. b*n+n-1 belong to prompt b.
 
   Returns tokens of shape [B * num_samples, cfg.max_new_tokens].
@@ -107,11 +116,18 @@ def sample(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Ar
   cache = repeat_rows(cache, num_samples)
   logits = jnp.repeat(logits_BxV, num_samples, axis=0)
   pos = jnp.repeat(pos_B, num_samples, axis=0)
-  return decode(model, params, logits, pos, cache, rng, cfg=cfg, eos_id=eos_id, newline_id=newline_id, pad_id=pad_id)
+  return decode(model, params, logits, pos, cache, rng, cfg=cfg, stop=stop, pad_id=pad_id)
 
 
 @functools.lru_cache(maxsize=None)
-def jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, eos_id: int, newline_id: int, pad_id: int):
-  """A jitted `sample`; compiled once per (batch, prompt bucket) shape."""
-  return jax.jit(functools.partial(sample, model, num_samples=num_samples, cfg=cfg, eos_id=eos_id,
-                                   newline_id=newline_id, pad_id=pad_id))
+def _jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, pad_id: int):
+  return jax.jit(functools.partial(sample, model, num_samples=num_samples, cfg=cfg, pad_id=pad_id))
+
+
+def jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, stop: StopRule, pad_id: int):
+  """A jitted `sample`: fn(params, prompts_BxP, valid_BxP, rng) -> SampleOutput.
+
+  Compiled once per (batch, prompt bucket, vocabulary) shape: `stop`'s tables are
+  arguments of the compiled program, not constants in it.
+  """
+  return WithStopRule(_jit_sample(model, num_samples, cfg, pad_id), stop)

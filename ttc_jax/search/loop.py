@@ -33,6 +33,7 @@ from ttc_jax.search.lookahead import rollout_scores
 from ttc_jax.search.prm import prefill_prm
 from ttc_jax.search.selection import select_parents
 from ttc_jax.search.steps import Context, Models, append_tokens, take_step
+from ttc_jax.tokenization.steps import StopRule, WithStopRule
 
 
 @flax.struct.dataclass
@@ -183,20 +184,25 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
 
 
 @functools.lru_cache(maxsize=None)
-def jit_search(policy, prm, cfg: SearchConfig, eos_id: int, newline_id: int, pad_id: int):
+def _jit_search(policy, prm, cfg: SearchConfig, pad_id: int):
+
+  def run(policy_params, prm_params, prompts_PxL, valid_PxL, rng, stop):
+    models = Models(policy=policy, policy_params=policy_params, prm=prm, prm_params=prm_params, stop=stop,
+                    pad_id=pad_id)
+    return search(models, prompts_PxL, valid_PxL, rng, cfg=cfg)
+
+  return jax.jit(run)
+
+
+def jit_search(policy, prm, cfg: SearchConfig, stop: StopRule, pad_id: int):
   """`search`, jitted: fn(policy_params, prm_params, prompts_PxL, valid_PxL, rng) -> SearchOutput.
 
-  One compilation per (models, config, batch size, prompt bucket).
+  One compilation per (models, config, batch size, prompt bucket, vocabulary size):
+  `stop`'s tables are arguments of the program, so another rule of the same shape reuses it.
 
   Shard the problem axis by placing `prompts` / `valid` with
   `parallel.batch_sharding(mesh)` (P a multiple of the data-parallel size) and
   calling under `parallel.activate(mesh)`; every per-candidate buffer follows
   the problem axis, and beam gathers stay within a problem (hence a device).
   """
-
-  def run(policy_params, prm_params, prompts_PxL, valid_PxL, rng):
-    models = Models(policy=policy, policy_params=policy_params, prm=prm, prm_params=prm_params, eos_id=eos_id,
-                    newline_id=newline_id, pad_id=pad_id)
-    return search(models, prompts_PxL, valid_PxL, rng, cfg=cfg)
-
-  return jax.jit(run)
+  return WithStopRule(_jit_search(policy, prm, cfg, pad_id), stop)

@@ -13,6 +13,12 @@ layout:
   * a step with no content (a bare newline or EOS) is not fed and keeps the
     previous score, as `synthetic.solution_steps` drops empty lines;
   * a truncated step (no stop token) is fed as is and read at its last token.
+"The newline" is the stop rule's delimiter token. When the delimiter is not one
+token (`StopRule.delimiter_id` < 0: "\n\n" written as "\n" "\n", or merged into
+".\n\n"), there is no single id to stand in for EOS: a step ending in EOS is fed
+without its EOS and read at its last content token; a step ending at the delimiter
+is fed as sampled (its last token completes the delimiter) and read there. A step
+of one token (the delimiter alone, or a merged ".\n\n") counts as empty.
 """
 import jax
 import jax.numpy as jnp
@@ -20,6 +26,7 @@ import jax.numpy as jnp
 from ttc_jax.decode.sampler import STOP_EOS, STOP_NEWLINE, prompt_positions
 from ttc_jax.models import init_cache
 from ttc_jax.models.kv_cache import KVCache
+from ttc_jax.tokenization.steps import StopRule
 
 
 def prefill_prm(prm, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, cache_len: int) -> tuple[KVCache, jax.Array]:
@@ -36,7 +43,7 @@ def content_lengths(step_len_B: jax.Array, stop_reason_B: jax.Array) -> jax.Arra
 
 
 def score_step(prm, params, cache: KVCache, positions_B: jax.Array, step_BxW: jax.Array, step_len_B: jax.Array,
-               stop_reason_B: jax.Array, feed_B: jax.Array, *, eos_id: int, newline_id: int):
+               stop_reason_B: jax.Array, feed_B: jax.Array, *, stop: StopRule):
   """Feeds one step per row to the PRM and reads P(correct so far) at its last token.
 
   Args:
@@ -52,10 +59,13 @@ def score_step(prm, params, cache: KVCache, positions_B: jax.Array, step_BxW: ja
      fed_B int32 tokens fed per row, 0 where the row was not scored).
   """
   w = step_BxW.shape[1]
-  fed_B = jnp.where(feed_B & (content_lengths(step_len_B, stop_reason_B) > 0), step_len_B, 0)
+  if stop.delimiter_id >= 0:  # Static: EOS stands in as the delimiter token.
+    tokens_BxW, feed_len_B = jnp.where(stop.is_eos(step_BxW), stop.delimiter_id, step_BxW), step_len_B
+  else:  # No one-token delimiter: EOS is not fed, the score is read before it.
+    tokens_BxW, feed_len_B = step_BxW, step_len_B - (stop_reason_B == STOP_EOS).astype(jnp.int32)
+  fed_B = jnp.where(feed_B & (content_lengths(step_len_B, stop_reason_B) > 0), feed_len_B, 0)
   j_W = jnp.arange(w)
   valid_BxW = j_W[None] < fed_B[:, None]
-  tokens_BxW = jnp.where(step_BxW == eos_id, newline_id, step_BxW)
   out = prm.apply(params, tokens_BxW, positions_B[:, None] + j_W[None], valid_BxW, cache)
   last_B = jnp.clip(fed_B - 1, 0, w - 1)
   value_B = jnp.take_along_axis(out.values_BxT, last_B[:, None], axis=1)[:, 0]

@@ -29,23 +29,22 @@ from ttc_jax.decode.prompts import DEFAULT_BUCKETS, left_pad
 from ttc_jax.search.aggregation import weighted_vote
 from ttc_jax.search.config import SearchConfig
 from ttc_jax.search.loop import SearchOutput, jit_search
+from ttc_jax.tokenization.steps import LINE_STEPS, StepFormat
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str | Sequence[int]]) -> list[list[int]]:
-  """Strings become [bos] + encode(prompt) (as in training); token lists are used as given."""
+  """Strings become `tokenizer.prompt_ids(prompt)` (as in training); token lists are used as given."""
   return [encode_prompt(tokenizer, p) if isinstance(p, str) else [int(t) for t in p] for p in prompts]
 
 
-def solution_steps(text: str) -> list[str]:
-  """The lines the PRM scored: non-empty lines (as `synthetic.solution_steps` and `verify.scored_text`)."""
-  return [line for line in text.split("\n") if line]
-
-
-def _candidate(tokenizer, grader, out: SearchOutput, i: int, j: int, reference: str | None) -> dict:
+def _candidate(tokenizer, grader, step_format: StepFormat, out: SearchOutput, i: int, j: int,
+               reference: str | None) -> dict:
   n_tok = int(out.lengths_PxN[i, j])
-  text = tokenizer.decode(out.tokens_PxNxT[i, j, :n_tok].tolist())
+  ids = out.tokens_PxNxT[i, j, :n_tok].tolist()
+  text = tokenizer.decode(ids)
   step_scores = out.step_scores_PxNxR[i, j]
-  cand = {"text": text, "steps": solution_steps(text),
+  # The steps the PRM scored, cut where the policy's own tokens ended them.
+  cand = {"text": text, "steps": step_format.split(tokenizer, ids),
           "step_scores": [float(x) for x in step_scores[~np.isnan(step_scores)]],
           "score": float(out.score_PxN[i, j]), "rank_score": float(out.rank_score_PxN[i, j]),
           "extracted": grader.extract_answer(text), "finished": bool(out.finished_PxN[i, j]),
@@ -55,8 +54,9 @@ def _candidate(tokenizer, grader, out: SearchOutput, i: int, j: int, reference: 
   return cand
 
 
-def _record(tokenizer, grader, cfg: SearchConfig, out: SearchOutput, i: int, prompt, reference: str | None) -> dict:
-  cands = [_candidate(tokenizer, grader, out, i, j, reference) for j in range(cfg.budget)]
+def _record(tokenizer, grader, step_format: StepFormat, cfg: SearchConfig, out: SearchOutput, i: int, prompt,
+            reference: str | None) -> dict:
+  cands = [_candidate(tokenizer, grader, step_format, out, i, j, reference) for j in range(cfg.budget)]
   answer = weighted_vote([c["extracted"] for c in cands], [c["score"] for c in cands])
   b = out.budget
   budget = {"generations": int(b.generations_P[i]), "policy_tokens": int(b.policy_tokens_P[i]),
@@ -74,15 +74,17 @@ def _record(tokenizer, grader, cfg: SearchConfig, out: SearchOutput, i: int, pro
 
 def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompts: Sequence[str | Sequence[int]],
                rng: jax.Array, *, cfg: SearchConfig, batch_size: int, buckets: Sequence[int] = DEFAULT_BUCKETS,
-               mesh=None, references: Sequence[str] | None = None) -> list[dict]:
+               mesh=None, references: Sequence[str] | None = None,
+               step_format: StepFormat = LINE_STEPS) -> list[dict]:
   """Runs `cfg.method` on every prompt; returns one record per prompt (module docstring).
 
   Args:
     policy, prm: `Transformer`s (the PRM with scalar_head=True) or stand-ins with its apply signature.
-    prompts: strings (encoded as [bos] + encode(prompt)) or token lists (used as given).
+    prompts: strings (encoded with `tokenizer.prompt_ids`) or token lists (used as given).
     batch_size: problems per device call; with `mesh`, a multiple of its data-parallel size.
     mesh: shard the problem axis over it (params keep the shardings they have).
     references: reference answers; adds "correct" to candidates and records.
+    step_format: the step delimiter: where steps end on the device and in the records.
   """
   from ttc_jax import parallel  # Only sharded runs need the mesh helpers.
 
@@ -91,7 +93,7 @@ def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompt
   if mesh is not None and batch_size % parallel.data_parallel_size(mesh):
     raise ValueError(f"batch_size={batch_size} must be a multiple of the mesh's data-parallel size "
                      f"{parallel.data_parallel_size(mesh)}")
-  fn = jit_search(policy, prm, cfg, tokenizer.eos_id, tokenizer.newline_id, tokenizer.pad_id)
+  fn = jit_search(policy, prm, cfg, step_format.rule(tokenizer, policy.cfg.vocab_size), tokenizer.pad_id)
   encoded = encode_prompts(tokenizer, prompts)
   scope = parallel.activate(mesh) if mesh is not None else contextlib.nullcontext()
   pending = []
@@ -106,7 +108,7 @@ def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompt
     out = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
     for i in range(min(batch_size, len(encoded) - start)):
       ref = None if references is None else references[start + i]
-      records.append(_record(tokenizer, grader, cfg, out, i, prompts[start + i], ref))
+      records.append(_record(tokenizer, grader, step_format, cfg, out, i, prompts[start + i], ref))
   return records
 
 

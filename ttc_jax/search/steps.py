@@ -16,17 +16,17 @@ from ttc_jax.decode.sampler import decode
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.search import prm as prm_lib
 from ttc_jax.search.budget import run_flops
+from ttc_jax.tokenization.steps import StopRule
 
 
 @flax.struct.dataclass
 class Models:
-  """The two networks and their parameters (static modules, traced params)."""
+  """The two networks, their parameters and the stop rule (static modules, traced arrays)."""
   policy: Any = flax.struct.field(pytree_node=False)
   policy_params: Any
   prm: Any = flax.struct.field(pytree_node=False)
   prm_params: Any
-  eos_id: int = flax.struct.field(pytree_node=False)
-  newline_id: int = flax.struct.field(pytree_node=False)
+  stop: StopRule  # EOS and step end of the policy's vocabulary (tables are traced).
   pad_id: int = flax.struct.field(pytree_node=False)
 
 
@@ -57,11 +57,11 @@ def take_step(models: Models, ctx: Context, active_B: jax.Array, rng: jax.Array,
   """Samples one step (up to cfg.max_new_tokens) for active rows and scores it incrementally."""
   start = ctx.policy_cache.index
   out = decode(models.policy, models.policy_params, ctx.policy_logits_BxV, ctx.policy_pos_B, ctx.policy_cache, rng,
-               cfg=cfg, eos_id=models.eos_id, newline_id=models.newline_id, pad_id=models.pad_id, return_cache=True,
+               cfg=cfg, stop=models.stop, pad_id=models.pad_id, return_cache=True,
                done_B=~active_B)
   prob_B, prm_cache, fed_B = prm_lib.score_step(
       models.prm, models.prm_params, ctx.prm_cache.replace(index=start), ctx.prm_pos_B, out.tokens_BxN, out.lengths_B,
-      out.stop_reason_B, active_B, eos_id=models.eos_id, newline_id=models.newline_id)
+      out.stop_reason_B, active_B, stop=models.stop)
   step = Step(tokens_BxW=out.tokens_BxN, lengths_B=out.lengths_B, stop_reason_B=out.stop_reason_B, prob_B=prob_B,
               prm_fed_B=fed_B, policy_flops_B=run_flops(models.policy.cfg, out.lengths_B, ctx.policy_pos_B),
               prm_flops_B=run_flops(models.prm.cfg, fed_B, ctx.prm_pos_B))

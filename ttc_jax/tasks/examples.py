@@ -8,6 +8,8 @@ Layout of one example of length T:
   tokens_T    = [bos] + encode(prompt) + encode(solution) + [eos] + [pad] * ...
   loss_mask_T =  0      0 ...              1 ...              1       0 ...
 
+([bos] + encode(prompt) is `tokenizer.prompt_ids(prompt)`: no bos where the tokenizer has none.)
+
 loss_mask[t] = 1 marks the tokens the model must predict (from position t - 1): the
 solution and the final eos. The prompt and solution are encoded separately, exactly as a
 sampler sees them (it conditions on encode(prompt) and generates the rest); the prompt
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ttc_jax.tasks.tokenizer import Tokenizer
+from ttc_jax.tokenization.base import Tokenizer
 
 # Fits every problem of the default TaskConfig: no example can exceed 121 tokens (five
 # steps, every operand 2 digits, every value 3 digits); the longest in 200k samples is
@@ -53,10 +55,10 @@ def encode_example(
   Raises:
     ExampleTooLongError: if the example is longer than seq_len.
   """
-  prompt_ids = tokenizer.encode(prompt)
+  prompt_ids = tokenizer.prompt_ids(prompt)
   solution_ids = tokenizer.encode(solution)
-  tokens = [tokenizer.bos_id] + prompt_ids + solution_ids + [tokenizer.eos_id]
-  loss_mask = [0] * (1 + len(prompt_ids)) + [1] * (len(solution_ids) + 1)
+  tokens = prompt_ids + solution_ids + [tokenizer.eos_id]
+  loss_mask = [0] * len(prompt_ids) + [1] * (len(solution_ids) + 1)
   if seq_len is not None:
     if len(tokens) > seq_len:
       raise ExampleTooLongError(

@@ -18,7 +18,6 @@ Properties the rest of the code relies on:
 from __future__ import annotations
 
 import argparse
-import functools
 import io
 import os
 import pathlib
@@ -27,9 +26,9 @@ from collections.abc import Iterator, Sequence
 import sentencepiece as spm
 
 from ttc_jax.tasks import synthetic
-
-PAD_ID, EOS_ID, BOS_ID, UNK_ID = 0, 1, 2, 3
-NEWLINE = "\n"
+from ttc_jax.tokenization import load as _load_lib
+from ttc_jax.tokenization.base import Tokenizer as TokenizerProtocol
+from ttc_jax.tokenization.sentencepiece import BOS_ID, EOS_ID, NEWLINE, PAD_ID, UNK_ID, SentencePieceTokenizer
 VOCAB_SIZE = 192
 # Corpus of the shipped model: fixed here (not TaskConfig()), so changing task defaults
 # does not silently change the tokenizer.
@@ -44,43 +43,8 @@ _SHIPPED_NAME = "arith.model"
 _PATH_ENV = "TTC_JAX_TOKENIZER"
 
 
-class Tokenizer:
-  """Text <-> token ids with the fixed special ids of this project."""
-
-  def __init__(self, model_path: str | os.PathLike):
-    self.model_path = str(model_path)
-    self._sp = spm.SentencePieceProcessor(model_file=self.model_path)
-    got = (self._sp.pad_id(), self._sp.eos_id(), self._sp.bos_id(), self._sp.unk_id())
-    if got != (PAD_ID, EOS_ID, BOS_ID, UNK_ID):
-      raise ValueError(f"{self.model_path}: special ids (pad, eos, bos, unk) = {got}, "
-                       f"expected {(PAD_ID, EOS_ID, BOS_ID, UNK_ID)}")
-    self.newline_id = self._sp.piece_to_id(NEWLINE)
-    if self._sp.id_to_piece(self.newline_id) != NEWLINE:
-      raise ValueError(f"{self.model_path}: no dedicated newline piece")
-
-  @property
-  def vocab_size(self) -> int:
-    return self._sp.get_piece_size()
-
-  # Fixed for every model built here (checked above), so plain class attributes.
-  pad_id, eos_id, bos_id, unk_id = PAD_ID, EOS_ID, BOS_ID, UNK_ID
-
-  def encode(self, text: str) -> list[int]:
-    """Token ids of `text`, without bos/eos."""
-    return self._sp.encode(text)
-
-  def decode(self, ids: Sequence[int]) -> str:
-    """Text of `ids` up to (excluding) the first eos; pad and bos are dropped."""
-    ids = [int(i) for i in ids]
-    if EOS_ID in ids:
-      ids = ids[:ids.index(EOS_ID)]
-    return self._sp.decode([i for i in ids if i not in (PAD_ID, BOS_ID)])
-
-  def id_to_piece(self, i: int) -> str:
-    return self._sp.id_to_piece(int(i))
-
-  def __repr__(self):
-    return f"Tokenizer({self.model_path!r}, vocab_size={self.vocab_size})"
+# The SentencePiece backend under its historical name (jobs and exports build it from a path).
+Tokenizer = SentencePieceTokenizer
 
 
 def shipped_model_path() -> pathlib.Path:
@@ -100,14 +64,13 @@ def shipped_model_path() -> pathlib.Path:
       "`python -m ttc_jax.tasks.tokenizer --out=data/tokenizer/arith`")
 
 
-@functools.lru_cache(maxsize=8)
-def _load(path: str) -> Tokenizer:
-  return Tokenizer(path)
+def load_tokenizer(path: str | os.PathLike | None = None) -> TokenizerProtocol:
+  """Loads (and caches) a tokenizer; default: the shipped `arith.model`.
 
-
-def load_tokenizer(path: str | os.PathLike | None = None) -> Tokenizer:
-  """Loads (and caches) a tokenizer; default: the shipped `arith.model`."""
-  return _load(str(path or shipped_model_path()))
+  `path`: a SentencePiece `.model` file, or a directory with tokenizer.json (Hugging
+  Face) or tokenizer.model (SentencePiece); see `tokenization.load`.
+  """
+  return _load_lib.load_tokenizer(path or shipped_model_path())
 
 
 def _corpus() -> Iterator[str]:

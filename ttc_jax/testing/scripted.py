@@ -130,3 +130,28 @@ class LogitBias:
     out = self.model.apply(params, *args)
     ids, values = zip(*self.bias)
     return out.replace(logits_BxTxV=out.logits_BxTxV.at[..., list(ids)].add(jnp.asarray(values)))
+
+
+@dataclasses.dataclass(frozen=True)
+class ForcedTokens:
+  """Writes row b's script: after a prompt of `prompt_len` tokens, token j of the solution is
+  script[b][j] (the last entry repeats). Keeps a real cache like the others.
+
+  Step-rule tests force exact id sequences with it ("\\n" "\\n", ".\\n\\n", ...) and read
+  where the sampler's device rule stopped each row.
+  """
+  cfg: ModelConfig
+  prompt_len: int
+  script: tuple[tuple[int, ...], ...]
+
+  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache: KVCache | None = None) -> ModelOutput:
+    del params
+    if cache is not None:  # The cacheless reference sampler (`testing.reference`) passes none.
+      cache, _, _ = _store(cache, tokens_BxT, valid_BxT)
+    width = max(len(row) for row in self.script)
+    table = jnp.asarray([row + (row[-1],) * (width - len(row)) for row in self.script], jnp.int32)
+    b = tokens_BxT.shape[0]
+    j_BxT = jnp.clip(positions_BxT + 1 - self.prompt_len, 0, width - 1)
+    next_BxT = table[(jnp.arange(b) % table.shape[0])[:, None], j_BxT]
+    logits = jnp.where(jnp.arange(self.cfg.vocab_size) == next_BxT[..., None], 0.0, _NEG)
+    return ModelOutput(logits_BxTxV=logits.astype(jnp.float32), values_BxT=None, cache=cache)
