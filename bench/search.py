@@ -81,10 +81,11 @@ class ForcedSteps:
   def cfg(self):
     return self.model.cfg
 
-  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache):
+  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache, read_BxK=None):
     import jax.numpy as jnp
-    out = self.model.apply(params, tokens_BxT, positions_BxT, valid_BxT, cache)
-    j = positions_BxT + 1 - self.prompt_len
+    from ttc_jax.models.transformer import read_positions
+    out = self.model.apply(params, tokens_BxT, positions_BxT, valid_BxT, cache, read_BxK=read_BxK)
+    j = read_positions(positions_BxT, read_BxK) + 1 - self.prompt_len
     end = (j >= 0) & (j % self.step_tokens == self.step_tokens - 1)
     final = end & (j // self.step_tokens >= self.rounds - 1)
     logits = out.logits_BxTxV

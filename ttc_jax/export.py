@@ -117,17 +117,8 @@ def _exported_params(export_dir: str, mesh: Mesh, rules=RULES) -> tuple[ModelCon
     raise ValueError(f"{manifest_path}: format_version {manifest.get('format_version')} != {FORMAT_VERSION}")
   cfg = read_model_config(os.path.join(export_dir, "model_config.json"))
   with ocp.StandardCheckpointer() as ckptr:
-    params = ckptr.restore(os.path.join(os.path.abspath(export_dir), "params"), _abstract(cfg, mesh, rules))
+    params = ckptr.restore(os.path.join(os.path.abspath(export_dir), "params"), abstract_params(cfg, mesh, rules))
   return cfg, params, manifest
-
-
-def _abstract(cfg: ModelConfig, mesh: Mesh, rules=RULES) -> Any:
-  """The restore target: the model's tree. Bridge until the Transformer has every family's
-  parameters (biases, q/k norms, post norms): where its tree lacks them, the HF table's tree."""
-  from ttc_jax.models.hf import abstract_hf_params
-  target, table = abstract_params(cfg, mesh, rules), abstract_hf_params(cfg, mesh, rules)
-  same = jax.tree_util.tree_structure(target) == jax.tree_util.tree_structure(table)
-  return target if same else table
 
 
 def load_stage(stage_dir: str, mesh: Mesh, step: int | None = None, rules=RULES) -> ExportedModel:

@@ -219,6 +219,14 @@ class ModelOutput:
   cache: Any  # The updated KVCache, or None when called without one.
 
 
+def read_positions(x_BxT, read_BxK):
+  """x at the positions a caller reads ([B, T, ...] -> [B, K, ...]); None reads every position."""
+  if read_BxK is None or x_BxT is None:
+    return x_BxT
+  idx = read_BxK.astype(jnp.int32).reshape(read_BxK.shape + (1,) * (x_BxT.ndim - 2))
+  return jnp.take_along_axis(x_BxT, idx, axis=1)
+
+
 def _remat_policy(name: str):
   if name == "dots":
     return jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims
@@ -296,8 +304,7 @@ class Transformer(nn.Module):
     )(cfg, name="layers")
     x_BxTxD, new_kv = layers(x_BxTxD, layer_kv, layer_constants(cfg), positions_BxT, masks)
     h_BxTxD = _rms_norm(cfg, "final_norm")(x_BxTxD)
-    if read_BxK is not None:
-      h_BxTxD = jnp.take_along_axis(h_BxTxD, read_BxK[:, :, None].astype(jnp.int32), axis=1)
+    h_BxTxD = read_positions(h_BxTxD, read_BxK)
 
     logits = values = None
     if cfg.lm_head:

@@ -32,7 +32,8 @@ from ttc_jax.tokenization.steps import StopRule
 def prefill_prm(prm, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, cache_len: int) -> tuple[KVCache, jax.Array]:
   """Encodes left-padded prompts into a fresh PRM cache; returns (cache, next position per row)."""
   cache = init_cache(prm.cfg, prompts_BxP.shape[0], cache_len)
-  out = prm.apply(params, prompts_BxP, prompt_positions(valid_BxP), valid_BxP, cache)
+  last_Bx1 = jnp.full((prompts_BxP.shape[0], 1), prompts_BxP.shape[1] - 1, jnp.int32)  # Nothing is read here.
+  out = prm.apply(params, prompts_BxP, prompt_positions(valid_BxP), valid_BxP, cache, read_BxK=last_Bx1)
   return out.cache, jnp.sum(valid_BxP, axis=1).astype(jnp.int32)
 
 
@@ -66,7 +67,7 @@ def score_step(prm, params, cache: KVCache, positions_B: jax.Array, step_BxW: ja
   fed_B = jnp.where(feed_B & (content_lengths(step_len_B, stop_reason_B) > 0), feed_len_B, 0)
   j_W = jnp.arange(w)
   valid_BxW = j_W[None] < fed_B[:, None]
-  out = prm.apply(params, tokens_BxW, positions_B[:, None] + j_W[None], valid_BxW, cache)
   last_B = jnp.clip(fed_B - 1, 0, w - 1)
-  value_B = jnp.take_along_axis(out.values_BxT, last_B[:, None], axis=1)[:, 0]
+  out = prm.apply(params, tokens_BxW, positions_B[:, None] + j_W[None], valid_BxW, cache, read_BxK=last_B[:, None])
+  value_B = out.values_BxT[:, 0]
   return jax.nn.sigmoid(value_B.astype(jnp.float32)), out.cache, fed_B

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from ttc_jax.models import ModelConfig, ModelOutput
 from ttc_jax.models.kv_cache import KVCache
+from ttc_jax.models.transformer import read_positions
 
 COPY = -1  # Table entry: repeat the row's last content token (a step that depends on the cache).
 _NEG = -1e9
@@ -71,7 +72,7 @@ class ScriptedPolicy:
   first_content: int
   finish_from: int
 
-  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache: KVCache) -> ModelOutput:
+  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache: KVCache, read_BxK=None) -> ModelOutput:
     del positions_BxT
     b, t = tokens_BxT.shape
     cache, context_BxS, visible_BxTxS = _store(cache, tokens_BxT, valid_BxT)
@@ -83,7 +84,7 @@ class ScriptedPolicy:
     next_BxT = jnp.where(tokens_BxT >= self.first_content, end_BxT,
                          jnp.where(tokens_BxT == self.lead_id, content_BxT, self.lead_id))
     logits = jnp.where(jnp.arange(self.cfg.vocab_size) == next_BxT[..., None], 0.0, _NEG)
-    return ModelOutput(logits_BxTxV=logits.astype(jnp.float32), values_BxT=None, cache=cache)
+    return ModelOutput(logits_BxTxV=read_positions(logits.astype(jnp.float32), read_BxK), values_BxT=None, cache=cache)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +99,7 @@ class ScriptedPRM:
   first_content: int
   cumulative: bool = False
 
-  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache: KVCache) -> ModelOutput:
+  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache: KVCache, read_BxK=None) -> ModelOutput:
     del positions_BxT
     cache, context_BxS, visible_BxTxS = _store(cache, tokens_BxT, valid_BxT)
     values = jnp.asarray(params["values"], jnp.float32)
@@ -108,7 +109,7 @@ class ScriptedPRM:
       out_BxT = jnp.sum(jnp.where(visible_BxTxS, value_of(context_BxS)[:, None], 0.0), axis=-1)
     else:
       out_BxT = value_of(_last_content(context_BxS, visible_BxTxS, self.first_content)[0])
-    return ModelOutput(logits_BxTxV=None, values_BxT=out_BxT, cache=cache)
+    return ModelOutput(logits_BxTxV=None, values_BxT=read_positions(out_BxT, read_BxK), cache=cache)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +127,8 @@ class LogitBias:
   def cfg(self) -> ModelConfig:
     return self.model.cfg
 
-  def apply(self, params, *args):
-    out = self.model.apply(params, *args)
+  def apply(self, params, *args, **kwargs):
+    out = self.model.apply(params, *args, **kwargs)
     ids, values = zip(*self.bias)
     return out.replace(logits_BxTxV=out.logits_BxTxV.at[..., list(ids)].add(jnp.asarray(values)))
 
@@ -144,7 +145,8 @@ class ForcedTokens:
   prompt_len: int
   script: tuple[tuple[int, ...], ...]
 
-  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache: KVCache | None = None) -> ModelOutput:
+  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache: KVCache | None = None,
+            read_BxK=None) -> ModelOutput:
     del params
     if cache is not None:  # The cacheless reference sampler (`testing.reference`) passes none.
       cache, _, _ = _store(cache, tokens_BxT, valid_BxT)
@@ -154,4 +156,4 @@ class ForcedTokens:
     j_BxT = jnp.clip(positions_BxT + 1 - self.prompt_len, 0, width - 1)
     next_BxT = table[(jnp.arange(b) % table.shape[0])[:, None], j_BxT]
     logits = jnp.where(jnp.arange(self.cfg.vocab_size) == next_BxT[..., None], 0.0, _NEG)
-    return ModelOutput(logits_BxTxV=logits.astype(jnp.float32), values_BxT=None, cache=cache)
+    return ModelOutput(logits_BxTxV=read_positions(logits.astype(jnp.float32), read_BxK), values_BxT=None, cache=cache)
