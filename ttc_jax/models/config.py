@@ -140,14 +140,16 @@ def rope_inv_freq(cfg: ModelConfig, sliding: bool) -> np.ndarray:
   half = cfg.head_size // 2
   local = sliding and cfg.local_rope_theta > 0
   theta = cfg.local_rope_theta if local else cfg.rope_theta
-  inv_freq = 1.0 / theta ** (np.arange(0, 2 * half, 2, dtype=np.float64) / (2 * half))
+  # float32 throughout, as transformers computes it: float64 here moved logits by ~1e-5.
+  exponent = np.arange(0, 2 * half, 2, dtype=np.float32) / np.float32(2 * half)
+  inv_freq = np.float32(1.0) / np.power(np.float32(theta), exponent, dtype=np.float32)
   scaling = "none" if local else cfg.rope_scaling
   if scaling == "linear":
     inv_freq = inv_freq / cfg.rope_factor
   elif scaling == "llama3":
     low_wavelen = cfg.rope_original_max_len / cfg.rope_low_freq_factor
     high_wavelen = cfg.rope_original_max_len / cfg.rope_high_freq_factor
-    wavelen = 2 * np.pi / inv_freq
+    wavelen = np.float32(2 * np.pi) / inv_freq
     scaled = np.where(wavelen > low_wavelen, inv_freq / cfg.rope_factor, inv_freq)
     smooth = ((cfg.rope_original_max_len / wavelen - cfg.rope_low_freq_factor)
               / (cfg.rope_high_freq_factor - cfg.rope_low_freq_factor))
