@@ -28,7 +28,9 @@ EXTRAS_REQUIRE = {
     "seqio": ["seqio>=0.0.19,<0.1", "tensorflow>=2.16,<2.22", "tensorflow-text>=2.16,<2.22"],
     "gpu": ["jax[cuda12]>=0.6,<0.13"],
     "tpu": ["jax[tpu]>=0.6,<0.13"],
-    "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "chex>=0.1.88,<0.2"],
+    # torch + transformers run the live parity checks against Hugging Face (CPU torch, pinned:
+    # an unpinned torch pulls a CUDA build of several GB). Without them those tests use goldens.
+    "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "chex>=0.1.88,<0.2", "torch==2.13.0", "transformers>=5.0,<6"],
 }
 
 setuptools.setup(

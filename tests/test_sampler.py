@@ -11,6 +11,7 @@ from ttc_jax import decode
 from ttc_jax.decode.generate import encode_prompt, generate
 from ttc_jax.decode.sampling import top_p_filter
 from ttc_jax.models import ModelConfig, ModelOutput, Transformer
+from ttc_jax.models.transformer import read_positions
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing.reference import naive_sample
 from ttc_jax.testing.tiny import tiny_model_config
@@ -157,7 +158,7 @@ class ScriptedModel:
   script: tuple[tuple[int, ...], ...]
   max_new_tokens: int
 
-  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache):
+  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache, read_BxK=None):
     del params, positions_BxT, valid_BxT
     b, t = tokens_BxT.shape
     index = cache.index + t
@@ -165,8 +166,9 @@ class ScriptedModel:
     script = jnp.asarray(self.script, jnp.int32)
     token_B = script[jnp.arange(b) % script.shape[0], jnp.minimum(j, script.shape[1] - 1)]
     logits_BxV = jnp.where(jnp.arange(self.cfg.vocab_size)[None] == token_B[:, None], 0.0, -1e9)
-    return ModelOutput(logits_BxTxV=jnp.broadcast_to(logits_BxV[:, None], (b, t, self.cfg.vocab_size)),
-                       values_BxT=None, cache=cache.replace(index=index))
+    logits_BxTxV = jnp.broadcast_to(logits_BxV[:, None], (b, t, self.cfg.vocab_size))
+    return ModelOutput(logits_BxTxV=read_positions(logits_BxTxV, read_BxK), values_BxT=None,
+                       cache=cache.replace(index=index))
 
 
 A, B, C = 20, 21, 22

@@ -65,12 +65,7 @@ def tokenizer_in(directory: str) -> Tokenizer:
   SentencePiece model whose special ids are not this project's.
   """
   if os.path.exists(os.path.join(directory, "tokenizer.json")):
-    try:
-      return load_tokenizer(directory)
-    except (OSError, RuntimeError, IsADirectoryError) as e:  # SentencePiece refusing a directory.
-      raise NotImplementedError(
-          f"{directory}/tokenizer.json needs the Hugging Face `tokenizers` backend of "
-          f"ttc_jax.tasks.tokenizer.load_tokenizer, which is pending in this branch ({e})") from e
+    return load_tokenizer(directory)
   if os.path.exists(os.path.join(directory, "tokenizer.model")):
     return load_tokenizer(os.path.join(directory, "tokenizer.model"))
   raise FileNotFoundError(f"tokenizer missing: {directory} has neither tokenizer.json nor tokenizer.model")

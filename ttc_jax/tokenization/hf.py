@@ -72,7 +72,10 @@ class HFTokenizer:
     path = self.directory / "tokenizer.json"
     if not path.is_file():
       raise FileNotFoundError(f"{self.directory}: tokenizer missing: no tokenizer.json")
-    self._tok = tokenizers.Tokenizer.from_file(str(path))
+    try:
+      self._tok = tokenizers.Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception ("Model missing. at line 1 column 2").
+      raise ValueError(f"{path}: not a tokenizers JSON file that the `tokenizers` library can read: {e}") from e
     config = {**_read_json(self.directory / "special_tokens_map.json"),
               **_read_json(self.directory / "tokenizer_config.json")}
     self._special = {name: _token_text(config.get(name)) for name in _SPECIAL_NAMES
