@@ -1,12 +1,13 @@
 """HF checkpoint import speed and memory: `load_hf_params` onto the single-GPU mesh.
 
-Writes a random-weight bf16 checkpoint of each shape with our own safetensors
-writer (ttc_jax.testing.tiny_hf; faster than transformers' from_config +
-save_pretrained and needs no torch), then, in a fresh process per shape, imports
-it and records seconds, peak host RSS (ru_maxrss), the largest host buffer the
-loader built, and device memory in use.
+Writes a random-weight bf16 checkpoint of each shape, with transformers
+(`--writer transformers`: from_config on the GPU + save_pretrained, what a user's
+files look like) or with our own safetensors writer (`--writer ttc_jax`: needs no
+torch), then, in a fresh process per shape, imports it and records seconds, peak
+host RSS (ru_maxrss), the largest host buffer the loader built, and device memory
+in use.
 
-  PYTHONPATH=. python3 bench/hf_import.py --out bench/results/hf_import_h200.json [--dir /tmp/hf_bench]
+  PYTHONPATH=. python3 bench/hf_import.py --writer transformers --out bench/results/hf_import_h200.json [--dir /tmp/hf_bench]
   PYTHONPATH=. python3 bench/hf_import.py --tiny --out /tmp/hf_import_tiny.json   # CPU smoke check
 """
 import argparse
@@ -51,6 +52,23 @@ def write_checkpoint(path: str, hf: dict) -> float:
   safetensors_io.write_checkpoint(path, specs, produce, SHARD_BYTES)
   with open(os.path.join(path, "config.json"), "w") as f:
     json.dump({**hf, "torch_dtype": "bfloat16"}, f)
+  return time.perf_counter() - t0
+
+
+def write_checkpoint_transformers(path: str, hf: dict) -> float:
+  """transformers' own files: random init in bf16 (on the GPU when there is one), save_pretrained."""
+  import torch
+  import transformers
+  if os.path.exists(os.path.join(path, "config.json")):
+    return 0.0
+  t0 = time.perf_counter()
+  fields = {k: v for k, v in hf.items() if k != "model_type"}
+  config = transformers.AutoConfig.for_model(hf["model_type"], **fields)
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  with torch.device(device):
+    model = transformers.AutoModelForCausalLM.from_config(config, torch_dtype=torch.bfloat16)
+  model.save_pretrained(path, max_shard_size="4GB")  # Hub-like shards: the sharded path is exercised.
+  del model
   return time.perf_counter() - t0
 
 
@@ -101,6 +119,7 @@ def main():
   parser.add_argument("--out", required=True)
   parser.add_argument("--dir", default="/tmp/hf_import_bench")
   parser.add_argument("--tiny", action="store_true", help="CPU smoke check of the script")
+  parser.add_argument("--writer", choices=["transformers", "ttc_jax"], default="transformers")
   parser.add_argument("--import_one", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.import_one:
@@ -108,10 +127,12 @@ def main():
     return
   from ttc_jax.provenance import git_commit
   shapes = {"tiny": _TINY} if args.tiny else SHAPES
-  results = {"git_commit": git_commit(), "writer": "ttc_jax safetensors_io (random bf16, 4 GiB shards)", "shapes": {}}
+  writer = {"transformers": "transformers from_config + save_pretrained (random bf16, 4 GB shards)",
+            "ttc_jax": "ttc_jax safetensors_io (random bf16, 4 GiB shards)"}[args.writer]
+  results = {"git_commit": os.environ.get("BENCH_COMMIT") or git_commit(), "writer": writer, "shapes": {}}
   for name, hf in shapes.items():
     path = os.path.join(args.dir, name)
-    write_s = write_checkpoint(path, hf)
+    write_s = (write_checkpoint_transformers if args.writer == "transformers" else write_checkpoint)(path, hf)
     log(f"{name}: checkpoint at {path} ({write_s:.1f} s to write)")
     proc = subprocess.run([sys.executable, __file__, "--out", args.out, "--import_one", path], capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", ".")})

@@ -152,14 +152,17 @@ def run_jax(args, save) -> dict:
   scfg = SamplingConfig(temperature=TEMPERATURE, top_p=1.0, max_new_tokens=NEW_TOKENS, stop_at_newline=False)
   for shape in args.shapes:
     s = SHAPES[shape]
-    cfg = ModelConfig(**s, max_len=PROMPT_LEN + NEW_TOKENS, rope_theta=ROPE_THETA, norm_eps=NORM_EPS,
-                      tie_embeddings=True, dtype="bfloat16")  # param_dtype stays float32 (master weights)...
     for impl in [args.label]:
-      model = Transformer(cfg)
       t0 = time.perf_counter()
-      params = nn.unbox(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32)))
-      # ...and inference casts them to bf16, as a user serving the model would.
-      params = jax.jit(lambda p: jax.tree.map(lambda x: x.astype(jnp.bfloat16), p), donate_argnums=0)(params)
+      if args.hf_dir:  # An imported checkpoint in place of the native init (same shape, its own config).
+        cfg, model, params = _imported(args.hf_dir)
+      else:
+        cfg = ModelConfig(**s, max_len=PROMPT_LEN + NEW_TOKENS, rope_theta=ROPE_THETA, norm_eps=NORM_EPS,
+                          tie_embeddings=True, dtype="bfloat16")  # param_dtype stays float32 (master weights)...
+        model = Transformer(cfg)
+        params = nn.unbox(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32)))
+        # ...and inference casts them to bf16, as a user serving the model would.
+        params = jax.jit(lambda p: jax.tree.map(lambda x: x.astype(jnp.bfloat16), p), donate_argnums=0)(params)
       jax.block_until_ready(params)
       n_params = tree_param_count(params)
       assert n_params == count_params(cfg) == param_count(s), (n_params, count_params(cfg), param_count(s))
@@ -218,6 +221,17 @@ def run_jax(args, save) -> dict:
         del compiled, res
       del params
   return out
+
+
+def _imported(model_dir: str):
+  """(cfg, model, params) of a Hugging Face checkpoint loaded by `hf:` (bf16 weights as stored)."""
+  import jax
+  from ttc_jax.models import Transformer
+  from ttc_jax.models.hf import load_hf_params, read_hf_config
+  from ttc_jax.parallel import MeshConfig, make_mesh
+  cfg, _ = read_hf_config(model_dir, dtype="bfloat16", param_dtype="bfloat16")
+  params = load_hf_params(model_dir, cfg, make_mesh(MeshConfig(), jax.devices()[:1]))
+  return cfg, Transformer(cfg), params
 
 
 # ------------------------------------------------------------------------------------------------ HF side
@@ -431,6 +445,8 @@ def main():
   p.add_argument("--shapes", nargs="+", default=BENCH_SHAPES, choices=list(SHAPES))
   p.add_argument("--batches", nargs="+", type=int, default=[16, 64, 256])
   p.add_argument("--label", default="ttc_jax", help="name of the JAX runs in the results (e.g. with XLA_FLAGS set)")
+  p.add_argument("--hf-dir", default=None,
+                 help="JAX part: load this Hugging Face checkpoint (of the one --shapes shape) instead of a fresh init")
   p.add_argument("--hf-cache", nargs="+", default=["dynamic"], choices=["dynamic", "static"])
   p.add_argument("--repeats", type=int, default=5, help="timed runs per JAX config (median reported)")
   p.add_argument("--hf-repeats", type=int, default=2, help="timed runs per HF config (median reported)")

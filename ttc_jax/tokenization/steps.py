@@ -84,7 +84,24 @@ class WithStopRule:
     return self.program(*args, stop=self.stop, **kwargs)
 
   def lower(self, *args, **kwargs):
-    return self.program.lower(*args, stop=self.stop, **kwargs)
+    return _Bound(self.program.lower(*args, stop=self.stop, **kwargs), self.stop)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Bound:
+  """A lowered or compiled program with `stop` bound: `compile()` keeps it bound, so
+  `fn.lower(...).compile()(params, ...)` is called like the program without it."""
+  stage: Any
+  stop: StopRule
+
+  def compile(self, *args, **kwargs):
+    return _Bound(self.stage.compile(*args, **kwargs), self.stop)
+
+  def __call__(self, *args, **kwargs):
+    return self.stage(*args, stop=self.stop, **kwargs)
+
+  def __getattr__(self, name):  # as_text(), cost_analysis(), memory_analysis(), ...
+    return getattr(self.stage, name)
 
 
 def texts_tables(texts: Sequence[str], delimiter: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
