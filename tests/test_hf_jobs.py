@@ -93,3 +93,31 @@ def test_transformers_loads_our_export_with_the_same_tensors(tmp_path, family):
   state = model.state_dict()
   for name, want in tensors.items():
     np.testing.assert_array_equal(state[name].to(torch.float32).numpy(), want, err_msg=name)
+
+
+def test_prm_trains_from_an_hf_policy(hf_dir, tmp_path):
+  """verifier.policy=hf:DIR: config, tokenizer and initial weights come from the HF directory."""
+  from ttc_jax import shards
+  src, _ = hf_dir
+  steps = ["7 + 5 = 12", "12 * 3 = 36", "The answer is 36."]
+  records = [{"problem_id": f"p{i}", "question": "Start with 7. Add 5. Multiply by 3. What is the result?",
+              "answer": "36", "num_steps": 2, "max_operand": 9, "ops": "+*",
+              "samples": [{"steps": steps, "correct": True, "step_labels": [1.0, 1.0, 1.0]},
+                          {"steps": steps[1:], "correct": False, "step_labels": [0.5, 0.0]}]} for i in range(10)]
+  shards.run_sharded(str(tmp_path / "labels" / "train"), 2, lambda i: records[i * 5:(i + 1) * 5], spec={})
+  result = _main("--config=configs/prm.py:smoke", f"--workdir={tmp_path}", f"--config.verifier.policy=hf:{src}")
+  assert result.returncode == 0, result.stderr[-5000:]
+  assert f"Initialised from the policy at hf:{src}" in result.stderr
+  stage = tmp_path / "prm"
+  assert {"tokenizer.model", "model_config.json", "checkpoints"} <= set(os.listdir(stage))
+  cfg = export.read_model_config(str(stage / "model_config.json"))
+  hf_cfg = export.model_config_of(f"hf:{src}", "test")
+  assert cfg.scalar_head and not cfg.lm_head and cfg.rope_scaling == hf_cfg.rope_scaling == "llama3"
+  assert (cfg.d_model, cfg.n_layers, cfg.vocab_size) == (hf_cfg.d_model, hf_cfg.n_layers, hf_cfg.vocab_size)
+  prm = export.load_model(str(stage), make_mesh(MeshConfig(), jax.devices()[:1]))
+  assert prm.tokenizer.vocab_size == 192
+
+
+def test_model_config_of_names_the_field(tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"verifier.policy='x': .*\(no model_config.json\).*; run it first"):
+    export.model_config_of(str(tmp_path), "verifier.policy='x'", "run it first")

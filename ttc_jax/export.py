@@ -71,11 +71,41 @@ def tokenizer_in(directory: str) -> Tokenizer:
   raise FileNotFoundError(f"tokenizer missing: {directory} has neither tokenizer.json nor tokenizer.model")
 
 
+def model_config_of(ref: str, field: str, hint: str = "") -> ModelConfig:
+  """The ModelConfig of any model reference (`hf:/dir`, export directory, training stage), no weights read.
+
+  `field` names the config field in errors; `hint` says what makes the missing artifact."""
+  if is_hf(ref):
+    from ttc_jax.models.hf import read_hf_config
+    return read_hf_config(hf_path(ref))[0]
+  path = os.path.join(ref, "model_config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{field}: {ref} is not a training stage, an export directory (no model_config.json) "
+                            f"nor an hf:/dir reference{'; ' + hint if hint else ''}")
+  return read_model_config(path)
+
+
+def tokenizer_files(directory: str) -> list[str]:
+  """The files that make a model directory's tokenizer (HF files and generation_config.json, or
+  tokenizer.model), to copy into a stage or export trained from it."""
+  from ttc_jax.models.hf.saving import TOKENIZER_FILES
+  files = [os.path.join(directory, name) for name in TOKENIZER_FILES + ("generation_config.json",)
+           if os.path.exists(os.path.join(directory, name))]
+  if not any(os.path.basename(f) in ("tokenizer.json", "tokenizer.model") for f in files):
+    raise FileNotFoundError(f"tokenizer missing: {directory} has neither tokenizer.json nor tokenizer.model")
+  return files
+
+
+def copy_tokenizer(src_dir: str, out_dir: str) -> None:
+  for path in tokenizer_files(src_dir):
+    shutil.copyfile(path, os.path.join(out_dir, os.path.basename(path)))
+
+
 def export_model(out_dir: str, params: Any, cfg: ModelConfig, tokenizer_path: str | Sequence[str], *, step: int,
                  source: str, extra_manifest: dict | None = None) -> dict:
   """Writes the export directory; the manifest is written last, so its presence means complete.
 
-  tokenizer_path: the SentencePiece model, or the tokenizer files of a HF directory (copied by name).
+  tokenizer_path: the SentencePiece model, or a model directory's `tokenizer_files` (copied by name).
   """
   out_dir = os.path.abspath(out_dir)
   if os.path.exists(out_dir):
@@ -123,10 +153,7 @@ def load_stage(stage_dir: str, mesh: Mesh, step: int | None = None, rules=RULES)
 
   cfg = read_model_config(os.path.join(stage_dir, "model_config.json"))
   params, step = restore_params(checkpoint_dir(stage_dir), abstract_params(cfg, mesh, rules), step)
-  tokenizer_path = os.path.join(stage_dir, "tokenizer.model")
-  if not os.path.exists(tokenizer_path):
-    raise FileNotFoundError(f"{tokenizer_path} is missing: was {stage_dir} written by a training job?")
-  return ExportedModel(model=Transformer(cfg), params=params, tokenizer=Tokenizer(tokenizer_path),
+  return ExportedModel(model=Transformer(cfg), params=params, tokenizer=tokenizer_in(stage_dir),
                        manifest={"step": step, "source_workdir": os.path.abspath(stage_dir)})
 
 

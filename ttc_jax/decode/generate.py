@@ -16,6 +16,7 @@ class Generation:
   text: str  # Decoded new tokens, stop token included (EOS is dropped by decoding).
   num_tokens: int  # New tokens sampled, stop token included.
   stop_reason: int  # decode.STOP_*.
+  token_ids: tuple[int, ...] = ()  # The new tokens themselves: steps are split from these, not from re-encoding.
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
@@ -33,9 +34,18 @@ def generate(model, params, tokenizer, prompts: Sequence[str], rng: jax.Array, *
   uses key fold_in(rng, i): results do not depend on anything but the inputs.
   `step_format` ends a row at a step when cfg.stop_at_newline is set.
   """
+  return generate_from_ids(model, params, tokenizer, [encode_prompt(tokenizer, p) for p in prompts], rng,
+                           num_samples=num_samples, cfg=cfg, batch_size=batch_size, buckets=buckets,
+                           step_format=step_format)
+
+
+def generate_from_ids(model, params, tokenizer, encoded: Sequence[Sequence[int]], rng: jax.Array, *,
+                      num_samples: int, cfg: SamplingConfig, batch_size: int,
+                      buckets: Sequence[int] = DEFAULT_BUCKETS,
+                      step_format: StepFormat = LINE_STEPS) -> list[list[Generation]]:
+  """`generate` for prompts already encoded (a chat template's ids, which must not be re-tokenised)."""
   stop = step_format.rule(tokenizer, model.cfg.vocab_size)
   sample_fn = jit_sample(model, num_samples, cfg, stop, tokenizer.pad_id)
-  encoded = [encode_prompt(tokenizer, p) for p in prompts]
   results: list[list[Generation]] = []
   for chunk_index, start in enumerate(range(0, len(encoded), batch_size)):
     chunk = encoded[start:start + batch_size]
@@ -46,6 +56,7 @@ def generate(model, params, tokenizer, prompts: Sequence[str], rng: jax.Array, *
     reasons = np.asarray(out.stop_reason_B).reshape(batch_size, num_samples)
     for i in range(len(chunk)):
       results.append([Generation(text=tokenizer.decode(rows[i, j, :lengths[i, j]].tolist()),
-                                 num_tokens=int(lengths[i, j]), stop_reason=int(reasons[i, j]))
+                                 num_tokens=int(lengths[i, j]), stop_reason=int(reasons[i, j]),
+                                 token_ids=tuple(int(t) for t in rows[i, j, :lengths[i, j]]))
                       for j in range(num_samples)])
   return results

@@ -22,6 +22,7 @@ from ttc_jax.tokenization.steps import StopRule, WithStopRule
 # STOP_NEWLINE: the step delimiter ended the row (whatever its text; STOP_STEP is the same).
 STOP_NONE, STOP_EOS, STOP_NEWLINE, STOP_LENGTH = 0, 1, 2, 3
 STOP_STEP = STOP_NEWLINE
+STOP_NAMES = {STOP_NONE: "none", STOP_EOS: "eos", STOP_NEWLINE: "step", STOP_LENGTH: "length"}
 
 
 @flax.struct.dataclass

@@ -21,7 +21,7 @@ from absl import logging
 
 from ttc_jax import config_parsing, export, shards
 from ttc_jax.analysis import difficulty as diff
-from ttc_jax.model_refs import resolve
+from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models.flops import span_forward_flops
 from ttc_jax.provenance import git_commit, write_json
 
@@ -61,13 +61,6 @@ def _verifier_dir(workdir: str, cfg: DifficultyConfig, scores_path: str) -> str:
     return resolve(workdir, json.load(f)["config"]["prm"])
 
 
-def _model_config(stage: str, field: str):
-  path = os.path.join(stage, "model_config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{field}: {path} is missing (a training stage or export directory is needed)")
-  return export.read_model_config(path)
-
-
 def problem_costs(records: list[dict], tokenizer, policy_cfg, verifier_cfg) -> dict:
   """Per problem: generations, policy / prompt / verifier tokens and FLOPs of its samples and their scoring.
 
@@ -79,7 +72,7 @@ def problem_costs(records: list[dict], tokenizer, policy_cfg, verifier_cfg) -> d
   out = {}
   for r in records:
     prompt = record_prompt(r)
-    prompt_tokens = 1 + len(tokenizer.encode(prompt))  # bos + prompt
+    prompt_tokens = len(tokenizer.prompt_ids(prompt))  # [bos] + prompt
     sampled = [int(s["num_tokens"]) for s in r["samples"]]
     scored = [len(encode_scored_solution(tokenizer, prompt, s["steps"])[0]) for s in r["samples"]]
     out[r["problem_id"]] = {
@@ -139,11 +132,13 @@ def run(config, workdir: str) -> None:
   score_lines = _read_scores(scores_path)
   policy_dir = resolve(workdir, cfg.policy)
   verifier_dir = _verifier_dir(workdir, cfg, scores_path)
-  policy_cfg = _model_config(policy_dir, f"difficulty.policy={cfg.policy!r}")
-  verifier_cfg = _model_config(verifier_dir, "difficulty.prm")
-  from ttc_jax.tasks.tokenizer import load_tokenizer
-  tokenizer_path = os.path.join(policy_dir, "tokenizer.model")
-  tokenizer = load_tokenizer(tokenizer_path if os.path.exists(tokenizer_path) else None)
+  policy_cfg = export.model_config_of(policy_dir, f"difficulty.policy={cfg.policy!r}")
+  verifier_cfg = export.model_config_of(verifier_dir, "difficulty.prm")
+  try:
+    tokenizer = export.tokenizer_in(hf_path(policy_dir))
+  except FileNotFoundError:  # A stage written before tokenizers were copied along: the shipped one.
+    from ttc_jax.tasks.tokenizer import load_tokenizer
+    tokenizer = load_tokenizer(None)
   costs = problem_costs(records, tokenizer, policy_cfg, verifier_cfg)
   result = {"git_commit": git_commit(), "config": {**dataclasses.asdict(cfg), "seed": seed},
             "policy": policy_dir, "verifier": verifier_dir,

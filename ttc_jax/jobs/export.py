@@ -30,11 +30,9 @@ def run(config, workdir: str) -> None:
   source = cfg.source or os.path.join(os.path.abspath(workdir), cfg.stage)
   out_dir = cfg.out_dir or os.path.join(os.path.abspath(workdir), "export", cfg.stage)
   model_cfg = export.read_model_config(os.path.join(source, "model_config.json"))
-  tokenizer_path = os.path.join(source, "tokenizer.model")
-  if not os.path.exists(tokenizer_path):
-    raise FileNotFoundError(f"{tokenizer_path} is missing: was {source} written by a training job?")
+  tokenizer_files = export.tokenizer_files(source)
   mesh = common.setup_mesh(config)
   params, step = restore_params(checkpoint_dir(source), export.abstract_params(model_cfg, mesh),
                                 None if cfg.step < 0 else cfg.step)
-  manifest = export.export_model(out_dir, params, model_cfg, tokenizer_path, step=step, source=source)
+  manifest = export.export_model(out_dir, params, model_cfg, tokenizer_files, step=step, source=source)
   logging.info("Exported step %d (%d params) of %s to %s", step, manifest["param_count"], source, out_dir)

@@ -14,7 +14,6 @@ from absl import logging
 from ttc_jax import config_parsing, export
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import HF_PREFIX, hf_path, resolve
-from ttc_jax.models.hf.saving import TOKENIZER_FILES
 
 SECTIONS = {"job", "import_hf", "mesh", "distributed"}
 
@@ -39,10 +38,6 @@ def run(config, workdir: str) -> None:
   mesh = common.setup_mesh(config)
   overrides = {k: v for k, v in (("param_dtype", cfg.param_dtype), ("dtype", cfg.dtype)) if v}
   model_cfg, params, info = export.load_params(HF_PREFIX + source, mesh, **overrides)
-  tokenizer_files = [os.path.join(source, f) for f in TOKENIZER_FILES + ("generation_config.json",)
-                     if os.path.exists(os.path.join(source, f))]
-  if not tokenizer_files:
-    raise FileNotFoundError(f"tokenizer missing: {source} has no tokenizer.json or tokenizer.model")
-  manifest = export.export_model(out_dir, params, model_cfg, tokenizer_files, step=0, source=source,
+  manifest = export.export_model(out_dir, params, model_cfg, export.tokenizer_files(source), step=0, source=source,
                                  extra_manifest=info)
   logging.info("Imported %s (%s, %d params) to %s", source, info["hf_model_type"], manifest["param_count"], out_dir)

@@ -14,7 +14,6 @@ Re-running resumes training and skips a finished evaluation.
 """
 import dataclasses
 import os
-import shutil
 import time
 
 import jax
@@ -23,14 +22,13 @@ from absl import logging
 
 from ttc_jax import config_parsing, export
 from ttc_jax.jobs import common
-from ttc_jax.model_refs import resolve
+from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
 from ttc_jax.provenance import git_commit, read_json_field, write_json
 from ttc_jax.revise import dataset
 from ttc_jax.revise.data import revision_examples
 from ttc_jax.revise.heldout import evaluate_heldout, split_trajectories
-from ttc_jax.tasks.tokenizer import Tokenizer
 from ttc_jax.train import TrainConfig, next_token_loss, train
 from ttc_jax.verify.data import make_iterator
 from ttc_jax.verify.init_from_policy import policy_initializer
@@ -60,11 +58,9 @@ def run(config, workdir: str) -> None:
   data_dir = resolve(workdir, cfg.data)
   all_trajectories = dataset.read_trajectories(data_dir, f"reviser.data={cfg.data!r}")
   policy_dir = resolve(workdir, cfg.policy)
-  if not os.path.exists(os.path.join(policy_dir, "model_config.json")):
-    raise FileNotFoundError(f"reviser.policy={cfg.policy!r}: {policy_dir} is not a policy stage or export "
-                            "(no model_config.json); run the train_policy job (configs/policy.py) first")
-  policy_cfg = export.read_model_config(os.path.join(policy_dir, "model_config.json"))
-  tokenizer = Tokenizer(os.path.join(policy_dir, "tokenizer.model"))
+  policy_cfg = export.model_config_of(policy_dir, f"reviser.policy={cfg.policy!r}",
+                                      "run the train_policy job (configs/policy.py) first")
+  tokenizer = export.tokenizer_in(hf_path(policy_dir))
   # Same network as the policy (every parameter is copied); max_len only documents the longer contexts.
   model_cfg = dataclasses.replace(policy_cfg, max_len=max(policy_cfg.max_len, train_cfg.seq_len))
   model = Transformer(model_cfg)
@@ -81,7 +77,7 @@ def run(config, workdir: str) -> None:
   mesh = common.setup_mesh(config)
   out_dir = common.stage_dir(workdir, cfg.stage)
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
-  shutil.copyfile(tokenizer.model_path, os.path.join(out_dir, "tokenizer.model"))
+  export.copy_tokenizer(hf_path(policy_dir), out_dir)
   data_iter = make_iterator(examples, batch_size=train_cfg.batch_size, seed=config.seed,
                             shard_index=jax.process_index(), shard_count=jax.process_count())
   dummy = np.zeros((1, train_cfg.seq_len), np.int32)

@@ -14,7 +14,6 @@ export job. Re-running resumes training and skips a finished evaluation.
 """
 import dataclasses
 import os
-import shutil
 import time
 
 import jax
@@ -23,11 +22,10 @@ from absl import logging
 
 from ttc_jax import config_parsing, export, shards
 from ttc_jax.jobs import common, eval_revisions
-from ttc_jax.model_refs import resolve
+from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
 from ttc_jax.provenance import git_commit, read_json_field, write_json
-from ttc_jax.tasks.tokenizer import Tokenizer
 from ttc_jax.train import TrainConfig, train
 from ttc_jax.verify import data as verifier_data
 from ttc_jax.verify.heldout import evaluate_examples, mean_target
@@ -90,12 +88,9 @@ def run(config, workdir: str) -> None:
   data_dir = resolve(workdir, cfg.data_path)
   records = _read_records(cfg, data_dir)
   policy_dir = resolve(workdir, cfg.policy)
-  if not os.path.exists(os.path.join(policy_dir, "model_config.json")):
-    maker = _POLICY_MAKERS.get(cfg.policy, "the train_policy job (configs/policy.py)")
-    raise FileNotFoundError(f"verifier.policy={cfg.policy!r}: {policy_dir} is not a policy stage or export "
-                            f"(no model_config.json); run {maker} first")
-  policy_cfg = export.read_model_config(os.path.join(policy_dir, "model_config.json"))
-  tokenizer = Tokenizer(os.path.join(policy_dir, "tokenizer.model"))
+  maker = _POLICY_MAKERS.get(cfg.policy, "the train_policy job (configs/policy.py)")
+  policy_cfg = export.model_config_of(policy_dir, f"verifier.policy={cfg.policy!r}", f"run {maker} first")
+  tokenizer = export.tokenizer_in(hf_path(policy_dir))
   # max_len only documents the longest context (revision prompts are longer than the policy's).
   model_cfg = dataclasses.replace(policy_cfg, scalar_head=True, lm_head=False,
                                   max_len=max(policy_cfg.max_len, train_cfg.seq_len))
@@ -115,7 +110,7 @@ def run(config, workdir: str) -> None:
 
   mesh = common.setup_mesh(config)
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
-  shutil.copyfile(tokenizer.model_path, os.path.join(out_dir, "tokenizer.model"))
+  export.copy_tokenizer(hf_path(policy_dir), out_dir)
   data_iter = verifier_data.make_iterator(train_examples, batch_size=train_cfg.batch_size, seed=config.seed,
                                           shard_index=jax.process_index(), shard_count=jax.process_count())
   dummy = np.zeros((1, train_cfg.seq_len), np.int32)
