@@ -43,14 +43,14 @@ def smol(tmp_path_factory):
   """(directory, our ExportedModel, transformers' model and tokenizer read from the same directory)."""
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
-  # One torch thread: next to XLA and another xdist worker on two cores, torch's OpenMP threads
-  # spin; transformers' 32-token generate took 17-23 s with two threads and 2.5 s with one.
-  threads = torch.get_num_threads()
-  torch.set_num_threads(1)
   root = tmp_path_factory.getbasetemp()
   if os.environ.get("PYTEST_XDIST_WORKER"):
     root = root.parent  # This session's workers share one conversion (the first makes it, under a lock).
   directory = smollm2.model_dir(root / "smollm2-135m-instruct")
+  # One torch thread: next to XLA and another xdist worker on two cores, torch's OpenMP threads
+  # spin; transformers' 32-token generate took 17-23 s with two threads and 2.5 s with one.
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)
   model = transformers.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32,
                                                             attn_implementation="eager").eval()
   tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
