@@ -45,6 +45,7 @@ def policy():
 def test_prefix_prompt_keeps_generated_newlines():
   assert rollouts.prefix_prompt("Q\nSolution:\n", ["a", "b", "c"], 2) == "Q\nSolution:\na\nb\n"
   assert rollouts.prefix_prompt("Q\nSolution:\n", ["a"], 0) == "Q\nSolution:\n"
+  assert rollouts.prefix_prompt("P:\n", ["a", "b", "c"], 2, "\n\n") == "P:\na\n\nb\n\n"  # the task's delimiter
 
 
 def test_labels_fraction_of_correct_rollouts_per_prefix(policy):

@@ -40,8 +40,8 @@ def run(config, workdir: str) -> None:
   model_cfg = common.parse_model(config.model, tokenizer)
   mesh = common.setup_mesh(config)
   out_dir = common.stage_dir(workdir, config.get("stage", "policy"))
-  task = common.prepare_task(common.make_task(config.task, workdir))
-  builder = common.task_data(task_spec, task_cfg, workdir)
+  builder = common.task_data(task_spec, task_cfg, workdir)  # Generated training data: the arith task only.
+  task = common.make_task(config.task, workdir)  # The same data, read through the Task interface for eval.
 
   model = Transformer(model_cfg)
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
