@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from ttc_jax.tasks import prompts, registry, synthetic
+from ttc_jax.tasks import fewshot, prompts, registry, synthetic
 from ttc_jax.tasks.base import Task
 from ttc_jax.tasks.boxed import last_boxed
 from ttc_jax.tasks.loaders import aime2024, aime2025, gsm8k, hendrycks_math, math500, prm800k
@@ -240,7 +240,7 @@ def test_few_shot_prompt_for_a_base_model_keeps_the_delimiter(llama3):
   problem = task.problems("test")[0]
   text = task.prompt(problem, sp)
   assert text.startswith("Problem:\n") and text.endswith(f"Problem:\n{problem.question}\n\nSolution:\n")
-  q, steps = prompts.fewshot.EXEMPLARS[0]
+  q, steps = fewshot.EXEMPLARS[0]
   assert f"{q}\n\nSolution:\n{steps[0]}\n\n{steps[1]}" in text  # exemplar steps joined by "\n\n"
   lined = _task("gsm8k", "gsm8k", step_delimiter="\n").prompt(problem, sp)
   assert f"{q}\n\nSolution:\n{steps[0]}\n{steps[1]}" in lined
