@@ -16,6 +16,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.job = "label_rollouts"
   c.seed = 2
+  c.task = config_defaults.task(smoke=arg == "smoke")  # The samples' task: its grader and step delimiter.
   c.labels = ml_collections.ConfigDict()
   c.labels.policy = "policy"
   c.labels.samples = "samples/train"
@@ -25,7 +26,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.labels.max_new_tokens = 96
   c.labels.problems_per_shard = 32
   c.labels.batch_size = 16
-  c.labels.grader = "exact"
   c.mesh = config_defaults.mesh()
   c.distributed = config_defaults.distributed()
   if arg == "smoke":

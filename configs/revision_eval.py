@@ -51,7 +51,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.revision_eval.problems_per_shard = 25
   c.revision_eval.batch_size = 64
   c.revision_eval.verifier_batch_size = 64
-  c.revision_eval.grader = "exact"
   c.mesh = config_defaults.mesh()
   c.distributed = config_defaults.distributed()
   if arg in ("train", "train_smoke"):

@@ -31,7 +31,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.sampling.max_new_tokens = 96
   c.sampling.problems_per_shard = 64
   c.sampling.batch_size = 16
-  c.sampling.grader = "exact"
   c.mesh = config_defaults.mesh()
   c.distributed = config_defaults.distributed()
   if arg == "smoke":

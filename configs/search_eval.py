@@ -35,7 +35,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.search_eval.temperature = 1.0
   c.search_eval.problems_per_shard = 25
   c.search_eval.batch_size = 25
-  c.search_eval.grader = "exact"
   c.mesh = config_defaults.mesh()
   c.distributed = config_defaults.distributed()
   if arg == "smoke":

@@ -91,3 +91,37 @@ def test_difficulty_job(tmp_path):
   assert cost["per_problem"]["verifier_tokens"] > cost["per_problem"]["prompt_tokens"] * 4
   assert cost["total"]["flops"] == pytest.approx(cost["total"]["policy_flops"] + cost["total"]["verifier_flops"])
   assert out["config"]["seed"] == 0 and len(records) == 10
+
+
+def test_level_bins_from_metadata():
+  records = [{"problem_id": "a", "metadata": {"level": 1}}, {"problem_id": "b", "metadata": {"level": 5}},
+             {"problem_id": "c", "metadata": {"level": 3, "subject": "Algebra"}}]
+  assert diff.level_bins(records) == {"a": 1, "b": 5, "c": 3}
+  assert diff.level_bins([{"problem_id": "a", "metadata": {"num_steps": 2}}, {"problem_id": "b"}]) is None
+  with pytest.raises(ValueError, match=r"1 of 2 problems have no level metadata \(first: b\)"):
+    diff.level_bins([{"problem_id": "a", "metadata": {"level": 2}}, {"problem_id": "b", "metadata": {}}])
+  with pytest.raises(ValueError, match="problem a: level 'Level 2' is not a positive integer"):
+    diff.level_bins([{"problem_id": "a", "metadata": {"level": "Level 2"}}])
+
+
+def test_difficulty_job_bins_by_level_when_problems_have_one(tmp_path):
+  records = _write_inputs(tmp_path)
+  assert "level" not in json.dumps(records)  # arith: no level, no level bins
+  config = load_config_module("difficulty").get_config()
+  job.run(config, str(tmp_path))
+  out = json.loads((tmp_path / "difficulty" / "difficulty.json").read_text())
+  assert "level" not in out and "level_bin" not in out["problems"][0]
+
+  for i, r in enumerate(records):
+    r["metadata"] = {"level": 1 + i % 3, "subject": "Algebra"}
+  (tmp_path / "samples").rename(tmp_path / "old_samples")
+  shards.run_sharded(str(tmp_path / "samples" / "difficulty"), 1, lambda k: records, spec={})
+  config.difficulty.out = "difficulty_level"
+  job.run(config, str(tmp_path))
+  out = json.loads((tmp_path / "difficulty_level" / "difficulty.json").read_text())
+  assert out["num_levels"] == 3 and [out["level"][b]["count"] for b in "123"] == [4, 3, 3]
+  by_id = {p["problem_id"]: p for p in out["problems"]}
+  assert [by_id[f"test-{i:06d}"]["level_bin"] for i in range(4)] == [1, 2, 3, 1]
+  level1 = [by_id[f"test-{i:06d}"]["pass1"] for i in (0, 3, 6, 9)]
+  assert out["level"]["1"]["mean_pass1"] == pytest.approx(sum(level1) / 4)
+  assert [out["oracle"][b]["count"] for b in "12345"] == [2] * 5  # the other bins are unchanged

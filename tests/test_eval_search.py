@@ -73,9 +73,9 @@ def test_bad_strategy_fails_before_any_work(tmp_path):
 def _warnings(search_eval_section, task_section) -> list[str]:
   from unittest import mock
   cfg = eval_search.config_parsing.parse_section(eval_search.SearchEvalConfig, search_eval_section, "search_eval")
-  _, task_cfg = eval_search.common.parse_task(task_section)
+  task = eval_search.common.make_task(task_section, "/nonexistent")  # Reads no file.
   with mock.patch.object(eval_search.logging, "warning") as warning:
-    eval_search._warn_if_too_short(cfg, task_cfg)
+    eval_search._warn_if_too_short(cfg, task)
   return [call.args[0] % call.args[1:] for call in warning.call_args_list]
 
 

@@ -45,6 +45,7 @@ def policy():
 def test_prefix_prompt_keeps_generated_newlines():
   assert rollouts.prefix_prompt("Q\nSolution:\n", ["a", "b", "c"], 2) == "Q\nSolution:\na\nb\n"
   assert rollouts.prefix_prompt("Q\nSolution:\n", ["a"], 0) == "Q\nSolution:\n"
+  assert rollouts.prefix_prompt("P:\n", ["a", "b", "c"], 2, "\n\n") == "P:\na\n\nb\n\n"  # the task's delimiter
 
 
 def test_labels_fraction_of_correct_rollouts_per_prefix(policy):
@@ -61,7 +62,8 @@ def test_labels_fraction_of_correct_rollouts_per_prefix(policy):
   assert s_empty["step_labels"] == []
   # One rollout batch of 3 per non-final prefix: 1 + 2 prefixes.
   assert len(grader.seen) == 3 * 3
-  assert all(t.startswith("Question: Start with 2.") for t in grader.seen)
+  # The grader sees the solution (the step prefix, then the rollout), never the prompt.
+  assert sorted({t.split("\n")[0] for t in grader.seen}) == ["2 + 3 = 5", "2 + 3 = 6"]
   assert s_right["rollouts_per_step"] == 3
   assert 0 < s_right["rollout_tokens"] <= 3 * 8 and s_empty["rollout_tokens"] == 0
   assert records[0]["samples"][0].get("step_labels") is None  # inputs are not mutated

@@ -1,4 +1,4 @@
-"""Question difficulty: oracle (policy pass@1) and predicted (mean verifier score), in quantile bins.
+"""Question difficulty: oracle (policy pass@1), predicted (mean verifier score) or published level, in bins.
 
 The paper bins test questions into 5 quantiles of the base policy's pass@1 ("oracle
 difficulty", ground truth needed) or of the mean final verifier score of the same samples
@@ -10,6 +10,10 @@ seed)`, a hash, so the order (and thus which of two tied questions lands in the 
 does not depend on file order, and bins have equal sizes +-1: rank r of n goes to bin
 1 + floor(r * num_bins / n). Many questions share pass@1 = 1.0 or 0.0, so a bin edge often
 falls inside a tie; the hash decides, deterministically, which side each one goes to.
+
+A third binning needs neither samples nor a verifier: the level a benchmark publishes with each
+problem (MATH's "Level 1".."Level 5", in the `level` metadata of sample records). Level k is bin k,
+so bin 1 is again the easiest; bins hold as many questions as the levels do (not quantiles).
 
 Also the cost of estimating difficulty (generations, tokens, FLOPs), which the paper does
 not count (the FLOPs come from `models.flops.span_forward_flops`).
@@ -36,6 +40,26 @@ def quantile_bins(values: Mapping[str, float], num_bins: int = 5, *, seed: int =
   order = sorted(values, key=lambda pid: (-float(values[pid]), tie_key(pid, seed)))
   n = len(order)
   return {pid: 1 + (rank * num_bins) // n for rank, pid in enumerate(order)}
+
+
+def level_bins(sample_records: Sequence[Mapping]) -> dict[str, int] | None:
+  """problem_id -> the problem's published level (its bin), or None when no record has a level.
+
+  Records hold it as metadata["level"] (`decode.solutions` records). Raises if only some do: bins
+  over part of the questions would not be comparable with the oracle and predicted ones.
+  """
+  levels = {r["problem_id"]: (r.get("metadata") or {}).get("level") for r in sample_records}
+  missing = [pid for pid, level in levels.items() if level is None]
+  if len(missing) == len(levels):
+    return None
+  if missing:
+    raise ValueError(f"{len(missing)} of {len(levels)} problems have no level metadata (first: {missing[0]}): "
+                     "level bins need every problem's level")
+  bad = [(pid, level) for pid, level in levels.items() if isinstance(level, bool) or not isinstance(level, int)
+         or level < 1]
+  if bad:
+    raise ValueError(f"problem {bad[0][0]}: level {bad[0][1]!r} is not a positive integer")
+  return levels
 
 
 def oracle_pass1(sample_records: Sequence[Mapping]) -> dict[str, float]:

@@ -41,6 +41,14 @@ def _mean(xs) -> float | None:
   return float(np.mean(xs)) if xs else None
 
 
+def _level_table(per_problem: dict, pids: list[str], pass1: dict, predicted: dict) -> dict:
+  """{"level": bin table by published level} when difficulty.json has every problem's level_bin, else {}."""
+  if not all("level_bin" in per_problem[p] for p in pids):
+    return {}
+  levels = {p: int(per_problem[p]["level_bin"]) for p in pids}
+  return {"level": diff.bin_table(pass1, predicted, levels, max(levels.values()))}
+
+
 def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict | None, large: dict | None,
             large_pass1: dict | None, notes: list[str], *, ratios: Sequence[float]) -> dict:
   """results.json's content (without config, git_commit and findings) from the job's loaded inputs
@@ -175,6 +183,7 @@ def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict 
       "param_ratio_M": m,
       "difficulty": {"oracle": diff.bin_table(pass1, predicted, bins["oracle"], num_bins),
                      "predicted": diff.bin_table(pass1, predicted, bins["predicted"], num_bins),
+                     **_level_table(per_problem, pids, pass1, predicted),
                      "cost": difficulty["cost"], "num_bins": num_bins,
                      "oracle_predicted_agreement": _mean(bins["oracle"][p] == bins["predicted"][p] for p in pids)},
       "curves": {s: budget_keys(c) for s, c in curves.items()},

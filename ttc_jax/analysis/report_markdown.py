@@ -40,8 +40,12 @@ def markdown(r: dict, images: list[str]) -> str:
                 "predicted mean pass@1"],
                [[b, d["oracle"][b]["count"], d["oracle"][b]["mean_pass1"],
                  f"{fmt(d['oracle'][b]['min_pass1'])}-{fmt(d['oracle'][b]['max_pass1'])}", d["predicted"][b]["count"],
-                 d["predicted"][b]["mean_pass1"]] for b in d["oracle"]]), "",
-        "Cost of estimating difficulty per problem: " + ", ".join(
+                 d["predicted"][b]["mean_pass1"]] for b in d["oracle"]]), ""]
+  if "level" in d:
+    s += ["By the problems' published level (bin k = level k):", "",
+          _table(["level", "count", "mean pass@1", "mean predicted score"],
+                 [[b, v["count"], v["mean_pass1"], v["mean_predicted_score"]] for b, v in d["level"].items()]), ""]
+  s += ["Cost of estimating difficulty per problem: " + ", ".join(
             f"{k} {v:.3g}" for k, v in d["cost"]["per_problem"].items()) + ".", ""]
   search = [x for x in r["curves"] if not x.startswith("revise_")]
   s += ["## Search", "", _curve_table(r["curves"], search), img("search_accuracy_vs_budget.png", "search"),

@@ -1,5 +1,4 @@
 """Wiring shared by jobs: config sections -> dataclasses, mesh, task data, tokenizer."""
-import dataclasses
 import os
 from typing import Any
 
@@ -11,30 +10,11 @@ from jax.experimental import multihost_utils
 from ttc_jax import config_parsing
 from ttc_jax.models import ModelConfig
 from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_initialize_distributed
-from ttc_jax.tasks import synthetic, tfds_builder
+from ttc_jax.tasks import registry, synthetic, tfds_builder
+from ttc_jax.tasks.base import Task
+from ttc_jax.tasks.registry import TaskSpec
+from ttc_jax.tasks.synthetic_task import SyntheticTask
 from ttc_jax.tasks.tokenizer import Tokenizer
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskSpec:
-  """Which task, how many problems per split, and where its tfds data lives."""
-  name: str = "arith"
-  train_size: int = 20_000
-  validation_size: int = 500
-  test_size: int = 500
-  data_dir: str = ""  # "" = WORKDIR/data
-  tokenizer: str = ""  # "" = the shipped SentencePiece model
-
-  def __post_init__(self):
-    if self.name != "arith":
-      raise ValueError(f"task.name={self.name!r}: only the built-in 'arith' task exists so far")
-    for split in ("train_size", "validation_size", "test_size"):
-      if getattr(self, split) <= 0:
-        raise ValueError(f"task.{split}={getattr(self, split)} must be positive")
-
-  @property
-  def sizes(self) -> dict[str, int]:
-    return {"train": self.train_size, "validation": self.validation_size, "test": self.test_size}
 
 
 def parse_task(section: Any) -> tuple[TaskSpec, synthetic.TaskConfig]:
@@ -42,6 +22,35 @@ def parse_task(section: Any) -> tuple[TaskSpec, synthetic.TaskConfig]:
   generator = values.pop("generator", {})
   return (config_parsing.parse_section(TaskSpec, values, "task"),
           config_parsing.parse_section(synthetic.TaskConfig, generator, "task.generator"))
+
+
+def make_task(section: Any, workdir: str) -> Task:
+  """The task of a config's `task` section; reads no file (call `prepare_task` before reading problems)."""
+  spec, generator = parse_task(section)
+  return registry.make_task(spec, spec.data_dir or os.path.join(workdir, "data"), generator)
+
+
+def prepare_task(task: Task) -> Task:
+  """Builds a generated task's data once, then returns the task.
+
+  Call after `setup_mesh`: on several hosts the lead host writes the data and the others wait,
+  then read it (tfds does not lock a shared data_dir). Tasks read from files need nothing.
+  """
+  if isinstance(task, SyntheticTask):
+    tfds.disable_progress_bar()  # Progress bars flood job logs; the job logs its own progress.
+    if jax.process_count() > 1:
+      if jax.process_index() == 0:
+        task.builder()
+      multihost_utils.sync_global_devices("ttc_jax.task_data")
+    task.builder()
+  return task
+
+
+def reject_moved(section: Any, prefix: str, moved: dict[str, str]) -> None:
+  """Names the new place of a config field that moved (e.g. `sampling.grader` -> `task.grader`)."""
+  for old, new in moved.items():
+    if section is not None and old in section:
+      raise ValueError(f"{prefix}.{old} moved to {new} (the task owns it); set --config.{new} instead")
 
 
 def parse_model(section: Any, tokenizer: Tokenizer) -> ModelConfig:
@@ -65,18 +74,12 @@ def setup_mesh(config: Any):
 
 
 def task_data(spec: TaskSpec, task_cfg: synthetic.TaskConfig, workdir: str):
-  """Prepares (once) and returns the task's tfds builder.
-
-  Call after `setup_mesh`: on several hosts the lead host writes the data and the
-  others wait, then read it (tfds does not lock a shared data_dir).
-  """
-  data_dir = spec.data_dir or os.path.join(workdir, "data")
-  tfds.disable_progress_bar()  # Progress bars flood job logs; the job logs its own progress.
-  if jax.process_count() > 1:
-    if jax.process_index() == 0:
-      tfds_builder.prepare_dataset(data_dir, task_cfg, spec.sizes)
-    multihost_utils.sync_global_devices("ttc_jax.task_data")
-  return tfds_builder.prepare_dataset(data_dir, task_cfg, spec.sizes)
+  """Prepares (once, see `prepare_task`) and returns the synthetic task's tfds builder (training reads it)."""
+  task = registry.make_task(spec, spec.data_dir or os.path.join(workdir, "data"), task_cfg)
+  if not isinstance(task, SyntheticTask):
+    raise ValueError(f"task.name={spec.name!r}: only the generated {SyntheticTask.name!r} task has training data "
+                     "in tfds form; benchmark tasks are read through Task.problems")
+  return prepare_task(task).builder()
 
 
 def load_split(builder, split: str, num_problems: int) -> list[synthetic.Problem]:

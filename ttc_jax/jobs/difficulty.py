@@ -1,12 +1,14 @@
-"""Job `difficulty`: oracle and predicted difficulty bins of the test questions, and their cost.
+"""Job `difficulty`: oracle, predicted and (MATH) level difficulty bins of the test questions, and their cost.
 
 Reads n_d graded samples per test question (WORKDIR/samples/difficulty, from
 sample_solutions) and the PRM's step scores of those same samples
 (WORKDIR/eval/verifiers/scores.jsonl, from eval_verifiers with
 verifier_eval.samples=samples/difficulty). Writes WORKDIR/difficulty/difficulty.json:
 
-  problems: [{problem_id, pass1, predicted_score, oracle_bin, predicted_bin}]
+  problems: [{problem_id, pass1, predicted_score, oracle_bin, predicted_bin[, level_bin]}]
   oracle / predicted: per bin {count, mean_pass1, min_pass1, max_pass1, mean_predicted_score}
+  level, num_levels: the same table by the problems' published level (bin k = level k), only when the
+    sample records carry `level` metadata (MATH, MATH-500)
   cost: what estimating difficulty spent: generations, policy tokens sampled, prompt tokens,
     verifier tokens scored, FLOPs (total and per problem)
   num_bins, samples_per_problem, config, git_commit
@@ -99,14 +101,21 @@ def compute(records: list[dict], score_lines: list[dict], costs: dict, num_bins:
   predicted = diff.predicted_scores([scores_by_id[r["problem_id"]] for r in records])
   oracle_bins = diff.quantile_bins(pass1, num_bins, seed=seed)
   predicted_bins = diff.quantile_bins(predicted, num_bins, seed=seed)
+  levels = diff.level_bins(records)
+  level = {}
+  if levels is not None:
+    level = {"level": diff.bin_table(pass1, predicted, levels, max(levels.values())),
+             "num_levels": max(levels.values())}
 
   return {"num_problems": len(records), "num_bins": num_bins,
           "samples_per_problem": min(len(r["samples"]) for r in records),
           "tie_break": f"sha256 of '{seed}:problem_id' (config seed {seed})",
           "problems": [{"problem_id": pid, "pass1": pass1[pid], "predicted_score": predicted[pid],
-                        "oracle_bin": oracle_bins[pid], "predicted_bin": predicted_bins[pid]} for pid in pass1],
+                        "oracle_bin": oracle_bins[pid], "predicted_bin": predicted_bins[pid],
+                        **({"level_bin": levels[pid]} if levels is not None else {})} for pid in pass1],
           "oracle": diff.bin_table(pass1, predicted, oracle_bins, num_bins),
           "predicted": diff.bin_table(pass1, predicted, predicted_bins, num_bins),
+          **level,
           "cost": {**diff.estimation_cost(costs),
                    "note": "oracle difficulty needs the policy's samples (and ground truth); predicted difficulty "
                            "needs the same samples plus the PRM's scoring of them (verifier_* fields)."}}
@@ -146,5 +155,7 @@ def run(config, workdir: str) -> None:
   write_json(out_path, result)
   fmt = lambda s: ", ".join(f"{b}: {v['count']} @ {v['mean_pass1']:.2f}" for b, v in s.items())
   logging.info("Difficulty of %d problems -> %s\n  oracle bins (count @ mean pass@1): %s\n  predicted bins: %s\n"
-               "  estimation cost per problem: %s", result["num_problems"], out_path, fmt(result["oracle"]),
-               fmt(result["predicted"]), {k: f"{v:.3g}" for k, v in result["cost"]["per_problem"].items()})
+               "  level bins: %s\n  estimation cost per problem: %s", result["num_problems"], out_path,
+               fmt(result["oracle"]), fmt(result["predicted"]),
+               fmt(result["level"]) if "level" in result else "none (no level metadata)",
+               {k: f"{v:.3g}" for k, v in result["cost"]["per_problem"].items()})

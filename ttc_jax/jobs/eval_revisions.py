@@ -40,7 +40,6 @@ from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.revise import selection
 from ttc_jax.revise.chains import run_chains
 from ttc_jax.revise.format import MAX_CONTEXT, scored_attempts
-from ttc_jax.tasks.grading import get_grader
 from ttc_jax.verify.scoring import aggregate, score_steps
 
 SECTIONS = {"job", "seed", "task", "revision_eval", "mesh", "distributed"}
@@ -63,7 +62,6 @@ class RevisionEvalConfig:
   problems_per_shard: int = 25
   batch_size: int = 64  # Chain rows per sampler call.
   verifier_batch_size: int = 64
-  grader: str = "exact"
 
   def __post_init__(self):
     if not self.budgets or any(b < 1 for b in self.budgets):
@@ -173,17 +171,17 @@ def read_chain_records(out_dir: str) -> list[dict]:
 
 def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "eval_revisions")
+  common.reject_moved(config.revision_eval, "revision_eval", {"grader": "task.grader"})
   cfg = config_parsing.parse_section(RevisionEvalConfig, config.revision_eval, "revision_eval")
-  task_spec, task_cfg = common.parse_task(config.task)
-  grader = get_grader(cfg.grader)
+  task = common.make_task(config.task, workdir)
+  grader = task.grader
   out_dir = resolve(workdir, cfg.out)
   results_path = os.path.join(out_dir, "results.json")
   if os.path.exists(results_path):
     logging.info("Revision evaluation already done: %s", results_path)
     return
   mesh = common.setup_mesh(config)
-  problems = common.load_split(common.task_data(task_spec, task_cfg, workdir), cfg.split,
-                               cfg.first_problem + cfg.num_problems)[cfg.first_problem:]
+  problems = common.prepare_task(task).problems(cfg.split, cfg.first_problem + cfg.num_problems)[cfg.first_problem:]
   if not problems:
     raise ValueError(f"revision_eval.first_problem={cfg.first_problem}: the {cfg.split!r} split has no problem there")
   reviser = export.load_model(resolve(workdir, cfg.reviser), mesh)

@@ -20,8 +20,7 @@ from ttc_jax.model_refs import resolve
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.search.run import run_search, search_spec
 from ttc_jax.search.strategies import parse_strategy, search_config
-from ttc_jax.tasks import synthetic
-from ttc_jax.tasks.grading import get_grader
+from ttc_jax.tasks.synthetic_task import SyntheticTask
 
 SECTIONS = {"job", "seed", "task", "search_eval", "mesh", "distributed"}
 
@@ -41,7 +40,6 @@ class SearchEvalConfig:
   temperature: float = 1.0
   problems_per_shard: int = 25
   batch_size: int = 25  # Problems per device call (x N candidates).
-  grader: str = "exact"
 
   def __post_init__(self):
     for spec in self.strategies:
@@ -61,12 +59,15 @@ def _summary(records: list[dict]) -> dict:
           "mean_prm_tokens": mean("prm_tokens"), "mean_flops": mean("flops")}
 
 
-def _warn_if_too_short(cfg: "SearchEvalConfig", task_cfg: synthetic.TaskConfig) -> None:
+def _warn_if_too_short(cfg: "SearchEvalConfig", task) -> None:
   """Every round moves the shared KV-cache index by the batch's longest step (up to max_step_tokens),
   so max_solution_tokens / max_step_tokens rounds are all a search is sure to get. Fewer than the
-  task's longest solution (max_steps lines + the answer line) ends some searches unanswered, graded
-  wrong, and more so at large budgets (more rows, more likely one long step per round)."""
-  needed = (task_cfg.max_steps + 1) * cfg.max_step_tokens
+  synthetic task's longest solution (max_steps lines + the answer line) ends some searches unanswered,
+  graded wrong, and more so at large budgets (more rows, more likely one long step per round).
+  Benchmark tasks have no known longest solution: nothing to check."""
+  if not isinstance(task, SyntheticTask):
+    return
+  needed = (task.generator.max_steps + 1) * cfg.max_step_tokens
   if cfg.max_solution_tokens < needed:
     logging.warning("search_eval.max_solution_tokens=%d < (task.generator.max_steps + 1) x "
                     "search_eval.max_step_tokens = %d: searches of the longest problems may stop before "
@@ -76,17 +77,17 @@ def _warn_if_too_short(cfg: "SearchEvalConfig", task_cfg: synthetic.TaskConfig) 
 
 def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "eval_search")
+  common.reject_moved(config.search_eval, "search_eval", {"grader": "task.grader"})
   cfg = config_parsing.parse_section(SearchEvalConfig, config.search_eval, "search_eval")
-  task_spec, task_cfg = common.parse_task(config.task)
-  grader = get_grader(cfg.grader)
-  _warn_if_too_short(cfg, task_cfg)
+  task = common.make_task(config.task, workdir)
+  _warn_if_too_short(cfg, task)
   out_dir = resolve(workdir, cfg.out)
   results_path = os.path.join(out_dir, "results.json")
   if os.path.exists(results_path):
     logging.info("Search evaluation already done: %s", results_path)
     return
   mesh = common.setup_mesh(config)
-  problems = common.load_split(common.task_data(task_spec, task_cfg, workdir), cfg.split, cfg.num_problems)
+  problems = common.prepare_task(task).problems(cfg.split, cfg.num_problems)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
   prm = export.load_model(resolve(workdir, cfg.prm), mesh)
   sizes = dict(max_rounds=cfg.max_rounds, max_step_tokens=cfg.max_step_tokens,
@@ -105,9 +106,10 @@ def run(config, workdir: str) -> None:
 
       def compute_shard(index, search_cfg=search_cfg, rng=rng):
         chunk = problems[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard]
-        records = run_search(policy.model, policy.params, prm.model, prm.params, policy.tokenizer, grader,
-                             [synthetic.prompt_text(p) for p in chunk], jax.random.fold_in(rng, index),
-                             cfg=search_cfg, batch_size=cfg.batch_size, references=[p.answer for p in chunk])
+        records = run_search(policy.model, policy.params, prm.model, prm.params, policy.tokenizer, task.grader,
+                             [task.prompt(p, policy.tokenizer) for p in chunk], jax.random.fold_in(rng, index),
+                             cfg=search_cfg, batch_size=cfg.batch_size, references=[p.answer for p in chunk],
+                             step_format=task.step_format)
         # "answer" stays the reference (as in sample records); the search's pick is "chosen_answer".
         return [{**problem_fields(p), "strategy": spec, "generation_budget": budget,
                  **{k: v for k, v in r.items() if k != "answer"}, "chosen_answer": r["answer"]}

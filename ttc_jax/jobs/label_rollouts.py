@@ -1,6 +1,7 @@
 """Job `label_rollouts`: Monte Carlo step labels for sampled solutions, in resumable shards.
 
-Reads WORKDIR/samples/<split>/ (job sample_solutions) and writes
+Reads WORKDIR/samples/<split>/ (job sample_solutions; the `task` section gives the grader and the step
+delimiter, and must be the task those samples were drawn from) and writes
 WORKDIR/labels/<split>/: the same records with `step_labels` per sample, plus
 the rollout compute spent (tokens sampled, prompt tokens, FLOPs) in the manifest.
 """
@@ -15,10 +16,9 @@ from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import resolve
 from ttc_jax.models.flops import forward_flops_per_token
-from ttc_jax.tasks.grading import get_grader
 from ttc_jax.verify.rollouts import label_records
 
-SECTIONS = {"job", "seed", "labels", "mesh", "distributed"}
+SECTIONS = {"job", "seed", "task", "labels", "mesh", "distributed"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,6 @@ class LabelJobConfig:
   max_new_tokens: int = 96
   problems_per_shard: int = 32
   batch_size: int = 16  # Prefixes per sampler call (x rollouts rows).
-  grader: str = "exact"
 
   def __post_init__(self):
     for field in ("rollouts", "problems_per_shard", "batch_size", "max_new_tokens"):
@@ -45,8 +44,9 @@ class LabelJobConfig:
 
 def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "label_rollouts")
+  common.reject_moved(config.labels, "labels", {"grader": "task.grader"})
   cfg = config_parsing.parse_section(LabelJobConfig, config.labels, "labels")
-  grader = get_grader(cfg.grader)
+  task = common.make_task(config.task, workdir)  # Its grader and step delimiter; its problems are not read.
   out_dir = os.path.join(os.path.abspath(workdir), "labels", cfg.name)
   if shards.is_complete(out_dir):
     logging.info("Labels already complete: %s", out_dir)
@@ -63,9 +63,9 @@ def run(config, workdir: str) -> None:
   def compute_shard(index: int) -> list[dict]:
     chunk = records[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard]
     with jax.set_mesh(mesh):
-      return label_records(policy.model, policy.params, policy.tokenizer, grader, chunk,
+      return label_records(policy.model, policy.params, policy.tokenizer, task.grader, chunk,
                            jax.random.fold_in(base_rng, index), rollouts=cfg.rollouts, cfg=cfg.sampling,
-                           batch_size=cfg.batch_size)
+                           batch_size=cfg.batch_size, step_format=task.step_format)
 
   # FLOPs at the mean context a rollout token sees (prompt + half the generation).
   flops_per_token = forward_flops_per_token(policy.model.cfg, context_len=96)

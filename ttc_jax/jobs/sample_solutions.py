@@ -15,7 +15,6 @@ from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.decode.solutions import sample_solutions
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import resolve
-from ttc_jax.tasks.grading import get_grader
 
 SECTIONS = {"job", "seed", "task", "sampling", "mesh", "distributed"}
 
@@ -32,7 +31,6 @@ class SampleJobConfig:
   max_new_tokens: int = 96
   problems_per_shard: int = 64
   batch_size: int = 16  # Prompts per sampler call (x samples_per_problem rows).
-  grader: str = "exact"
 
   def __post_init__(self):
     for field in ("samples_per_problem", "problems_per_shard", "batch_size"):
@@ -46,6 +44,14 @@ class SampleJobConfig:
     return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
 
 
+def task_record(spec, generator) -> dict:
+  """The task as the spec pins it: arith's generator as before, plus which task / file / prompt / grader
+  for the others (a changed file or prompt layout then refuses to resume into old shards)."""
+  if spec.name == "arith" and not spec.grader:
+    return dataclasses.asdict(generator)
+  return {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("data_dir", "tokenizer")}
+
+
 def summarize_samples(records: list[dict]) -> dict:
   samples = [s for r in records for s in r["samples"]]
   return {"num_problems": len(records), "num_samples": len(samples),
@@ -55,28 +61,29 @@ def summarize_samples(records: list[dict]) -> dict:
 
 def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "sample_solutions")
+  common.reject_moved(config.sampling, "sampling", {"grader": "task.grader"})
   cfg = config_parsing.parse_section(SampleJobConfig, config.sampling, "sampling")
   task_spec, task_cfg = common.parse_task(config.task)
-  grader = get_grader(cfg.grader)
+  task = common.make_task(config.task, workdir)
   out_dir = os.path.join(os.path.abspath(workdir), "samples", cfg.name or cfg.split)
   if shards.is_complete(out_dir):
     logging.info("Samples already complete: %s", out_dir)
     return
   mesh = common.setup_mesh(config)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
-  problems = common.load_split(common.task_data(task_spec, task_cfg, workdir), cfg.split, cfg.num_problems)
+  problems = common.prepare_task(task).problems(cfg.split, None if cfg.num_problems < 0 else cfg.num_problems)
   num_shards = -(-len(problems) // cfg.problems_per_shard)
   base_rng = jax.random.key(config.seed)
 
   def compute_shard(index: int) -> list[dict]:
     chunk = problems[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard]
     with jax.set_mesh(mesh):
-      return sample_solutions(policy.model, policy.params, policy.tokenizer, grader, chunk,
+      return sample_solutions(policy.model, policy.params, policy.tokenizer, task, chunk,
                               jax.random.fold_in(base_rng, index), num_samples=cfg.samples_per_problem,
                               cfg=cfg.sampling, batch_size=cfg.batch_size)
 
   spec = {"sampling": dataclasses.asdict(cfg), "seed": config.seed, "policy_step": policy.manifest.get("step"),
-          "policy": policy.manifest.get("source_workdir"), "task": dataclasses.asdict(task_cfg),
+          "policy": policy.manifest.get("source_workdir"), "task": task_record(task_spec, task_cfg),
           "num_problems": len(problems)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize_samples,
                                 desc=f"sample {cfg.split}", write=jax.process_index() == 0)

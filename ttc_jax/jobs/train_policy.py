@@ -34,12 +34,14 @@ def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "train_policy")
   task_spec, task_cfg = common.parse_task(config.task)
   train_cfg = config_parsing.parse_section(TrainConfig, config.train, "train")
+  common.reject_moved(config.get("eval"), "eval", {"grader": "task.grader"})
   eval_cfg = config_parsing.parse_section(PolicyEvalConfig, config.get("eval"), "eval")
   tokenizer = load_tokenizer(task_spec.tokenizer or None)
   model_cfg = common.parse_model(config.model, tokenizer)
   mesh = common.setup_mesh(config)
   out_dir = common.stage_dir(workdir, config.get("stage", "policy"))
-  builder = common.task_data(task_spec, task_cfg, workdir)
+  builder = common.task_data(task_spec, task_cfg, workdir)  # Generated training data: the arith task only.
+  task = common.make_task(config.task, workdir)  # The same data, read through the Task interface for eval.
 
   model = Transformer(model_cfg)
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
@@ -67,7 +69,7 @@ def run(config, workdir: str) -> None:
     logging.info("Evaluation already done: %s", eval_path)
     return
   with jax.set_mesh(mesh):
-    result = evaluate_policy(model, state.params, tokenizer, builder, eval_cfg, jax.random.key(config.seed + 1))
+    result = evaluate_policy(model, state.params, tokenizer, task, eval_cfg, jax.random.key(config.seed + 1))
   result["step"] = train_cfg.steps
   if jax.process_index() == 0:
     write_json(eval_path, result)

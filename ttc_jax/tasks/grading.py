@@ -101,10 +101,28 @@ class MathVerifyGrader:
       return False
 
 
+@dataclasses.dataclass(frozen=True)
+class CutAtGrader:
+  """Grades only the text before the first `marker`: a base model prompted with few-shot
+  exemplars goes on to write the next exemplar after its answer, and that answer is not its own."""
+
+  inner: Grader
+  marker: str
+
+  def extract_answer(self, text: str) -> str | None:
+    return self.inner.extract_answer(text.split(self.marker, 1)[0])
+
+  def is_correct(self, text: str, reference: str) -> bool:
+    return self.inner.is_correct(text.split(self.marker, 1)[0], reference)
+
+
 _GRADERS = {
     "exact": ExactAnswerGrader,
     "math_verify": MathVerifyGrader,
 }
+
+
+GRADER_NAMES = tuple(sorted(_GRADERS))
 
 
 def get_grader(name: str) -> Grader:

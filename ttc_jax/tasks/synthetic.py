@@ -95,9 +95,14 @@ class Problem:
   max_operand: int
   ops: str
 
+  @property
+  def metadata(self) -> dict:
+    """The difficulty knobs as task metadata (`tasks.problem.Problem.metadata`)."""
+    return {"num_steps": self.num_steps, "max_operand": self.max_operand, "ops": self.ops}
 
-def prompt_text(problem: Problem) -> str:
-  """Text the policy is conditioned on; the solution follows it directly."""
+
+def prompt_text(problem) -> str:
+  """Text the policy is conditioned on; the solution follows it directly (any problem with a question)."""
   return f"Question: {problem.question}\nSolution:\n"
 
 

@@ -129,6 +129,12 @@ class StepFormat:
   def delimiter_ids(self, tokenizer: Tokenizer) -> list[int]:
     return tokenizer.encode(self.delimiter)
 
+  def split_text(self, text: str) -> list[str]:
+    """Step texts of a decoded solution: the pieces between delimiters, empty ones dropped (for
+    "\n", `synthetic.solution_steps`). Prefer `split` where the ids are at hand: BPE can hide a
+    delimiter the policy's tokens did not end a step at."""
+    return [step for step in text.split(self.delimiter) if step]
+
   def split(self, tokenizer: Tokenizer, ids: Sequence[int]) -> list[str]:
     """Step texts of a generated solution, cut where the policy's own tokens ended steps.
 

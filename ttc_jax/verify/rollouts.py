@@ -12,28 +12,30 @@ import jax
 
 from ttc_jax.decode.generate import encode_prompt, generate
 from ttc_jax.decode.sampling import SamplingConfig
-from ttc_jax.tasks import synthetic
+from ttc_jax.tokenization.steps import LINE_STEPS, StepFormat
+from ttc_jax.verify.scored_text import record_prompt
 
 
-def prefix_prompt(problem_prompt: str, steps: Sequence[str], i: int) -> str:
-  """The policy's context after the first i steps (each ends with a newline, as it was generated)."""
-  return problem_prompt + "".join(step + "\n" for step in steps[:i])
+def prefix_prompt(problem_prompt: str, steps: Sequence[str], i: int, delimiter: str = "\n") -> str:
+  """The policy's context after the first i steps (each ends with the delimiter, as it was generated)."""
+  return problem_prompt + "".join(step + delimiter for step in steps[:i])
 
 
 def label_records(model, params, tokenizer, grader, records: Sequence[dict], rng: jax.Array, *, rollouts: int,
-                  cfg: SamplingConfig, batch_size: int) -> list[dict]:
-  """Adds `step_labels` (one float per step) and rollout accounting to each sample of each record."""
+                  cfg: SamplingConfig, batch_size: int, step_format: StepFormat = LINE_STEPS) -> list[dict]:
+  """Adds `step_labels` (one float per step) and rollout accounting to each sample of each record.
+
+  Prefixes are the record's prompt plus steps, each followed by `step_format`'s delimiter (the task's).
+  """
   prompts, owners = [], []  # owners[k] = (record index, sample index, step index) of prompts[k]
   for r, record in enumerate(records):
-    problem_prompt = synthetic.prompt_text(synthetic.Problem(
-        id=record["problem_id"], question=record["question"], solution="", answer=record["answer"],
-        num_steps=record["num_steps"], max_operand=record["max_operand"], ops=record["ops"]))
+    problem_prompt = record_prompt(record)
     for s, sample in enumerate(record["samples"]):
       for i in range(1, len(sample["steps"])):
-        prompts.append(prefix_prompt(problem_prompt, sample["steps"], i))
+        prompts.append(prefix_prompt(problem_prompt, sample["steps"], i, step_format.delimiter))
         owners.append((r, s, i - 1))
   generations = generate(model, params, tokenizer, prompts, rng, num_samples=rollouts, cfg=cfg,
-                         batch_size=batch_size) if prompts else []
+                         batch_size=batch_size, step_format=step_format) if prompts else []
 
   out = [{**record, "samples": [dict(sample) for sample in record["samples"]]} for record in records]
   for record in out:
@@ -47,7 +49,9 @@ def label_records(model, params, tokenizer, grader, records: Sequence[dict], rng
       sample["rollout_prompt_tokens"] = 0
   for prompt, (r, s, i), gens in zip(prompts, owners, generations):
     record, sample = out[r], out[r]["samples"][s]
-    correct = [grader.is_correct(prompt + g.text, record["answer"]) for g in gens]
+    # The solution is graded, not the prompt: a few-shot prompt holds other problems' answers.
+    solution_prefix = prompt[len(record_prompt(record)):]
+    correct = [grader.is_correct(solution_prefix + g.text, record["answer"]) for g in gens]
     sample["step_labels"][i] = sum(correct) / len(correct)
     sample["rollout_tokens"] += sum(g.num_tokens for g in gens)
     sample["rollout_prompt_tokens"] += len(encode_prompt(tokenizer, prompt))  # One prefill per prefix.

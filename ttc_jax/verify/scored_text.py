@@ -48,5 +48,8 @@ def encode_scored_solution(tokenizer, prompt: str, steps: Sequence[str],
 
 
 def record_prompt(record: dict) -> str:
-  """The prompt of a samples / labels record, as the policy saw it."""
+  """The prompt of a samples / labels record, as the policy saw it: its "prompt" (the task rendered it
+  when sampling), else (records written before they held one) the synthetic task's layout."""
+  if "prompt" in record:
+    return record["prompt"]
   return synthetic.prompt_text(problem_from_record(record))

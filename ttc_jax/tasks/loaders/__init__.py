@@ -1,0 +1,1 @@
+"""Readers of the published benchmark files (one module per format), local files only."""
