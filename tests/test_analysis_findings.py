@@ -68,8 +68,9 @@ def test_finding1_reproduced_only_when_every_part_is_supported():
   assert [p["verdict"] for p in parts] == [pd.SUPPORTED] * 3
   assert status([p["verdict"] for p in parts]) == "reproduced"
   accs["lookahead:4:1"] = {16: 0.62}
+  accs["lookahead:4:10"] = {16: 0.3}  # k = 1 is the smallest: this one is not the contrast.
   parts = ct.finding1(_inputs(500, accs))
-  assert status([p["verdict"] for p in parts]) == "partly supported"
+  assert status([p["verdict"] for p in parts]) == "partly supported" and "lookahead:4:1 " in parts[2]["contrast"]
 
 
 def test_status():

@@ -125,7 +125,9 @@ def finding1(inp: Inputs) -> list[dict]:
     else:
       gain = lambda n: {p: float(beam[n][p]) - float(bon[n][p]) for p in beam[n] if p in bon[n]}
       parts.append(_part("1b", claims[1], contrast, gain(lo), gain(hi)))
-  looks = sorted(x for x in s if x.startswith(f"lookahead:{LOOKAHEAD_WIDTH}:"))
+  prefix = f"lookahead:{LOOKAHEAD_WIDTH}:"
+  looks = sorted((x for x in s if x.startswith(prefix) and x[len(prefix):].isdigit()),
+                 key=lambda x: int(x[len(prefix):]))
   contrast = f"{BEAM} minus lookahead:{LOOKAHEAD_WIDTH}:<smallest k> at the largest budget where both exist"
   at = _common_budgets(beam, s[looks[0]]) if beam and looks else []
   if not at:

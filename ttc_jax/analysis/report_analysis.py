@@ -52,7 +52,8 @@ def _intervals(curves, curves_by_bin, by_family, members, n) -> dict:
   """results.json's `intervals`: every accuracy curve's 95% band, keyed like the curves."""
   return {"method": "Wilson score interval over questions, 95%",
           "curves": {s: _bands(c, n) for s, c in curves.items()},
-          "curves_by_bin": {s: {b: _bands(c, len(members[b])) for b, c in bc.items()} for s, bc in curves_by_bin.items()},
+          "curves_by_bin": {s: {b: _bands(c, len(members[b])) for b, c in bc.items()}
+                            for s, bc in curves_by_bin.items()},
           "compute_optimal_by_family": {fam: {k: _bands(r[k]["accuracy"], n) for k in KINDS}
                                         for fam, r in by_family.items()}}
 

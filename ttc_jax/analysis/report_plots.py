@@ -91,7 +91,7 @@ def write_report_plots(r: dict, out_dir: str) -> list[str]:
   if rev.get("pass1_by_step"):
     prim = rev["primary_method"]
     ratios = {f"L:P {k}": c for k, c in rev["ratio_curves"].get(prim, {}).items()}
-    save("revisions_ratios.png", plot_curves, ratios, title=f"Revisions: sequential:parallel ratios ({prim})",
+    save("revisions_ratios.png", plot_curves, ratios, title=f"Revisions: L:P ratios ({prim}; bands: 95% intervals)",
          xlabel="Generation budget N = P x L", bands=_wilson_bands(ratios, n))
     # Chains of one question are correlated: the band counts questions, not chains (conservative for P > 1).
     steps = {"pass@1": dict(enumerate(rev["pass1_by_step"]))}
@@ -102,15 +102,17 @@ def write_report_plots(r: dict, out_dir: str) -> list[str]:
   co_curves = {f"compute-optimal, {k}": fams["search"][k]["accuracy"] for k in KINDS}
   if BASELINE in r["curves"]:
     co_curves = {"best-of-N weighted": r["curves"][BASELINE], **co_curves}
-  save("compute_optimal_search.png", plot_curves, co_curves, title="Compute-optimal search vs best-of-N",
+  save("compute_optimal_search.png", plot_curves, co_curves,
+       title="Compute-optimal search vs best-of-N (bands: 95% intervals)",
        dashed=("compute-optimal, predicted_with_cost",), bands=_wilson_bands(co_curves, n))
   if "revisions" in fams:
     curves = {f"compute-optimal, {k}": fams["revisions"][k]["accuracy"] for k in KINDS}
     if rev.get("all_parallel_curve"):
       curves = {f"parallel ({rev['baseline_method']})": rev["all_parallel_curve"], **curves}
-    save("compute_optimal_revisions.png", plot_curves, curves, title="Compute-optimal revisions vs parallel sampling",
+    save("compute_optimal_revisions.png", plot_curves, curves,
+         title="Compute-optimal revisions vs parallel (bands: 95% intervals)",
          dashed=("compute-optimal, predicted_with_cost",), bands=_wilson_bands(curves, n))
   if r["flops_matched"]:
     save("flops_matched.png", plot_flops_matched, r["flops_matched"],
-         title=f"Test-time compute vs a {r['param_ratio_M']:.1f}x larger model (FLOPs-matched)")
+         title=f"Test-time compute vs a {r['param_ratio_M']:.1f}x larger model (FLOPs-matched; 95% intervals)")
   return made
