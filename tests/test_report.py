@@ -13,7 +13,7 @@ from ttc_jax.testing.tiny import load_config_module
 N = 20
 IDS = [f"test-{i:06d}" for i in range(N)]
 REQUIRED = {"config", "git_commit", "policy", "large_policy", "difficulty", "curves", "curves_by_bin",
-            "compute_optimal", "efficiency", "flops_matched", "revisions"}
+            "compute_optimal", "efficiency", "flops_matched", "revisions", "intervals", "paired"}
 
 
 def _records(path, records):
@@ -78,8 +78,19 @@ def test_report_end_to_end(tmp_path):
   assert {"test_time", "larger_model"} <= r["flops_matched"][2]["by_bin"]["3"].keys()
   assert len(r["revisions"]["pass1_by_step"]) == 4 and r["revisions"]["correct_to_incorrect"] is not None
   assert [f["number"] for f in r["findings"]] == [1, 2, 3, 4, 5]
+  # Every finding's part carries its paired interval (or why it is not measurable); every curve its band.
+  parts = [p for ps in r["paired"]["parts"].values() for p in ps] + r["paired"]["controls"]
+  assert {"1a", "1b", "1c", "2a", "2b", "2c", "3a", "3b", "4a", "5a", "control A/A"} <= {p["part"] for p in parts}
+  for p in parts:
+    assert p["verdict"] == "not measurable" and p["reason"] or p["low"] <= p["difference"] <= p["high"]
+  assert r["paired"]["parts"]["1"][0]["n"] == 16 and r["paired"]["margin"] == 0.02
+  lo, hi = r["intervals"]["curves"]["best_of_n"]["4"]
+  assert lo < r["curves"]["best_of_n"]["4"] < hi
+  assert set(r["intervals"]["curves_by_bin"]["beam:4"]["5"]) == {"4", "16"}
+  assert all(len(e["difference_interval"]) == 2 for e in r["flops_matched"][0]["by_bin"].values())
   md = (out / "report.md").read_text()
   assert "## Findings" in md and "## FLOPs-matched exchange" in md
+  assert "### Controls" in md and "| 1a |" in md and "95% interval" in md
   for png in ("search_accuracy_vs_budget.png", "search_accuracy_by_bin.png", "revisions_ratios.png",
               "revisions_pass1_by_step.png", "compute_optimal_search.png", "compute_optimal_revisions.png",
               "flops_matched.png"):

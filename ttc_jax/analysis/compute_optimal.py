@@ -65,6 +65,8 @@ def cross_validated(outcomes: Outcomes, bins: Mapping[str, int], *, seed: int = 
     in_sample: {budget: accuracy when choosing and scoring on all questions} (optimistic; for
       comparison only)
     candidates: {budget: [strategies]}
+    per_question: {budget: {problem_id: correctness of the CV-chosen strategy}} (for paired
+      comparisons with other curves)
   Budgets where no strategy covers every question are left out.
   """
   pids = sorted(bins)
@@ -75,7 +77,8 @@ def cross_validated(outcomes: Outcomes, bins: Mapping[str, int], *, seed: int = 
   bin_ids = sorted(set(bins.values()))
   members = {b: [p for p in pids if bins[p] == b] for b in bin_ids}
   out = {"accuracy": {}, "accuracy_by_bin": {str(b): {} for b in bin_ids},
-         "chosen": {str(b): {} for b in bin_ids}, "in_sample": {}, "candidates": {}}
+         "chosen": {str(b): {} for b in bin_ids}, "in_sample": {}, "candidates": {},
+         "per_question": {}}
   for budget in all_budgets:
     strategies = candidates(outcomes, budget, pids)
     if not strategies:
@@ -98,6 +101,7 @@ def cross_validated(outcomes: Outcomes, bins: Mapping[str, int], *, seed: int = 
       in_sample.update({p: bool(outcomes[whole][budget][p]) for p in members[b]})
       out["accuracy_by_bin"][str(b)][budget] = float(np.mean([scored[p] for p in members[b]]))
     out["accuracy"][budget] = float(np.mean([scored[p] for p in pids]))
+    out["per_question"][budget] = {p: scored[p] for p in pids}
     out["in_sample"][budget] = float(np.mean([in_sample[p] for p in pids]))
   return out
 

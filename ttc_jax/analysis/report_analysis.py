@@ -11,8 +11,10 @@ from typing import Sequence
 import numpy as np
 
 from ttc_jax.analysis import compute_optimal as co
+from ttc_jax.analysis import contrasts
 from ttc_jax.analysis import difficulty as diff
 from ttc_jax.analysis import flops_exchange as fx
+from ttc_jax.analysis import paired as pd
 
 BASELINE = "best_of_n"
 KINDS = ("oracle", "predicted", "predicted_with_cost")
@@ -49,12 +51,28 @@ def _level_table(per_problem: dict, pids: list[str], pass1: dict, predicted: dic
   return {"level": diff.bin_table(pass1, predicted, levels, max(levels.values()))}
 
 
+def _bands(curve: dict, n: int) -> dict:
+  """{budget key: [low, high]}: the Wilson 95% interval of each accuracy over n questions."""
+  return {budget_key(b): list(pd.wilson(a, n)) for b, a in sorted(curve.items())} if n else {}
+
+
+def _intervals(curves, curves_by_bin, by_family, members, n) -> dict:
+  """results.json's `intervals`: every accuracy curve's 95% band, keyed like the curves."""
+  return {"method": "Wilson score interval over questions, 95%",
+          "curves": {s: _bands(c, n) for s, c in curves.items()},
+          "curves_by_bin": {s: {b: _bands(c, len(members[b])) for b, c in bc.items()}
+                            for s, bc in curves_by_bin.items()},
+          "compute_optimal_by_family": {fam: {k: _bands(r[k]["accuracy"], n) for k in KINDS}
+                                        for fam, r in by_family.items()}}
+
+
 def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict | None, large: dict | None,
-            large_pass1: dict | None, notes: list[str], *, ratios: Sequence[float]) -> dict:
+            large_pass1: dict | None, notes: list[str], *, ratios: Sequence[float], small_gain: float = 0.05) -> dict:
   """results.json's content (without config, git_commit and findings) from the job's loaded inputs
   (formats: the `load_*` functions of `jobs.report`).
 
-  `notes` is extended in place. `ratios` are the R = D_inference / D_pretrain of the FLOPs exchange.
+  `notes` is extended in place. `ratios` are the R = D_inference / D_pretrain of the FLOPs exchange;
+  `small_gain` bounds finding 2's "nothing helps much" (`analysis.contrasts`).
   Pure but for `notes` and `revisions["primary"]` (set to a measured method when it was not one).
   """
   seed = int(difficulty.get("config", {}).get("seed", 0))
@@ -143,6 +161,11 @@ def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict 
           b["note"] = "k is beyond the largest evaluated budget: the value there understates test-time compute"
       tt, flag = fx.value_at_budget(by_family["all"]["oracle"]["accuracy"], entry["matched_budget"])
       entry["overall"] = {"test_time": tt, "larger_model": larger_all, "flag": flag}
+      # The per-bin paired interval of test-time minus larger model (the bars' error bars).
+      tt_q, _ = contrasts.at_budget(by_family["all"]["oracle"]["per_question"], entry["matched_budget"], pids)
+      for b, e in entry["by_bin"].items():
+        res = pd.paired({p: tt_q[p] for p in members[b] if p in tt_q}, {p: large_pass1[p] for p in members[b]})
+        e["difference_interval"] = None if res is None else [res["low"], res["high"]]
       entry["by_family"] = {fam: fx.exchange(m, [entry["R"]], by_family[fam]["oracle"]["accuracy_by_bin"],
                                              larger_by_bin)[0]["by_bin"] for fam in families if fam != "all"}
 
@@ -173,6 +196,20 @@ def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict 
             "budget": top, "by_bin": {b: {s.split("/")[0]: at_top[s][b].get(top) for s in at_top} for b in bin_names}},
     }
 
+  # The findings' paired comparisons, on the common questions only.
+  keep = lambda o: {s: {n: {p: res[p] for p in pids if p in res} for n, res in by_b.items()} for s, by_b in o.items()}
+  paired = contrasts.all_parts(contrasts.Inputs(
+      search=keep(search), bins=bins["oracle"], num_bins=num_bins,
+      compute_optimal={fam: by_family[fam]["oracle"]["per_question"] for fam in families},
+      revisions=keep(revisions["outcomes"]) if revisions else {},
+      grids={pl: {p: g[p] for p in pids if p in g} for pl, g in revisions["grids"].items()} if revisions else {},
+      primary_method=revisions["primary"] if revisions else None,
+      baseline_method=revisions["baseline_method"] if revisions else None,
+      large_pass1=large_pass1, m=m, ratios=tuple(ratios), small_gain=small_gain))
+  for c in paired["controls"]:
+    if c.get("flag"):
+      notes.append(f"{c['part']}: {contrasts.describe(c)}; {c['flag']}")
+
   out = {
       "num_problems": len(pids), "num_problems_by_input": counts, "notes": notes,
       "policy": {"params": small.get("params") if small else None,
@@ -187,6 +224,7 @@ def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict 
                      "cost": difficulty["cost"], "num_bins": num_bins,
                      "oracle_predicted_agreement": _mean(bins["oracle"][p] == bins["predicted"][p] for p in pids)},
       "curves": {s: budget_keys(c) for s, c in curves.items()},
+      "intervals": _intervals(curves, curves_by_bin, by_family, members, len(pids)),
       "curves_by_bin": {s: {b: budget_keys(c) for b, c in bc.items()} for s, bc in curves_by_bin.items()},
       "compute_optimal": {k: budget_keys(by_family["all"][k]["accuracy"]) for k in KINDS},
       "compute_optimal_by_family": {fam: {k: {"accuracy": budget_keys(r[k]["accuracy"]),
@@ -199,5 +237,7 @@ def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict 
       "flops_matched": flops_matched,
       "revisions": rev_section or {"pass1_by_step": None, "correct_to_incorrect": None,
                                    "note": "no revision results"},
+      "paired": {**paired, "confidence": pd.CONFIDENCE, "resamples": pd.RESAMPLES, "seed": pd.SEED,
+                 "margin": pd.MARGIN},
   }
   return out

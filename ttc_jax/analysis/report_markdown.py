@@ -1,4 +1,5 @@
 """report.md: a report's results (`report_analysis.analyse` plus findings) as Markdown tables."""
+from ttc_jax.analysis import paired as pd
 from ttc_jax.analysis.findings import fmt
 from ttc_jax.analysis.report_analysis import BASELINE, KINDS
 
@@ -10,9 +11,51 @@ def _table(header: list[str], rows: list[list]) -> str:
   return "\n".join(lines)
 
 
-def _curve_table(curves: dict, names: list[str]) -> str:
+def _curve_table(curves: dict, names: list[str], bands: dict | None = None) -> str:
+  """One row per curve, one column per budget; with `bands` ({name: {N: [low, high]}}) each cell
+  also shows its 95% interval."""
   budgets = sorted({n for s in names for n in curves[s]}, key=float)
-  return _table(["strategy"] + [f"N = {n}" for n in budgets], [[s] + [curves[s].get(n) for n in budgets] for s in names])
+
+  def cell(s, n):
+    a, band = curves[s].get(n), (bands or {}).get(s, {}).get(n)
+    return a if a is None or band is None else f"{a:.3f} ({band[0]:.2f}-{band[1]:.2f})"
+
+  return _table(["strategy"] + [f"N = {n}" for n in budgets], [[s] + [cell(s, n) for n in budgets] for s in names])
+
+
+def _interval(p: dict) -> list:
+  if p["verdict"] == pd.NOT_MEASURABLE:
+    return ["-", "-", "-", f"not measurable ({p['reason']})"]
+  return [f"{p['difference']:+.3f}", f"[{p['low']:+.3f}, {p['high']:+.3f}]", p["n"], f"**{p['verdict']}**"]
+
+
+def _parts_table(parts: list[dict]) -> str:
+  return _table(["part", "claim", "contrast (fixed in advance)", "difference", "95% interval", "questions", "verdict"],
+                [[p["part"], p["claim"], p["contrast"] + ("" if p["rule"] == "above 0" else f" (claim: {p['rule']})"),
+                  *_interval(p)] for p in parts])
+
+
+def _findings(r: dict) -> list[str]:
+  pr = r["paired"]
+  s = ["## Findings", "",
+       "Each part of a finding is one contrast fixed in advance (in `ttc_jax/analysis/contrasts.py`), oriented so "
+       "that a positive difference is what the paper claims, and paired over the questions present in both arms. "
+       f"Its {100 * pr['confidence']:.0f}% interval is a percentile bootstrap over questions ({pr['resamples']} "
+       f"resamples, seed {pr['seed']}; stratified by oracle bin where it pools bins). Verdict: **supported** (interval "
+       f"above 0), **contradicted** (below 0), **no effect** (inside +-{pr['margin']:g}), else **inconclusive**; "
+       "claims of the form \"at least\" / \"at most\" a bound are supported when the whole interval is on the "
+       f"claimed side. Fewer than {pd.MIN_QUESTIONS} questions: inconclusive. A finding is **reproduced** only if "
+       "every part is supported.", ""]
+  for f in r["findings"]:
+    s += [f"### {f['number']}. {f['status']}", "", f"Claim: {f['claim']}.", "",
+          _parts_table(pr["parts"][str(f["number"])]), ""]
+  s += ["### Controls", "", "A/A: two names for the same algorithm must not differ beyond chance (a `supported` or "
+        "`contradicted` A/A would mean the intervals are too narrow). Finding 4's baselines must grow from a quarter "
+        "of the budget to the budget, else matching them with less compute is not measurable.", "",
+        _parts_table(pr["controls"]), ""]
+  flagged = [c for c in pr["controls"] if c.get("flag")]
+  s += [f"**Warning**: {c['part']}: {c['flag']}." for c in flagged] + ([""] if flagged else [])
+  return s
 
 
 def markdown(r: dict, images: list[str]) -> str:
@@ -23,10 +66,8 @@ def markdown(r: dict, images: list[str]) -> str:
        f"git commit {r['git_commit']}.", ""]
   if r["notes"]:
     s += ["Notes:", ""] + [f"- {n}" for n in r["notes"]] + [""]
-  s += ["## Findings", ""]
-  for f in r["findings"]:
-    s.append(f"{f['number']}. **{f['status']}**: {f['claim']}. {f['evidence']}.")
-  s += ["", "## Policies", "",
+  s += _findings(r)
+  s += ["## Policies", "",
         _table(["", "params", "train tokens"], [["policy", r["policy"]["params"], r["policy"]["train_tokens"]],
                                                 ["large policy", r["large_policy"]["params"],
                                                  r["large_policy"]["train_tokens"]]]), ""]
@@ -48,7 +89,9 @@ def markdown(r: dict, images: list[str]) -> str:
   s += ["Cost of estimating difficulty per problem: " + ", ".join(
             f"{k} {v:.3g}" for k, v in d["cost"]["per_problem"].items()) + ".", ""]
   search = [x for x in r["curves"] if not x.startswith("revise_")]
-  s += ["## Search", "", _curve_table(r["curves"], search), img("search_accuracy_vs_budget.png", "search"),
+  iv = r["intervals"]
+  s += ["## Search", "", "Accuracy (95% Wilson interval over questions).", "",
+        _curve_table(r["curves"], search, iv["curves"]), img("search_accuracy_vs_budget.png", "search"),
         img("search_accuracy_by_bin.png", "search by bin")]
   rev = r["revisions"]
   s += ["## Revisions", ""]
@@ -65,11 +108,13 @@ def markdown(r: dict, images: list[str]) -> str:
         "`predicted_with_cost` adds the generations spent estimating difficulty to the budget.", ""]
   for fam, res in r["compute_optimal_by_family"].items():
     rows = {f"{fam}: {k}": res[k]["accuracy"] for k in KINDS}
+    bands = {f"{fam}: {k}": iv["compute_optimal_by_family"][fam][k] for k in KINDS}
     if fam == "search" and BASELINE in r["curves"]:
       rows = {BASELINE: r["curves"][BASELINE], **rows}
+      bands[BASELINE] = iv["curves"][BASELINE]
     if fam == "revisions" and rev.get("all_parallel_curve"):
       rows = {f"parallel ({rev['baseline_method']})": rev["all_parallel_curve"], **rows}
-    s += [_curve_table(rows, list(rows)), ""]
+    s += [_curve_table(rows, list(rows), bands), ""]
   for fam in ("search", "revisions"):
     e = r["efficiency"][fam]
     s.append(f"- Efficiency, {fam}: " + (f"{e['ratio']:.2f}x on the measured grid, {e['ratio_interpolated']:.2f}x "

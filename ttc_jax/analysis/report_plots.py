@@ -3,21 +3,21 @@ FLOPs-matched bars, styled like the paper's (log2 budget axis, one line per stra
 import os
 from typing import Mapping, Sequence
 
-from ttc_jax.analysis.plots import plot_curves, pyplot
+from ttc_jax.analysis.paired import wilson
+from ttc_jax.analysis.plots import draw_curve, plot_curves, pyplot
 from ttc_jax.analysis.report_analysis import BASELINE, KINDS
 
 
 def plot_curves_by_bin(curves_by_bin: Mapping[str, Mapping[str, Mapping]], bins: Sequence[str], path: str, *,
-                       title: str, xlabel: str = "Generation budget N") -> None:
-  """One panel per difficulty bin (1 = easiest), one line per strategy, log2 x axis."""
+                       title: str, xlabel: str = "Generation budget N",
+                       bands: Mapping[str, Mapping[str, Mapping]] | None = None) -> None:
+  """One panel per difficulty bin (1 = easiest), one line per strategy, log2 x axis; `bands`
+  {strategy: {bin: {N: [low, high]}}} shaded around each line."""
   plt = pyplot()
   fig, axes = plt.subplots(1, len(bins), figsize=(3.0 * len(bins), 3.4), dpi=110, sharey=True, squeeze=False)
   for ax, b in zip(axes[0], bins):
     for name, by_bin in curves_by_bin.items():
-      curve = by_bin.get(b, {})
-      ns = sorted(float(n) for n in curve)
-      if ns:
-        ax.plot(ns, [_get(curve, n) for n in ns], marker="o", markersize=3, label=name)
+      draw_curve(ax, name, by_bin.get(b, {}), (bands or {}).get(name, {}).get(b))
     ax.set_xscale("log", base=2)
     ax.set_title(f"level {b}", fontsize=9)
     ax.set_xlabel(xlabel, fontsize=8)
@@ -31,40 +31,43 @@ def plot_curves_by_bin(curves_by_bin: Mapping[str, Mapping[str, Mapping]], bins:
   plt.close(fig)
 
 
-def _get(curve: Mapping, n: float):
-  for key in (n, int(n), str(int(n)) if n == int(n) else str(n), str(n)):
-    if key in curve:
-      return curve[key]
-  raise KeyError(n)
-
-
 def plot_flops_matched(entries: Sequence[Mapping], path: str, *, title: str) -> None:
-  """Grouped bars: one group per R, one bar per difficulty bin, height = relative improvement (%)
-  of test-time compute over the larger model (negative: the larger model wins)."""
+  """Grouped bars: one group per R, one bar per difficulty bin, height = test-time compute's accuracy
+  minus the larger model's (negative: the larger model wins), with its paired 95% interval.
+
+  (The paper's Figure 9 shows the relative improvement; a difference has an interval, a ratio
+  to an accuracy near 0 does not.)"""
   plt = pyplot()
   fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
   bins = sorted({b for e in entries for b in e["by_bin"]}, key=str)
   width = 0.8 / max(len(bins), 1)
   for j, b in enumerate(bins):
-    xs, ys = [], []
+    xs, ys, err = [], [], [[], []]
     for i, e in enumerate(entries):
-      rel = e["by_bin"].get(b, {}).get("relative_improvement")
+      x = e["by_bin"].get(b, {})
+      d = None if x.get("test_time") is None or x.get("larger_model") is None else x["test_time"] - x["larger_model"]
       xs.append(i + (j - (len(bins) - 1) / 2) * width)
-      ys.append(0.0 if rel is None else 100.0 * rel)
-    ax.bar(xs, ys, width=width, label=f"level {b}", color=f"C{j}")
-    for i, (x, e) in enumerate(zip(xs, entries)):
-      if e["by_bin"].get(b, {}).get("relative_improvement") is None:  # larger model at 0: no ratio
-        ax.text(x, 0.0, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
+      ys.append(d or 0.0)
+      lohi = x.get("difference_interval") or [ys[-1], ys[-1]]
+      err[0].append(max(0.0, ys[-1] - lohi[0]))
+      err[1].append(max(0.0, lohi[1] - ys[-1]))
+    ax.bar(xs, ys, width=width, label=f"level {b}", color=f"C{j}", yerr=err, capsize=2,
+           error_kw={"linewidth": 0.8})
   ax.axhline(0.0, color="black", linewidth=0.8)
   ax.set_xticks(range(len(entries)))
   ax.set_xticklabels([f"R={e['R']:g}\nk={e['matched_budget']:.0f}" for e in entries], fontsize=8)
-  ax.set_ylabel("Relative improvement over the larger model (%)")
+  ax.set_ylabel("Test-time minus larger model (accuracy)")
   ax.set_title(title, fontsize=10)
   ax.grid(alpha=0.3, axis="y")
   ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
+
+
+def _wilson_bands(curves: Mapping[str, Mapping], n: int) -> dict:
+  """{name: {x: [low, high]}}: 95% Wilson intervals of accuracies over n questions."""
+  return {name: {x: list(wilson(a, n)) for x, a in c.items() if a is not None} for name, c in curves.items()}
 
 
 def write_report_plots(r: dict, out_dir: str) -> list[str]:
@@ -78,31 +81,38 @@ def write_report_plots(r: dict, out_dir: str) -> list[str]:
     fn(*args, os.path.join(out_dir, name), **kw)
     made.append(name)
 
+  iv = r["intervals"]
+  n = r["num_problems"]
   save("search_accuracy_vs_budget.png", plot_curves, {s: r["curves"][s] for s in search},
-       title="Search against the PRM", xlabel="Generation budget N")
+       title="Search against the PRM (bands: 95% intervals)", xlabel="Generation budget N", bands=iv["curves"])
   save("search_accuracy_by_bin.png", plot_curves_by_bin, {s: r["curves_by_bin"][s] for s in search}, bins,
-       title="Search by oracle difficulty bin")
+       title="Search by oracle difficulty bin (bands: 95% intervals)", bands=iv["curves_by_bin"])
   rev = r["revisions"]
   if rev.get("pass1_by_step"):
     prim = rev["primary_method"]
-    save("revisions_ratios.png", plot_curves, {f"L:P {k}": c for k, c in rev["ratio_curves"].get(prim, {}).items()},
-         title=f"Revisions: sequential:parallel ratios ({prim})", xlabel="Generation budget N = P x L")
-    save("revisions_pass1_by_step.png", plot_curves, {"pass@1": dict(enumerate(rev["pass1_by_step"]))},
+    ratios = {f"L:P {k}": c for k, c in rev["ratio_curves"].get(prim, {}).items()}
+    save("revisions_ratios.png", plot_curves, ratios, title=f"Revisions: L:P ratios ({prim}; bands: 95% intervals)",
+         xlabel="Generation budget N = P x L", bands=_wilson_bands(ratios, n))
+    # Chains of one question are correlated: the band counts questions, not chains (conservative for P > 1).
+    steps = {"pass@1": dict(enumerate(rev["pass1_by_step"]))}
+    save("revisions_pass1_by_step.png", plot_curves, steps,
          title=f"Revision model: pass@1 by step ({rev['setting']})", xlabel="Revision step (0 = first attempt)",
-         ylabel="pass@1", log_x=False)
+         ylabel="pass@1", log_x=False, bands=_wilson_bands(steps, n))
   fams = r["compute_optimal_by_family"]
   co_curves = {f"compute-optimal, {k}": fams["search"][k]["accuracy"] for k in KINDS}
   if BASELINE in r["curves"]:
     co_curves = {"best-of-N weighted": r["curves"][BASELINE], **co_curves}
-  save("compute_optimal_search.png", plot_curves, co_curves, title="Compute-optimal search vs best-of-N",
-       dashed=("compute-optimal, predicted_with_cost",))
+  save("compute_optimal_search.png", plot_curves, co_curves,
+       title="Compute-optimal search vs best-of-N (bands: 95% intervals)",
+       dashed=("compute-optimal, predicted_with_cost",), bands=_wilson_bands(co_curves, n))
   if "revisions" in fams:
     curves = {f"compute-optimal, {k}": fams["revisions"][k]["accuracy"] for k in KINDS}
     if rev.get("all_parallel_curve"):
       curves = {f"parallel ({rev['baseline_method']})": rev["all_parallel_curve"], **curves}
-    save("compute_optimal_revisions.png", plot_curves, curves, title="Compute-optimal revisions vs parallel sampling",
-         dashed=("compute-optimal, predicted_with_cost",))
+    save("compute_optimal_revisions.png", plot_curves, curves,
+         title="Compute-optimal revisions vs parallel (bands: 95% intervals)",
+         dashed=("compute-optimal, predicted_with_cost",), bands=_wilson_bands(curves, n))
   if r["flops_matched"]:
     save("flops_matched.png", plot_flops_matched, r["flops_matched"],
-         title=f"Test-time compute vs a {r['param_ratio_M']:.1f}x larger model (FLOPs-matched)")
+         title=f"Test-time compute vs a {r['param_ratio_M']:.1f}x larger model (FLOPs-matched; 95% intervals)")
   return made

@@ -14,11 +14,12 @@ strategy and per bin, compute-optimal selection by two-fold cross-validation
 (`analysis.compute_optimal`) for search, revisions and both, its efficiency against best-of-N
 and against all-parallel revisions, the FLOPs-matched exchange against the larger policy
 (`analysis.flops_exchange`), and for each of PAPER.md's five findings whether this run
-reproduces it, worded from the measured numbers. Cheap: no model is loaded.
+reproduces it: each part is one contrast fixed in advance, paired over questions with a 95%
+bootstrap interval (`analysis.contrasts`, `analysis.paired`). Cheap: no model is loaded.
 
 This module loads the inputs and writes the outputs; the work is in `analysis.report_analysis`
-(numbers), `analysis.findings` (the five findings), `analysis.report_plots` (PNGs) and
-`analysis.report_markdown` (report.md).
+(numbers), `analysis.contrasts` (the findings' paired comparisons), `analysis.findings` (the five
+findings), `analysis.report_plots` (PNGs) and `analysis.report_markdown` (report.md).
 """
 import dataclasses
 import json
@@ -48,7 +49,9 @@ class ReportConfig:
   large_policy: str = "large_policy"  # train_summary.json + greedy eval.json (optional).
   out: str = "report"
   ratios: tuple[float, ...] = fx.PAPER_RATIOS  # R = D_inference / D_pretrain for the FLOPs exchange.
-  small_gain: float = 0.05  # "Nothing helps much" on the hardest bin: best gain over N = 1 at most this.
+  # "Nothing helps much" on the hardest bin: best-of-N's gain from its smallest to its largest budget is at most
+  # this (the whole 95% interval below it).
+  small_gain: float = 0.05
 
   def __post_init__(self):
     if not self.ratios or any(r <= 0 for r in self.ratios):
@@ -175,8 +178,8 @@ def run(config, workdir: str) -> None:
   small, large, large_pass1, pol_notes = load_policies(resolve(workdir, cfg.policy), resolve(workdir, cfg.large_policy))
   result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg),
             **analyse(difficulty, search, revisions, small, large, large_pass1, notes + rev_notes + pol_notes,
-                      ratios=cfg.ratios)}
-  result["findings"] = findings(result, small_gain=cfg.small_gain)
+                      ratios=cfg.ratios, small_gain=cfg.small_gain)}
+  result["findings"] = findings(result)
   out_dir = resolve(workdir, cfg.out)
   os.makedirs(out_dir, exist_ok=True)
   images = write_report_plots(result, out_dir)
