@@ -34,6 +34,7 @@ from ttc_jax.tokenization.base import Tokenizer
 @flax.struct.dataclass
 class StopRule:
   """Which sampled token ends generation (EOS) or a step; gathers on the device."""
+  # Tables are numpy arrays when built (see `_rule`), device arrays inside jitted programs.
   eos_V: jax.Array  # bool: id ends the sequence.
   contains_V: jax.Array  # bool: id's text contains the delimiter.
   head_KxV: jax.Array  # bool [cuts, V]: text ends with delimiter[:k + 1] (cut k).
@@ -55,20 +56,20 @@ class StopRule:
     if has_delimiter:
       contains[delimiter_id] = True
     empty = np.zeros((0, vocab_size), bool)
-    return cls(eos_V=jnp.asarray(eos), contains_V=jnp.asarray(contains), head_KxV=jnp.asarray(empty),
-               tail_KxV=jnp.asarray(empty), delimiter_id=int(delimiter_id) if has_delimiter else -1)
+    return cls(eos_V=eos, contains_V=contains, head_KxV=empty, tail_KxV=empty,
+               delimiter_id=int(delimiter_id) if has_delimiter else -1)
 
   def is_eos(self, token_B: jax.Array) -> jax.Array:
     """bool per row; ids past the table (padded model vocabularies) are never EOS."""
-    return self.eos_V.at[token_B].get(mode="fill", fill_value=False)
+    return jnp.asarray(self.eos_V).at[token_B].get(mode="fill", fill_value=False)
 
   def ends_step(self, prev_B: jax.Array, token_B: jax.Array) -> jax.Array:
     """bool per row: `token_B` completes the delimiter. `prev_B` < 0 means no previous token."""
-    hit_B = self.contains_V.at[token_B].get(mode="fill", fill_value=False)
+    hit_B = jnp.asarray(self.contains_V).at[token_B].get(mode="fill", fill_value=False)
     if self.head_KxV.shape[0]:  # Static: a one-character delimiter has no cuts.
-      head_KxB = self.head_KxV.at[:, jnp.where(prev_B < 0, self.head_KxV.shape[1], prev_B)].get(
+      head_KxB = jnp.asarray(self.head_KxV).at[:, jnp.where(prev_B < 0, self.head_KxV.shape[1], prev_B)].get(
           mode="fill", fill_value=False)
-      tail_KxB = self.tail_KxV.at[:, token_B].get(mode="fill", fill_value=False)
+      tail_KxB = jnp.asarray(self.tail_KxV).at[:, token_B].get(mode="fill", fill_value=False)
       hit_B = hit_B | jnp.any(head_KxB & tail_KxB, axis=0)
     return hit_B
 
@@ -188,7 +189,8 @@ def _rule(tokenizer: Tokenizer, delimiter: str, vocab_size: int) -> StopRule:
   eos[sorted(tokenizer.eos_ids)] = True
   delimiter_ids = tokenizer.encode(delimiter)
   single = len(delimiter_ids) == 1 and tokenizer.token_texts()[delimiter_ids[0]] == delimiter
-  return StopRule(eos_V=jnp.asarray(eos), contains_V=jnp.asarray(np.pad(contains, (0, pad))),
-                  head_KxV=jnp.asarray(np.pad(head, ((0, 0), (0, pad)))),
-                  tail_KxV=jnp.asarray(np.pad(tail, ((0, 0), (0, pad)))),
+  # Host arrays: cached across calls, they must not be committed to whichever devices (or
+  # mesh context) the first caller had; each jitted program places them with its own inputs.
+  return StopRule(eos_V=eos, contains_V=np.pad(contains, (0, pad)), head_KxV=np.pad(head, ((0, 0), (0, pad))),
+                  tail_KxV=np.pad(tail, ((0, 0), (0, pad))),
                   delimiter_id=delimiter_ids[0] if single else -1)
