@@ -6,7 +6,6 @@ tests/tools/make_prm_goldens.py computed the way each model card does. These tes
 torch; with torch installed the reference is also recomputed live.
 """
 import importlib.util
-import json
 import os
 
 import jax
@@ -17,22 +16,15 @@ from ttc_jax import export
 from ttc_jax.models import hf
 from ttc_jax.parallel import MeshConfig, make_mesh
 from ttc_jax.tasks.tokenizer import load_tokenizer
-from ttc_jax.testing.prm_goldens import GOLDEN_DIR, SPECS
+from ttc_jax.testing.prm_goldens import GOLDEN_DIR, SCORE_ATOL, SPECS, golden_cases
 from ttc_jax.testing.tiny import REPO_ROOT
 from ttc_jax.verify.formats import FORMATS, get_format
 from ttc_jax.verify.scoring import score_steps
 
-# fp32 on both sides, different accumulation orders: the largest difference measured is 5.0e-6 (qwen_prm, large
-# random weights); a wrong head, position or token moves a score by more than 1e-2.
-SCORE_ATOL = 2e-5
 _HEADS = {"qwen_prm": dict(classifier_classes=2, lm_head=False, scalar_head=False),
           "math_shepherd": dict(lm_head=True, scalar_head=False, classifier_classes=0),
           "rlhflow": dict(lm_head=True, scalar_head=False, classifier_classes=0),
           "skywork": dict(lm_head=True, scalar_head=True, value_head_hf="v_head.summary", classifier_classes=0)}
-
-
-def _golden(fmt):
-  return json.loads((GOLDEN_DIR / fmt / "golden.json").read_text())["cases"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +45,7 @@ def test_segments_equal_the_reference_encoding(fmt):
   """Prompt + one segment per step (what a search feeds incrementally) is the reference full encoding."""
   tok = load_tokenizer(str(GOLDEN_DIR / fmt))
   f = get_format(fmt)
-  for case in _golden(fmt):
+  for case in golden_cases(fmt):
     ids = f.prompt_ids(tok, case["problem"])
     reads = []
     for i, step in enumerate(case["steps"]):
@@ -79,7 +71,7 @@ def test_head_is_recognised_from_the_checkpoint(fmt):
 @pytest.mark.parametrize("fmt", sorted(SPECS))
 def test_scores_equal_the_reference(fmt, loaded):
   model = loaded(fmt)
-  cases = _golden(fmt)
+  cases = golden_cases(fmt)
   scores = score_steps(model.model, model.params, model.tokenizer, [c["problem"] for c in cases],
                        [c["steps"] for c in cases], batch_size=2, buckets=(128, 256), fmt=get_format(fmt))
   np.testing.assert_allclose(np.concatenate(scores), np.concatenate([c["scores"] for c in cases]),
@@ -115,14 +107,26 @@ def _reference_tool():
 
 
 @pytest.mark.parametrize("fmt", sorted(SPECS))
-def test_live_reference_matches_golden(fmt):
+def test_live_reference_matchesgolden_cases(fmt):
   """The stored goldens are what the installed transformers + torch compute today."""
   pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
   tool = _reference_tool()
   tokenizer = transformers.AutoTokenizer.from_pretrained(str(GOLDEN_DIR / fmt))
   model = tool.build_model(fmt, str(GOLDEN_DIR / fmt))
-  for case in _golden(fmt):
+  for case in golden_cases(fmt):
     ids, reads = tool.reference_inputs(fmt, tokenizer, case["problem"], case["steps"])
     assert (ids, reads) == (case["ids"], case["reads"])
     np.testing.assert_allclose(tool.reference_scores(fmt, model, tokenizer, ids, reads), case["scores"], atol=1e-6)
+
+
+def test_load_verifier_checks_the_head():
+  from ttc_jax.verify.verifier import load_verifier
+  mesh = make_mesh(MeshConfig(), jax.devices()[:1])
+  prm = load_verifier("hf:" + str(GOLDEN_DIR / "skywork"), mesh, "skywork")
+  case = golden_cases("skywork")[0]
+  np.testing.assert_allclose(prm.score([case["problem"]], [case["steps"]], batch_size=1, buckets=(128,))[0],
+                             case["scores"], atol=SCORE_ATOL, rtol=0)
+  assert prm.search_kwargs([case["problem"]])["verifier_format"] is get_format("skywork")
+  with pytest.raises(ValueError, match="classifier_classes"):  # Skywork has no two-class head.
+    load_verifier("hf:" + str(GOLDEN_DIR / "skywork"), mesh, "qwen_prm")

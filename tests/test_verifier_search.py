@@ -18,13 +18,11 @@ from ttc_jax.search.run import run_search
 from ttc_jax.tasks.grading import ExactAnswerGrader
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing import prm_goldens
-from ttc_jax.testing.prm_goldens import GOLDEN_DIR
+from ttc_jax.testing.prm_goldens import GOLDEN_DIR, SCORE_ATOL, golden_cases
 from ttc_jax.testing.scripted import ForcedTokens, LogitBias, scripted_config
 from ttc_jax.testing.tiny import tiny_model_config
 from ttc_jax.tokenization.steps import PARAGRAPH_STEPS
 from ttc_jax.verify.formats import LLAMA3_USER, get_format
-
-from test_verifier_formats import SCORE_ATOL, _golden
 
 DEVICE_FORMATS = ("qwen_prm", "rlhflow", "skywork")
 SIZES = dict(max_rounds=4, max_step_tokens=40, max_solution_tokens=160)
@@ -50,7 +48,7 @@ def _policy_script(tok, steps, split: bool) -> tuple[int, ...]:
 def _forced_search(verifier, fmt, feed, split=False):
   """Both golden examples, each as one problem, the policy forced to write its steps."""
   tok = verifier.tokenizer
-  cases = _golden(fmt)
+  cases = golden_cases(fmt)
   prompts = [tok.encode("Q: " + c["problem"] + "\n") for c in cases]
   length = max(len(p) for p in prompts)
   scripts = tuple(_policy_script(tok, c["steps"], split) for c in cases)
@@ -74,7 +72,7 @@ def _step_scores(records):
 def test_device_and_host_feeds_give_the_reference_scores(verifiers, fmt, split):
   records = {feed: _forced_search(verifiers[fmt], fmt, feed, split) for feed in ("device", "host")}
   for feed, recs in records.items():
-    for record, case in zip(recs, _golden(fmt)):
+    for record, case in zip(recs, golden_cases(fmt)):
       for cand in record["candidates"]:
         assert cand["steps"] == case["steps"] and cand["finished"], (feed, cand)
         np.testing.assert_allclose(cand["step_scores"], case["scores"], atol=SCORE_ATOL, rtol=0, err_msg=feed)
@@ -83,7 +81,7 @@ def test_device_and_host_feeds_give_the_reference_scores(verifiers, fmt, split):
   # Step tokens fed to the verifier: the same in both modes, but for rlhflow's question, which the device
   # feed puts in the verifier's prompt and the host feed in step 0's turn.
   tok = verifiers[fmt].tokenizer
-  for dev, host, case in zip(records["device"], records["host"], _golden(fmt)):
+  for dev, host, case in zip(records["device"], records["host"], golden_cases(fmt)):
     moved = len(tok.encode(LLAMA3_USER + case["problem"] + " ")) if fmt == "rlhflow" else 0
     assert host["budget"]["prm_tokens"] - dev["budget"]["prm_tokens"] == moved > -1
 
@@ -91,7 +89,7 @@ def test_device_and_host_feeds_give_the_reference_scores(verifiers, fmt, split):
 def test_math_shepherd_is_fed_through_the_host(verifiers):
   with pytest.raises(ValueError, match="not constant around a step"):
     _forced_search(verifiers["math_shepherd"], "math_shepherd", "device")
-  for record, case in zip(_forced_search(verifiers["math_shepherd"], "math_shepherd", "auto"), _golden("math_shepherd")):
+  for record, case in zip(_forced_search(verifiers["math_shepherd"], "math_shepherd", "auto"), golden_cases("math_shepherd")):
     for cand in record["candidates"]:
       np.testing.assert_allclose(cand["step_scores"], case["scores"], atol=SCORE_ATOL, rtol=0)
 
@@ -110,7 +108,7 @@ def test_auto_feeds_on_the_device_only_with_the_same_vocabulary(verifiers, tmp_p
 def test_host_overflow_is_an_error(verifiers):
   verifier = verifiers["skywork"]
   tok = verifier.tokenizer
-  case = _golden("skywork")[0]
+  case = golden_cases("skywork")[0]
   prompt = tok.encode("Q: x\n")
   policy = ForcedTokens(scripted_config(vocab_size=verifier.model.cfg.vocab_size), len(prompt),
                         (_policy_script(tok, case["steps"], False),))
@@ -143,7 +141,7 @@ def test_search_with_a_tiny_policy_runs_end_to_end(verifiers, fmt, method):
   biased = LogitBias(policy, ((nlnl, 3.0), (dot_nlnl, 2.0), (tok.eos_id, 1.5)))
   cfg = SearchConfig(method=method, budget=4, beam_width=2, lookahead=1 if method == "lookahead" else 0,
                      max_rounds=3, max_step_tokens=6, max_solution_tokens=24)
-  problems = [c["problem"] for c in _golden(fmt)]
+  problems = [c["problem"] for c in golden_cases(fmt)]
   records = run_search(biased, params, verifier.model, verifier.params, tok, ExactAnswerGrader(),
                        ["Q: " + p + "\n" for p in problems], jax.random.key(1), cfg=cfg, batch_size=2,
                        buckets=(32,), step_format=PARAGRAPH_STEPS, verifier_format=get_format(fmt),

@@ -66,3 +66,13 @@ def write_tokenizer(fmt: str, directory) -> pathlib.Path:
 
 def hf_config(fmt: str) -> dict:
   return dict(SPECS[fmt][0], vocab_size=vocab_size())
+
+
+# fp32 on both sides, different accumulation orders: the largest difference measured is 5.0e-6 (qwen_prm, large
+# random weights); a wrong head, position or token moves a score by more than 1e-2.
+SCORE_ATOL = 2e-5
+
+
+def golden_cases(fmt: str) -> list[dict]:
+  """The stored cases: problem, steps, reference ids, read positions and scores."""
+  return json.loads((GOLDEN_DIR / fmt / "golden.json").read_text())["cases"]
