@@ -140,8 +140,8 @@ def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompt
   spec, verifier_prompts = _verifier_setup(verifier_format, verifier_tok, tokenizer, problems, step_format, cfg,
                                            verifier_feed_mode)
   fn = jit_search(policy, prm, cfg, step_format.rule(tokenizer, policy.cfg.vocab_size), tokenizer.pad_id, spec)
-  tables = (verifier_feed.feed_tables(tokenizer, policy.cfg.vocab_size, step_format) if spec.mode == "device"
-            else None)
+  tables = (verifier_feed.feed_tables(tokenizer, policy.cfg.vocab_size, step_format, spec.wrapper.join)
+            if spec.mode == "device" else None)
   keys = verifier_feed.register_problems(problems) if spec.mode == "host" else None
   encoded = encode_prompts(tokenizer, prompts)
   scope = parallel.activate(mesh) if mesh is not None else contextlib.nullcontext()

@@ -11,7 +11,9 @@ row one block of `block` slots and reads one score in it. Three modes:
           with the delimiter removed through per-vocabulary tables (`FeedTables`): the
           token that completes "\\n\\n" becomes the ids of its text without it (".\\n\\n" -> "."),
           a lone delimiter token is dropped, and a delimiter split over two tokens drops the
-          second and trims the first.
+          second and trims the first. A format whose step 0 is joined to the question by text
+          (rlhflow: "question step") has the step's first token re-read with that text before
+          it ("To" -> " To"), as BPE encodes the joined string.
   host    otherwise (another vocabulary, or a layout that is not constant around the step,
           Math-Shepherd's): once per round one `jax.pure_callback` gets every row's new step,
           decodes it with the policy's tokenizer, and encodes the format's segment with the
@@ -48,6 +50,7 @@ class FeedTables:
   strip_VxM: jax.Array  # int32: ids of the token's text without the delimiter at its end, -1 padded.
   strip_head_VxM: jax.Array  # int32: the same without the delimiter's first half (the head of a split delimiter).
   contains_V: jax.Array  # bool: the token holds the whole delimiter (else a stop is a split delimiter).
+  join_VxM: jax.Array  # int32: ids of the wrapper's join text + the token's text (-1 padded; identity without a join).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,15 +68,18 @@ class VerifierSpec:
       raise ValueError(f"verifier feed mode {self.mode!r} must be one of {MODES}")
 
 
-def _pieces(tok, text: str, ids_of) -> list[int]:
+def _pieces(text: str, ids_of, fallback: int | None = None) -> list[int]:
+  """The ids of `text`, -1 padded; more than _MAX_PIECE: the `fallback` token, or an error without one."""
   ids = ids_of(text) if text else []
   if len(ids) > _MAX_PIECE:
-    raise ValueError(f"{text!r} is {len(ids)} tokens once its delimiter is removed; at most {_MAX_PIECE} fit")
+    if fallback is None:
+      raise ValueError(f"{text!r} is {len(ids)} tokens once its delimiter is removed; at most {_MAX_PIECE} fit")
+    ids = [fallback]  # The token as sampled: inexact only for this token, after the join text.
   return ids + [-1] * (_MAX_PIECE - len(ids))
 
 
-def feed_tables(policy_tok, vocab_size: int, step_format: StepFormat) -> FeedTables:
-  """The strip tables for a policy vocabulary (padded with -1 / False to the model's `vocab_size`)."""
+def feed_tables(policy_tok, vocab_size: int, step_format: StepFormat, join: str = "") -> FeedTables:
+  """The tables for a policy vocabulary (padded to the model's `vocab_size`); `join`: `Wrapper.join`."""
   d = step_format.delimiter
   half = d[:len(d) - 1] if len(d) > 1 else ""  # What a split delimiter leaves on its first token ("\n" of "\n\n").
   texts = policy_tok.token_texts()
@@ -81,53 +87,68 @@ def feed_tables(policy_tok, vocab_size: int, step_format: StepFormat) -> FeedTab
   # Default: a token stays itself (ids without text, e.g. specials, or past the tokenizer in a padded vocabulary).
   strip = np.full((vocab_size, _MAX_PIECE), -1, np.int32)
   strip[:, 0] = np.arange(vocab_size)
-  head = strip.copy()
+  head, joined = strip.copy(), strip.copy()
   contains = np.zeros(vocab_size, bool)
   for i, t in enumerate(texts):
     contains[i] = bool(t) and d in t
     if t and t.endswith(d):
-      strip[i] = _pieces(policy_tok, t.removesuffix(d), encode)
+      strip[i] = _pieces(t.removesuffix(d), encode)
     if t and half and t.endswith(half):
-      head[i] = _pieces(policy_tok, t.removesuffix(half), encode)
-  return FeedTables(strip_VxM=jnp.asarray(strip), strip_head_VxM=jnp.asarray(head), contains_V=jnp.asarray(contains))
+      head[i] = _pieces(t.removesuffix(half), encode)
+    if t and join:
+      joined[i] = _pieces(join + t, encode, fallback=i)
+  return FeedTables(strip_VxM=jnp.asarray(strip), strip_head_VxM=jnp.asarray(head), contains_V=jnp.asarray(contains),
+                    join_VxM=jnp.asarray(joined))
+
+
+def _replace_one(seq_BxN, len_B, at_B, pieces_BxM, apply_B):
+  """seq with the token at at_B replaced by the valid (>= 0, packed left) pieces where apply_B.
+
+  Returns (int32[B, N + M], new lengths); rows not applied are unchanged (padded).
+  """
+  n, m = seq_BxN.shape[1], pieces_BxM.shape[1]
+  count_B = jnp.where(apply_B, jnp.sum(pieces_BxM >= 0, axis=1), 1).astype(jnp.int32)
+  j = jnp.arange(n + m)[None]
+  at = at_B[:, None]
+  out = jnp.where(j < at, take_all(seq_BxN, j),
+                  jnp.where(j < at + count_B[:, None],
+                            jnp.where(apply_B[:, None], take_all(pieces_BxM, j - at), take_all(seq_BxN, j)),
+                            take_all(seq_BxN, j - count_B[:, None] + 1)))
+  return out, jnp.where(apply_B, len_B - 1 + count_B, len_B).astype(jnp.int32)
 
 
 def device_block(spec: VerifierSpec, tables: FeedTables, step_BxW, step_len_B, stop_reason_B, first_B,
                  feed_B) -> tuple[jax.Array, jax.Array, jax.Array]:
   """(tokens_BxK, fed_B, read_B): each row's wrapped step, its length (0: not fed) and read index.
 
-  K = spec.block. first_B marks rows whose step is their first (they take `first_before`).
+  K = spec.block. first_B marks rows whose step is their first (they take `first_before`, and the
+  wrapper's `join` text is put before the step's first token).
   """
-  b, w = step_BxW.shape
   wrap = spec.wrapper
-  take = lambda x, i: jnp.take_along_axis(x, jnp.clip(i, 0, x.shape[1] - 1)[:, None], axis=1)[:, 0]
-  last_B = take(step_BxW, step_len_B - 1)
-  prev_B = take(step_BxW, step_len_B - 2)
+  take = lambda x, i: take_all(x, i[:, None])[:, 0]
+  last_B, prev_B = take(step_BxW, step_len_B - 1), take(step_BxW, step_len_B - 2)
   newline_B = stop_reason_B == STOP_NEWLINE
   split_B = newline_B & ~tables.contains_V[last_B] & (step_len_B >= 2)
-  # Tokens kept as sampled, then up to _MAX_PIECE replacement ids for the one that ended the step.
-  kept_B = jnp.where(stop_reason_B == STOP_EOS, step_len_B - 1,
-                     jnp.where(split_B, step_len_B - 2, jnp.where(newline_B, step_len_B - 1, step_len_B)))
-  piece_BxM = jnp.where(split_B[:, None], tables.strip_head_VxM[prev_B],
-                        jnp.where(newline_B[:, None], tables.strip_VxM[last_B], -1))
-  piece_len_B = jnp.sum(piece_BxM >= 0, axis=1).astype(jnp.int32)
-  content_len_B = kept_B + piece_len_B
+  # Drop EOS, or the second token of a split delimiter; then replace the token that now ends the step
+  # by its text without (the rest of) the delimiter.
+  len_B = step_len_B - ((stop_reason_B == STOP_EOS) | split_B).astype(jnp.int32)
+  pieces_BxM = jnp.where(split_B[:, None], tables.strip_head_VxM[prev_B], tables.strip_VxM[last_B])
+  content, content_len_B = _replace_one(step_BxW, len_B, len_B - 1, pieces_BxM, newline_B & (len_B > 0))
+  if wrap.join:  # Static: the text that joins step 0 to the question (rlhflow: a space), merged into its first token.
+    content, content_len_B = _replace_one(content, content_len_B, jnp.zeros_like(content_len_B),
+                                          tables.join_VxM[content[:, 0]], first_B & (content_len_B > 0))
   active_B = feed_B & (stop_reason_B != 0) & (content_len_B > 0)
 
-  before_B = jnp.where(first_B, len(wrap.first_before), len(wrap.before))
+  before_B = jnp.where(first_B, len(wrap.first_before), len(wrap.before)).astype(jnp.int32)
   j_K = jnp.arange(spec.block)[None]
-  first_ids = jnp.asarray(list(wrap.first_before) + [0], jnp.int32)
-  before_ids = jnp.asarray(list(wrap.before) + [0], jnp.int32)
-  after_ids = jnp.asarray(list(wrap.after) + [0], jnp.int32)
+  const = lambda ids: jnp.asarray(list(ids) + [0], jnp.int32)
+  first_ids, before_ids, after_ids = const(wrap.first_before), const(wrap.before), const(wrap.after)
   lead_BxK = jnp.where(first_B[:, None], first_ids[jnp.clip(j_K, 0, len(first_ids) - 1)],
                        before_ids[jnp.clip(j_K, 0, len(before_ids) - 1)])
   c_BxK = j_K - before_B[:, None]  # Index into the content.
-  from_step = take_all(step_BxW, c_BxK)
-  from_piece = take_all(piece_BxM, c_BxK - kept_B[:, None])
-  content_BxK = jnp.where(c_BxK < kept_B[:, None], from_step, from_piece)
-  a_BxK = c_BxK - content_len_B[:, None]
+  a_BxK = c_BxK - content_len_B[:, None]  # Index into `after`.
   tail_BxK = after_ids[jnp.clip(a_BxK, 0, len(after_ids) - 1)]
-  tokens_BxK = jnp.where(j_K < before_B[:, None], lead_BxK, jnp.where(a_BxK < 0, content_BxK, tail_BxK))
+  tokens_BxK = jnp.where(c_BxK < 0, lead_BxK, jnp.where(a_BxK < 0, take_all(content, c_BxK), tail_BxK))
   total_B = before_B + content_len_B + len(wrap.after)
   fed_B = jnp.where(active_B, total_B, 0).astype(jnp.int32)
   read_B = (total_B + wrap.read_from_end).astype(jnp.int32)

@@ -41,10 +41,12 @@ SPECS = {
 }
 SKYWORK_BOS = "<|endoftext|>"
 
-# (problem, steps) pairs scored by every format: steps as the policy's host split gives them.
+# (problem, steps) pairs scored by every format: steps as the policy's host split gives them. The second
+# starts with "the", which the vocabulary merges with a space before it ("Ġthe"): joined to the question
+# (rlhflow's first turn) the step's first token changes.
 EXAMPLES = [
     ("What is 2 + 3?", ["First add 2 and 3.", "That gives 5.", "The answer is \\boxed{5}."]),
-    ("Solve x - 4 = 10 for x.", ["Add 4 to both sides: x = 14.", "the check: 14 - 4 = 10.", "So x = 14"]),
+    ("Solve x - 4 = 10 for x.", ["the sum x = 10 + 4 = 14.", "Check: 14 - 4 = 10.", "So x = 14"]),
 ]
 
 
@@ -68,8 +70,9 @@ def hf_config(fmt: str) -> dict:
   return dict(SPECS[fmt][0], vocab_size=vocab_size())
 
 
-# fp32 on both sides, different accumulation orders: the largest difference measured is 5.0e-6 (qwen_prm, large
-# random weights); a wrong head, position or token moves a score by more than 1e-2.
+# fp32 on both sides, different accumulation orders. Largest differences measured (large random weights):
+# 8.2e-6 skywork, 5.0e-6 qwen_prm, 1.2e-6 math_shepherd, 6e-7 rlhflow. A wrong head, position or token
+# moves a score by more than 1e-2.
 SCORE_ATOL = 2e-5
 
 

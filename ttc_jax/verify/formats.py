@@ -37,13 +37,15 @@ class Wrapper:
   """Constant ids around a step's own tokens, for feeding policy tokens on the device.
 
   Step i is fed as (first_before if i == 0 else before) + step tokens + after, and read
-  at index len(after) + read_from_end of `after` counted from its end (-1: its last id).
-  `prompt_ids` (per problem, built on the host once) precede step 0.
+  `read_from_end` ids from the block's end (-1: its last id). `device_prompt_ids` (per
+  problem, built on the host once) precede step 0; `join` is text between them and step 0,
+  merged into the step's first token as the tokenizer would merge it.
   """
   first_before: tuple[int, ...]
   before: tuple[int, ...]
   after: tuple[int, ...]
   read_from_end: int = -1
+  join: str = ""
 
   @property
   def max_len(self) -> int:
@@ -190,11 +192,11 @@ class RlhflowFormat(VerifierFormat):
   def wrapper(self, tok):
     answer = tuple(self._answer_ids(tok))
     return Wrapper(first_before=(), before=tuple(tok.encode(LLAMA3_USER)),
-                   after=tuple(tok.encode(LLAMA3_ASSISTANT)) + answer, read_from_end=-1 - len(answer))
+                   after=tuple(tok.encode(LLAMA3_ASSISTANT)) + answer, read_from_end=-1 - len(answer), join=" ")
 
   def device_prompt_ids(self, tok, problem):
-    # Exact when the step's first token does not merge with the space before it (see the README).
-    return self.prompt_ids(tok, problem) + tok.encode(LLAMA3_USER + problem.lstrip() + " ")
+    # The question opens the first user turn; the space after it is joined to step 0's first token.
+    return self.prompt_ids(tok, problem) + tok.encode(LLAMA3_USER + problem.lstrip())
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
