@@ -26,6 +26,7 @@ policy tokens are the verifier tokenizer's own encoding they feed the same ids (
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import threading
 from typing import Any
@@ -78,8 +79,12 @@ def _pieces(text: str, ids_of, fallback: int | None = None) -> list[int]:
   return ids + [-1] * (_MAX_PIECE - len(ids))
 
 
+@functools.lru_cache(maxsize=8)
 def feed_tables(policy_tok, vocab_size: int, step_format: StepFormat, join: str = "") -> FeedTables:
-  """The tables for a policy vocabulary (padded to the model's `vocab_size`); `join`: `Wrapper.join`."""
+  """The tables for a policy vocabulary (padded to the model's `vocab_size`); `join`: `Wrapper.join`.
+
+  Cached: a join encodes every token's text once (about a second for a 150k vocabulary).
+  """
   d = step_format.delimiter
   half = d[:len(d) - 1] if len(d) > 1 else ""  # What a split delimiter leaves on its first token ("\n" of "\n\n").
   texts = policy_tok.token_texts()
@@ -216,6 +221,12 @@ class HostFeed:
     return tokens, fed, read, overflow
 
 
+@functools.lru_cache(maxsize=32)
+def _host_feed(fmt, verifier_tok, policy_tok, delimiter: str, block: int) -> HostFeed:
+  # One object per setting: the jitted search is cached on the spec that holds it (one compile per setting).
+  return HostFeed(fmt=fmt, verifier_tok=verifier_tok, policy_tok=policy_tok, delimiter=delimiter, block=block)
+
+
 def host_block(spec: VerifierSpec, keys_B, index_B, step_BxW, step_len_B, stop_reason_B, feed_B):
   """(tokens_BxK, fed_B, read_B, overflow_B) from the host, once per call for the whole batch."""
   b = step_BxW.shape[0]
@@ -260,6 +271,5 @@ def verifier_spec(fmt: VerifierFormat, verifier_tok, policy_tok, step_format: St
     return VerifierSpec(mode="device", reader=reader, wrapper=wrapper, block=max_step_tokens + extra,
                         solution_slots=max_solution_tokens + max_rounds * extra)
   block = host_tokens_per_step or 2 * max_step_tokens + 32
-  host = HostFeed(fmt=fmt, verifier_tok=verifier_tok, policy_tok=policy_tok, delimiter=step_format.delimiter,
-                  block=block)
+  host = _host_feed(fmt, verifier_tok, policy_tok, step_format.delimiter, block)
   return VerifierSpec(mode="host", reader=reader, block=block, solution_slots=max_rounds * block, host=host)
