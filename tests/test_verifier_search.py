@@ -76,8 +76,10 @@ def test_device_and_host_feeds_give_the_reference_scores(verifiers, fmt, split):
       for cand in record["candidates"]:
         assert cand["steps"] == case["steps"] and cand["finished"], (feed, cand)
         np.testing.assert_allclose(cand["step_scores"], case["scores"], atol=SCORE_ATOL, rtol=0, err_msg=feed)
+  # Same ids and positions; the two feeds size and advance the verifier's cache differently, so attention
+  # reduces over different slot counts: float32 rounding, 2.3e-6 at most measured.
   np.testing.assert_allclose(np.asarray(_step_scores(records["device"])), np.asarray(_step_scores(records["host"])),
-                             atol=1e-6)
+                             atol=1e-5)
   # Step tokens fed to the verifier: the same in both modes, but for rlhflow's question, which the device
   # feed puts in the verifier's prompt and the host feed in step 0's turn.
   tok = verifiers[fmt].tokenizer

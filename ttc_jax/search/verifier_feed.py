@@ -249,9 +249,9 @@ def verifier_spec(fmt: VerifierFormat, verifier_tok, policy_tok, step_format: St
                   host_tokens_per_step: int = 0) -> VerifierSpec:
   """Chooses the mode (`feed`: "auto", "device" or "host") and sizes the verifier's block and slots.
 
-  Device: a block is at most the step's tokens + _MAX_PIECE - 1 + the wrapper; the verifier needs
-  at most max_solution_tokens + max_rounds * (wrapper + _MAX_PIECE - 1) slots, so the policy's
-  budget, not the verifier's, ends a search. Host: a block holds `host_tokens_per_step` ids
+  Device: a block is at most the step's tokens + the wrapper + 2 * _MAX_PIECE (delimiter and join
+  pieces); the verifier needs at most max_solution_tokens + max_rounds * that extra slots, so the
+  policy's budget, not the verifier's, ends a search. Host: a block holds `host_tokens_per_step` ids
   (default 2 x max_step_tokens + 32), and the verifier gets max_rounds blocks.
   """
   reader = fmt.reader(verifier_tok)
@@ -267,7 +267,7 @@ def verifier_spec(fmt: VerifierFormat, verifier_tok, policy_tok, step_format: St
   if feed not in ("auto", "device", "host"):
     raise ValueError(f"verifier feed {feed!r} must be 'auto', 'device' or 'host'")
   if can_device and feed != "host":
-    extra = wrapper.max_len + _MAX_PIECE - 1
+    extra = wrapper.max_len + 2 * _MAX_PIECE  # Wrapper, delimiter pieces, join pieces.
     return VerifierSpec(mode="device", reader=reader, wrapper=wrapper, block=max_step_tokens + extra,
                         solution_slots=max_solution_tokens + max_rounds * extra)
   block = host_tokens_per_step or 2 * max_step_tokens + 32
