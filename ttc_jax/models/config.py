@@ -13,6 +13,7 @@ import numpy as np
 ACTIVATIONS = ("silu", "gelu_tanh")
 ROPE_SCALINGS = ("none", "linear", "llama3")
 LAYER_TYPES = ("full", "sliding")
+VALUE_HEAD_NAMES = ("score", "v_head.summary")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,8 +21,10 @@ class ModelConfig:
   """Decoder-only transformer shape and numerics.
 
   `n_kv_heads < n_heads` gives grouped-query attention; `scalar_head` adds the
-  per-token scalar used by reward models (PRM / ORM); `lm_head=False` drops the
-  vocabulary projection for models that only need the scalar.
+  per-token scalar used by reward models (PRM / ORM; Skywork's value head);
+  `classifier_classes` adds a two-layer classification head (Qwen2.5-Math-PRM:
+  Linear D->D, ReLU, Linear D->classes); `lm_head=False` drops the vocabulary
+  projection for models that only need a head.
   """
 
   vocab_size: int = 128
@@ -40,6 +43,9 @@ class ModelConfig:
   param_dtype: str = "float32"  # Master weights stay float32.
   lm_head: bool = True
   scalar_head: bool = False
+  classifier_classes: int = 0  # > 0: the per-token classification head (Qwen2.5-Math-PRM: 2).
+  # HF tensor prefix of the scalar head: "score" (this project's export) or "v_head.summary" (Skywork PRMs).
+  value_head_hf: str = "score"
   # --- Architecture switches of the open families (defaults: this project's model). ---
   qkv_bias: bool = False  # Qwen2 / 2.5: biases on the q, k and v projections.
   qk_norm: bool = False  # Qwen3, Gemma 3: RMSNorm over head_dim on q and k, before RoPE.
@@ -75,8 +81,13 @@ class ModelConfig:
     for field in ("dtype", "param_dtype"):
       if getattr(self, field) not in ("float32", "bfloat16", "float16"):
         errors.append(f"model.{field}={getattr(self, field)!r} must be float32, bfloat16 or float16")
-    if not (self.lm_head or self.scalar_head):
-      errors.append("model.lm_head and model.scalar_head are both False: the model would output nothing")
+    if not (self.lm_head or self.scalar_head or self.classifier_classes):
+      errors.append("model.lm_head, model.scalar_head and model.classifier_classes are all off: the model would "
+                    "output nothing")
+    if self.classifier_classes < 0:
+      errors.append(f"model.classifier_classes={self.classifier_classes} must be >= 0 (0: no classification head)")
+    if self.value_head_hf not in VALUE_HEAD_NAMES:
+      errors.append(f"model.value_head_hf={self.value_head_hf!r} must be one of {VALUE_HEAD_NAMES}")
     if self.head_size % 2:
       errors.append(f"head size {self.head_size} must be even for rotary embeddings")
     if self.activation not in ACTIVATIONS:

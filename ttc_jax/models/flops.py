@@ -35,6 +35,8 @@ def count_params(cfg: ModelConfig, include_embedding: bool = True) -> int:
     total += cfg.vocab_size * d
   if cfg.scalar_head:
     total += d + 1
+  if cfg.classifier_classes:
+    total += d * d + d + cfg.classifier_classes * (d + 1)
   if include_embedding:
     total += cfg.vocab_size * d
   return total
@@ -52,6 +54,8 @@ def _matmul_params(cfg: ModelConfig) -> int:
     total += cfg.vocab_size * cfg.d_model  # tied or not, the output projection is a matmul
   if cfg.scalar_head:
     total += cfg.d_model
+  if cfg.classifier_classes:
+    total += cfg.d_model * (cfg.d_model + cfg.classifier_classes)
   return total
 
 

@@ -217,6 +217,7 @@ class ModelOutput:
   logits_BxTxV: Any  # float32, or None when cfg.lm_head is False. T = K positions when `read_BxK` is given.
   values_BxT: Any  # float32 scalar head output, or None when cfg.scalar_head is False.
   cache: Any  # The updated KVCache, or None when called without one.
+  class_logits_BxTxC: Any = None  # float32 classification head output, or None when cfg.classifier_classes is 0.
 
 
 def read_positions(x_BxT, read_BxK):
@@ -242,7 +243,7 @@ def layer_constants(cfg: ModelConfig) -> tuple[jax.Array, jax.Array]:
 
 
 class Transformer(nn.Module):
-  """Decoder-only LM with an optional scalar (reward) head."""
+  """Decoder-only LM with an optional scalar (reward) head and classification (PRM) head."""
   cfg: ModelConfig
 
   @nn.compact
@@ -323,6 +324,14 @@ class Transformer(nn.Module):
       values = nn.Dense(1, dtype=jnp.float32, param_dtype=cfg.weight_dtype,
                         kernel_init=_init(cfg.d_model ** -0.5, ("embed", None)), name="value_head")(
                             h_BxTxD.astype(jnp.float32))[..., 0]
+    class_logits = None
+    if cfg.classifier_classes:
+      # Qwen2.5-Math-PRM's `score` = Sequential(Linear(D, D), ReLU, Linear(D, C)), in the compute dtype.
+      dense = functools.partial(nn.Dense, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
+      hidden = nn.relu(dense(cfg.d_model, kernel_init=_init(cfg.d_model ** -0.5, ("embed", "mlp")),
+                             name="classifier_hidden")(h_BxTxD))
+      class_logits = dense(cfg.classifier_classes, kernel_init=_init(cfg.d_model ** -0.5, ("mlp", None)),
+                           name="classifier_out")(hidden).astype(jnp.float32)
 
     new_cache = None
     if cache is not None:
@@ -332,4 +341,4 @@ class Transformer(nn.Module):
                           valid_BxS=write(cache.valid_BxS, valid_BxT, 1),
                           positions_BxS=write(cache.positions_BxS, positions_BxT, 1),
                           index=(start + t).astype(jnp.int32))
-    return ModelOutput(logits_BxTxV=logits, values_BxT=values, cache=new_cache)
+    return ModelOutput(logits_BxTxV=logits, values_BxT=values, cache=new_cache, class_logits_BxTxC=class_logits)

@@ -37,11 +37,14 @@ def per_problem(x_B: jax.Array, num_beams: int) -> jax.Array:
   return jnp.sum(x_B.reshape(-1, num_beams), axis=1)
 
 
-def initial_budget(policy_cfg, prm_cfg, prompt_tokens_P: jax.Array, generations: int) -> Budget:
+def initial_budget(policy_cfg, prm_cfg, prompt_tokens_P: jax.Array, generations: int,
+                   verifier_prompt_tokens_P: jax.Array | None = None) -> Budget:
+  """The prefills' cost; the verifier's prompt (its own layout) defaults to the policy's."""
   zeros = jnp.zeros_like(prompt_tokens_P, dtype=jnp.int32)
   start = jnp.zeros_like(prompt_tokens_P)
+  verifier_prompt_tokens_P = prompt_tokens_P if verifier_prompt_tokens_P is None else verifier_prompt_tokens_P
   return Budget(generations_P=jnp.where(prompt_tokens_P > 0, generations, 0).astype(jnp.int32),
                 policy_tokens_P=zeros, rollout_tokens_P=zeros, prm_tokens_P=zeros,
                 prompt_tokens_P=prompt_tokens_P.astype(jnp.int32),
                 policy_flops_P=run_flops(policy_cfg, prompt_tokens_P, start),
-                prm_flops_P=run_flops(prm_cfg, prompt_tokens_P, start))
+                prm_flops_P=run_flops(prm_cfg, verifier_prompt_tokens_P, start))

@@ -1,7 +1,7 @@
 """Lookahead scoring: rank a candidate by the PRM at the end of k greedy steps beyond it.
 
 The rollout only scores: afterwards both caches are rewound to where the
-candidate ended (`beams.rewind_cache`; the shared slot index makes that exact),
+candidate ended (`beams.rewind_cache`; each cache's slot index is shared by its rows, so that is exact),
 and the next round samples fresh steps from the candidate itself. Rewinding the
 rolled-out caches, rather than keeping the pre-rollout ones, lets XLA update
 one copy of each cache in place instead of holding two. A rollout
@@ -28,6 +28,7 @@ class _RolloutState:
   prm_tokens_B: jax.Array  # int32 rollout tokens fed to the PRM.
   policy_flops_B: jax.Array  # float32
   prm_flops_B: jax.Array  # float32
+  overflow: jax.Array  # int32 []: rollout steps the verifier's block could not hold (host feed).
 
 
 @flax.struct.dataclass
@@ -37,6 +38,7 @@ class RolloutResult:
   prm_tokens_B: jax.Array  # int32
   policy_flops_B: jax.Array  # float32
   prm_flops_B: jax.Array  # float32
+  overflow: jax.Array  # int32 []
 
 
 def rollout_scores(models: Models, ctx: Context, live_B: jax.Array, score_B: jax.Array, *, steps: int,
@@ -60,14 +62,16 @@ def rollout_scores(models: Models, ctx: Context, live_B: jax.Array, score_B: jax
                          score_B=jnp.where(scored, step.prob_B, s.score_B), tokens_B=s.tokens_B + step.lengths_B,
                          prm_tokens_B=s.prm_tokens_B + step.prm_fed_B,
                          policy_flops_B=s.policy_flops_B + step.policy_flops_B,
-                         prm_flops_B=s.prm_flops_B + step.prm_flops_B)
+                         prm_flops_B=s.prm_flops_B + step.prm_flops_B,
+                         overflow=s.overflow + jnp.sum(step.overflow_B).astype(jnp.int32))
 
   init = _RolloutState(step=jnp.zeros((), jnp.int32), ctx=ctx, live_B=live_B, score_B=score_B, tokens_B=zeros_i,
-                       prm_tokens_B=zeros_i, policy_flops_B=zeros_f, prm_flops_B=zeros_f)
+                       prm_tokens_B=zeros_i, policy_flops_B=zeros_f, prm_flops_B=zeros_f,
+                       overflow=jnp.zeros((), jnp.int32))
   final = jax.lax.while_loop(cond, body, init)
   result = RolloutResult(score_B=final.score_B, tokens_B=final.tokens_B, prm_tokens_B=final.prm_tokens_B,
-                         policy_flops_B=final.policy_flops_B, prm_flops_B=final.prm_flops_B)
-  start = ctx.policy_cache.index
-  rewound = ctx.replace(policy_cache=rewind_cache(final.ctx.policy_cache, start),
-                        prm_cache=rewind_cache(final.ctx.prm_cache, start))
+                         policy_flops_B=final.policy_flops_B, prm_flops_B=final.prm_flops_B,
+                        overflow=final.overflow)
+  rewound = ctx.replace(policy_cache=rewind_cache(final.ctx.policy_cache, ctx.policy_cache.index),
+                        prm_cache=rewind_cache(final.ctx.prm_cache, ctx.prm_cache.index))
   return result, rewound

@@ -16,6 +16,9 @@ before any further selection: the N "final candidates" the answer is voted over.
 Shapes: P problems, N = cfg.budget candidates each, B = P * N rows
 (problem-major), G groups per problem, T = max_solution_tokens,
 W = max_step_tokens, R = max_rounds, S = prompt length + T + k * W cache slots.
+The verifier has its own prompt (length L'), block width W' and slot budget T'
+(`search.verifier_feed.VerifierSpec`; this project's PRM: its prompt is the
+policy's, W' = W, T' = T): S' = L' + T' + k * W' slots.
 """
 import functools
 
@@ -33,6 +36,7 @@ from ttc_jax.search.lookahead import rollout_scores
 from ttc_jax.search.prm import prefill_prm
 from ttc_jax.search.selection import select_parents
 from ttc_jax.search.steps import Context, Models, append_tokens, take_step
+from ttc_jax.search.verifier_feed import VerifierSpec
 from ttc_jax.tokenization.steps import StopRule, WithStopRule
 
 
@@ -58,6 +62,7 @@ class SearchState:
   ctx: Context
   budget: Budget
   rng: jax.Array
+  overflow: jax.Array  # int32 []: steps the verifier's block could not hold (host feed; not scored).
 
 
 @flax.struct.dataclass
@@ -72,6 +77,7 @@ class SearchOutput:
   parents_PxRxN: jax.Array  # int32 trace: parents applied at the start of each round (-1: not run).
   rounds: jax.Array  # int32 []: rounds run.
   budget: Budget  # [P] per-problem accounting.
+  verifier_overflow: jax.Array  # int32 []: steps left unscored because they overflowed the verifier's block.
 
 
 def _group_of_slot(cfg: SearchConfig, x_PxG: jax.Array) -> jax.Array:
@@ -93,23 +99,31 @@ def _next_parents(cfg: SearchConfig, cand: Candidates, frozen_PxG: jax.Array):
 
 
 def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: jax.Array, *,
-           cfg: SearchConfig) -> SearchOutput:
+           cfg: SearchConfig, verifier_prompts_PxL: jax.Array | None = None,
+           verifier_valid_PxL: jax.Array | None = None) -> SearchOutput:
   """Runs `cfg.method` for P left-padded prompts ([bos] + prompt ids); see the module docstring.
 
-  Problems whose prompt has no valid token (batch padding) are frozen from the
-  start: they sample nothing and report a zero budget.
+  The verifier reads `verifier_prompts_PxL` (left-padded, its own layout and vocabulary;
+  default: the policy's prompts). Problems whose prompt has no valid token (batch padding)
+  are frozen from the start: they sample nothing and report a zero budget.
   """
   p, prompt_len = prompts_PxL.shape
   n, r, w, k = cfg.budget, cfg.max_rounds, cfg.max_step_tokens, cfg.lookahead
   cache_len = prompt_len + cfg.max_solution_tokens + k * w
   step_cfg = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=w, stop_at_newline=True)
+  if verifier_prompts_PxL is None:
+    verifier_prompts_PxL, verifier_valid_PxL = prompts_PxL, valid_PxL
+  spec: VerifierSpec = models.verifier
+  v_block, v_slots = spec.block or w, spec.solution_slots or cfg.max_solution_tokens
+  v_room = verifier_prompts_PxL.shape[1] + v_slots  # The verifier's own budget: its index stays below this.
 
   # Both prefills run once per problem; the N candidates share them.
   logits_PxV, pos_P, policy_cache = prefill(models.policy, models.policy_params, prompts_PxL, valid_PxL, cache_len)
-  prm_cache, prm_pos_P = prefill_prm(models.prm, models.prm_params, prompts_PxL, valid_PxL, cache_len)
+  prm_cache, prm_pos_P = prefill_prm(models.prm, models.prm_params, verifier_prompts_PxL, verifier_valid_PxL,
+                                     v_room + k * v_block)
   ctx = Context(policy_logits_BxV=repeat_beams(logits_PxV, n), policy_pos_B=repeat_beams(pos_P, n),
                 policy_cache=repeat_cache(policy_cache, n), prm_pos_B=repeat_beams(prm_pos_P, n),
-                prm_cache=repeat_cache(prm_cache, n))
+                prm_cache=repeat_cache(prm_cache, n), prm_steps_B=jnp.zeros((p * n,), jnp.int32))
   b = p * n
   cand = Candidates(tokens_BxT=jnp.full((b, cfg.max_solution_tokens), models.pad_id, jnp.int32),
                     lengths_B=jnp.zeros((b,), jnp.int32), finished_B=jnp.zeros((b,), bool),
@@ -122,11 +136,13 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
       frozen_PxG=jnp.broadcast_to((prompt_tokens_P == 0)[:, None], (p, cfg.num_groups)),
       trace_parents_PxRxN=jnp.full((p, r, n), -1, jnp.int32),
       candidates=cand, ctx=ctx,
-      budget=budget_lib.initial_budget(models.policy.cfg, models.prm.cfg, prompt_tokens_P, cfg.generations),
-      rng=rng)
+      budget=budget_lib.initial_budget(models.policy.cfg, models.prm.cfg, prompt_tokens_P, cfg.generations,
+                                       jnp.sum(verifier_valid_PxL, axis=1).astype(jnp.int32)),
+      rng=rng, overflow=jnp.zeros((), jnp.int32))
 
   def cond(s: SearchState):
     room = s.ctx.policy_cache.index + w <= prompt_len + cfg.max_solution_tokens
+    room &= s.ctx.prm_cache.index + v_block <= v_room
     return (s.round < r) & jnp.any(~s.frozen_PxG) & room
 
   def body(s: SearchState):
@@ -137,7 +153,8 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
                         policy_pos_B=gather_beams(ctx.policy_pos_B, s.parents_PxN),
                         policy_cache=gather_cache(ctx.policy_cache, s.parents_PxN),
                         prm_pos_B=gather_beams(ctx.prm_pos_B, s.parents_PxN),
-                        prm_cache=gather_cache(ctx.prm_cache, s.parents_PxN))
+                        prm_cache=gather_cache(ctx.prm_cache, s.parents_PxN),
+                        prm_steps_B=gather_beams(ctx.prm_steps_B, s.parents_PxN))
     trace = s.trace_parents_PxRxN.at[:, s.round].set(s.parents_PxN)
     active_B = ~cand.finished_B & ~_group_of_slot(cfg, s.frozen_PxG)
 
@@ -154,6 +171,7 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
         step_scores_BxR=jax.lax.dynamic_update_slice_in_dim(cand.step_scores_BxR, step_score_B[:, None], s.round, 1))
     policy_tokens_B, rollout_tokens_B, prm_tokens_B = step.lengths_B, jnp.zeros_like(step.lengths_B), step.prm_fed_B
     policy_flops_B, prm_flops_B = step.policy_flops_B, step.prm_flops_B
+    overflow = s.overflow + jnp.sum(step.overflow_B).astype(jnp.int32)
 
     if k:  # Static: beam search compiles no rollout loop.
       rollout, ctx = rollout_scores(models, ctx, active_B & ~ended_B, cand.rank_score_B, steps=k, max_step_tokens=w)
@@ -161,6 +179,7 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
       policy_tokens_B, rollout_tokens_B = policy_tokens_B + rollout.tokens_B, rollout.tokens_B
       prm_tokens_B = prm_tokens_B + rollout.prm_tokens_B
       policy_flops_B, prm_flops_B = policy_flops_B + rollout.policy_flops_B, prm_flops_B + rollout.prm_flops_B
+      overflow = overflow + rollout.overflow
 
     total = functools.partial(budget_lib.per_problem, num_beams=n)
     bud = s.budget
@@ -171,7 +190,7 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
                       prm_flops_P=bud.prm_flops_P + total(prm_flops_B))
     parents_PxN, frozen_PxG = _next_parents(cfg, cand, s.frozen_PxG)
     return SearchState(round=s.round + 1, parents_PxN=parents_PxN, frozen_PxG=frozen_PxG,
-                       trace_parents_PxRxN=trace, candidates=cand, ctx=ctx, budget=bud, rng=s.rng)
+                       trace_parents_PxRxN=trace, candidates=cand, ctx=ctx, budget=bud, rng=s.rng, overflow=overflow)
 
   final = jax.lax.while_loop(cond, body, init)
   c = final.candidates
@@ -180,29 +199,35 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
                       finished_PxN=per_problem(c.finished_B), stop_reason_PxN=per_problem(c.stop_reason_B),
                       score_PxN=per_problem(c.score_B), rank_score_PxN=per_problem(c.rank_score_B),
                       step_scores_PxNxR=per_problem(c.step_scores_BxR), parents_PxRxN=final.trace_parents_PxRxN,
-                      rounds=final.round, budget=final.budget)
+                      rounds=final.round, budget=final.budget, verifier_overflow=final.overflow)
 
 
 @functools.lru_cache(maxsize=None)
-def _jit_search(policy, prm, cfg: SearchConfig, pad_id: int):
+def _jit_search(policy, prm, cfg: SearchConfig, pad_id: int, verifier: VerifierSpec):
 
-  def run(policy_params, prm_params, prompts_PxL, valid_PxL, rng, stop):
+  def run(policy_params, prm_params, prompts_PxL, valid_PxL, rng, stop, verifier_prompts_PxL=None,
+          verifier_valid_PxL=None, problem_keys_P=None, feed_tables=None):
+    keys_B = None if problem_keys_P is None else jnp.repeat(problem_keys_P, cfg.budget)
     models = Models(policy=policy, policy_params=policy_params, prm=prm, prm_params=prm_params, stop=stop,
-                    pad_id=pad_id)
-    return search(models, prompts_PxL, valid_PxL, rng, cfg=cfg)
+                    pad_id=pad_id, verifier=verifier, feed_tables=feed_tables, problem_keys_B=keys_B)
+    return search(models, prompts_PxL, valid_PxL, rng, cfg=cfg, verifier_prompts_PxL=verifier_prompts_PxL,
+                  verifier_valid_PxL=verifier_valid_PxL)
 
   return jax.jit(run)
 
 
-def jit_search(policy, prm, cfg: SearchConfig, stop: StopRule, pad_id: int):
-  """`search`, jitted: fn(policy_params, prm_params, prompts_PxL, valid_PxL, rng) -> SearchOutput.
+def jit_search(policy, prm, cfg: SearchConfig, stop: StopRule, pad_id: int, verifier: VerifierSpec = VerifierSpec()):
+  """`search`, jitted: fn(policy_params, prm_params, prompts_PxL, valid_PxL, rng[, verifier_prompts_PxL=,
+  verifier_valid_PxL=, problem_keys_P=, feed_tables=]) -> SearchOutput.
 
-  One compilation per (models, config, batch size, prompt bucket, vocabulary size):
+  One compilation per (models, config, verifier spec, batch size, prompt buckets, vocabulary size):
   `stop`'s tables are arguments of the program, so another rule of the same shape reuses it.
+  An off-the-shelf verifier (`verifier_feed.verifier_spec`) takes its own left-padded prompts,
+  the strip tables (device feed) or the problems' keys (host feed).
 
   Shard the problem axis by placing `prompts` / `valid` with
   `parallel.batch_sharding(mesh)` (P a multiple of the data-parallel size) and
   calling under `parallel.activate(mesh)`; every per-candidate buffer follows
   the problem axis, and beam gathers stay within a problem (hence a device).
   """
-  return WithStopRule(_jit_search(policy, prm, cfg, pad_id), stop)
+  return WithStopRule(_jit_search(policy, prm, cfg, pad_id, verifier), stop)

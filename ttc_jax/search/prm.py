@@ -1,12 +1,12 @@
-"""Incremental PRM scoring: each candidate keeps a PRM KV cache and feeds it one step at a time.
+"""Incremental verifier scoring: each candidate keeps a verifier KV cache and feeds it one step at a time.
 
-The PRM sees exactly the layout it is trained and scored on
-(`verify.scored_text`): [bos] + prompt + step_0 + [nl] + step_1 + [nl] + ...
-with its score read at the newline that ends each step. A step is fed as one
-block of W = max_step_tokens slots written at the policy cache's current index
-(both caches advance together); rows with shorter steps mark the rest of the
-block invalid. So no prefix is ever re-encoded. Mapping policy output to that
-layout:
+`score_block` feeds any format's block (`search.verifier_feed` builds it). `score_step` is
+this project's PRM (format `ttc`), fed the policy's tokens as sampled: the PRM sees exactly
+the layout it is trained and scored on (`verify.scored_text`):
+[bos] + prompt + step_0 + [nl] + step_1 + [nl] + ... with its score read at the newline that
+ends each step. A step is fed as one block of W = max_step_tokens slots written at the
+verifier cache's own index; rows with shorter steps mark the rest of the block invalid. So
+no prefix is ever re-encoded. Mapping policy output to that layout:
   * a step ending in newline is fed as is;
   * a step ending in EOS (the answer line) is fed with the EOS replaced by the
     newline, exactly as `encode_scored_solution` ends every step;
@@ -71,3 +71,18 @@ def score_step(prm, params, cache: KVCache, positions_B: jax.Array, step_BxW: ja
   out = prm.apply(params, tokens_BxW, positions_B[:, None] + j_W[None], valid_BxW, cache, read_BxK=last_B[:, None])
   value_B = out.values_BxT[:, 0]
   return jax.nn.sigmoid(value_B.astype(jnp.float32)), out.cache, fed_B
+
+
+def score_block(prm, params, reader, cache: KVCache, positions_B: jax.Array, tokens_BxK: jax.Array, fed_B: jax.Array,
+                read_B: jax.Array):
+  """Feeds one block per row (its first fed_B tokens valid) at `cache.index` and reads the step score.
+
+  Returns (prob_B float32 per `reader` at index read_B of the block (meaningless where fed_B == 0),
+  the cache advanced by K slots).
+  """
+  k = tokens_BxK.shape[1]
+  j_K = jnp.arange(k)
+  valid_BxK = j_K[None] < fed_B[:, None]
+  read_Bx1 = jnp.clip(read_B, 0, k - 1)[:, None]
+  out = prm.apply(params, tokens_BxK, positions_B[:, None] + j_K[None], valid_BxK, cache, read_BxK=read_Bx1)
+  return reader.probs(out)[:, 0], out.cache

@@ -3,6 +3,10 @@
   records = run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompts, rng,
                        cfg=SearchConfig(method="beam", budget=16, beam_width=4), batch_size=8)
 
+An off-the-shelf verifier takes `verifier_format` (`verify.formats`), its tokenizer and the
+problems' question texts; `search.verifier_feed` decides whether steps reach it on the device
+(the policy's tokens) or re-tokenised on the host.
+
 Problems go to the device `batch_size` at a time (the last batch padded with
 empty prompts, which cost no samples), one compiled program per (batch, prompt
 bucket). Batch i uses key fold_in(rng, i). Every batch is dispatched before any
@@ -28,8 +32,10 @@ from ttc_jax.decode.generate import encode_prompt
 from ttc_jax.decode.prompts import DEFAULT_BUCKETS, left_pad
 from ttc_jax.search.aggregation import weighted_vote
 from ttc_jax.search.config import SearchConfig
+from ttc_jax.search import verifier_feed
 from ttc_jax.search.loop import SearchOutput, jit_search
 from ttc_jax.tokenization.steps import LINE_STEPS, StepFormat
+from ttc_jax.verify.formats import TtcFormat, VerifierFormat
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str | Sequence[int]]) -> list[list[int]]:
@@ -72,19 +78,52 @@ def _record(tokenizer, grader, step_format: StepFormat, cfg: SearchConfig, out: 
   return record
 
 
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+def _verifier_setup(fmt: VerifierFormat, verifier_tok, policy_tok, problems, step_format: StepFormat,
+                    cfg: SearchConfig, feed: str) -> tuple[verifier_feed.VerifierSpec, list[list[int]] | None]:
+  """The static feed spec and the verifier's prompt ids per problem (None: the policy's prompts)."""
+  if isinstance(fmt, TtcFormat):
+    return verifier_feed.verifier_spec(fmt, verifier_tok, policy_tok, step_format, max_step_tokens=cfg.max_step_tokens,
+                                       max_solution_tokens=cfg.max_solution_tokens, max_rounds=cfg.max_rounds,
+                                       feed=feed), None
+  # Host blocks hold a re-tokenised step (assumed at most twice the policy's tokens) and its wrapper, the
+  # question too for formats that put it in step 0 (rlhflow); multiples of 64 keep compilations few.
+  first = max(len(fmt.step_ids(verifier_tok, q, 0, "")[0]) for q in problems)
+  later = len(fmt.step_ids(verifier_tok, problems[0], 1, "")[0])
+  spec = verifier_feed.verifier_spec(fmt, verifier_tok, policy_tok, step_format, max_step_tokens=cfg.max_step_tokens,
+                                     max_solution_tokens=cfg.max_solution_tokens, max_rounds=cfg.max_rounds,
+                                     feed=feed, host_tokens_per_step=_round_up(2 * cfg.max_step_tokens + first, 64))
+  if spec.mode == "host":
+    spec = dataclasses.replace(spec, solution_slots=_round_up(
+        spec.block + 2 * cfg.max_solution_tokens + cfg.max_rounds * later, 64))
+    return spec, [fmt.prompt_ids(verifier_tok, q) for q in problems]
+  return spec, [fmt.device_prompt_ids(verifier_tok, q) for q in problems]
+
+
 def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompts: Sequence[str | Sequence[int]],
                rng: jax.Array, *, cfg: SearchConfig, batch_size: int, buckets: Sequence[int] = DEFAULT_BUCKETS,
                mesh=None, references: Sequence[str] | None = None,
-               step_format: StepFormat = LINE_STEPS) -> list[dict]:
+               step_format: StepFormat = LINE_STEPS, verifier_format: VerifierFormat = TtcFormat(),
+               verifier_tokenizer=None, problems: Sequence[str] | None = None,
+               verifier_feed_mode: str = "auto", verifier_buckets: Sequence[int] = DEFAULT_BUCKETS) -> list[dict]:
   """Runs `cfg.method` on every prompt; returns one record per prompt (module docstring).
 
   Args:
-    policy, prm: `Transformer`s (the PRM with scalar_head=True) or stand-ins with its apply signature.
+    policy, prm: `Transformer`s (the PRM with the head `verifier_format` reads) or stand-ins with its apply signature.
     prompts: strings (encoded with `tokenizer.prompt_ids`) or token lists (used as given).
     batch_size: problems per device call; with `mesh`, a multiple of its data-parallel size.
     mesh: shard the problem axis over it (params keep the shardings they have).
     references: reference answers; adds "correct" to candidates and records.
     step_format: the step delimiter: where steps end on the device and in the records.
+    verifier_format: the verifier's layout and head; the default is this project's PRM, fed the
+      policy's prompt and tokens.
+    verifier_tokenizer: the verifier's tokenizer (default: the policy's).
+    problems: the question of each prompt, which off-the-shelf formats lay out themselves.
+    verifier_feed_mode: "auto" (device when possible), "device" or "host" (`search.verifier_feed`).
+    verifier_buckets: prompt length buckets of the verifier's own prompts (off-the-shelf formats).
   """
   from ttc_jax import parallel  # Only sharded runs need the mesh helpers.
 
@@ -93,22 +132,48 @@ def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompt
   if mesh is not None and batch_size % parallel.data_parallel_size(mesh):
     raise ValueError(f"batch_size={batch_size} must be a multiple of the mesh's data-parallel size "
                      f"{parallel.data_parallel_size(mesh)}")
-  fn = jit_search(policy, prm, cfg, step_format.rule(tokenizer, policy.cfg.vocab_size), tokenizer.pad_id)
+  verifier_tok = verifier_tokenizer or tokenizer
+  if not isinstance(verifier_format, TtcFormat) and (problems is None or len(problems) != len(prompts)):
+    raise ValueError(f"verifier format {verifier_format.name!r} lays out the question itself: pass one problem "
+                     f"text per prompt (got {None if problems is None else len(problems)} for {len(prompts)})")
+  verifier_format.reader(verifier_tok).check_model(prm.cfg)
+  spec, verifier_prompts = _verifier_setup(verifier_format, verifier_tok, tokenizer, problems, step_format, cfg,
+                                           verifier_feed_mode)
+  fn = jit_search(policy, prm, cfg, step_format.rule(tokenizer, policy.cfg.vocab_size), tokenizer.pad_id, spec)
+  tables = (verifier_feed.feed_tables(tokenizer, policy.cfg.vocab_size, step_format, spec.wrapper.join)
+            if spec.mode == "device" else None)
+  keys = verifier_feed.register_problems(problems) if spec.mode == "host" else None
   encoded = encode_prompts(tokenizer, prompts)
   scope = parallel.activate(mesh) if mesh is not None else contextlib.nullcontext()
   pending = []
-  with scope:
-    for batch_index, start in enumerate(range(0, len(encoded), batch_size)):
-      tokens, valid = left_pad(encoded[start:start + batch_size], tokenizer.pad_id, buckets, batch_size=batch_size)
-      if mesh is not None:
-        tokens, valid = jax.device_put((tokens, valid), parallel.batch_sharding(mesh))
-      pending.append((start, fn(policy_params, prm_params, tokens, valid, jax.random.fold_in(rng, batch_index))))
-  records = []
-  for start, out in pending:
-    out = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
-    for i in range(min(batch_size, len(encoded) - start)):
-      ref = None if references is None else references[start + i]
-      records.append(_record(tokenizer, grader, step_format, cfg, out, i, prompts[start + i], ref))
+  try:
+    with scope:
+      for batch_index, start in enumerate(range(0, len(encoded), batch_size)):
+        tokens, valid = left_pad(encoded[start:start + batch_size], tokenizer.pad_id, buckets, batch_size=batch_size)
+        extra = {}
+        if verifier_prompts is not None:
+          extra["verifier_prompts_PxL"], extra["verifier_valid_PxL"] = left_pad(
+              verifier_prompts[start:start + batch_size], verifier_tok.pad_id, verifier_buckets, batch_size=batch_size)
+        if keys is not None:
+          chunk = keys[start:start + batch_size]
+          extra["problem_keys_P"] = np.asarray(chunk + [0] * (batch_size - len(chunk)), np.int32)
+        if mesh is not None:
+          tokens, valid, extra = jax.device_put((tokens, valid, extra), parallel.batch_sharding(mesh))
+        out = fn(policy_params, prm_params, tokens, valid, jax.random.fold_in(rng, batch_index), feed_tables=tables,
+                 **extra)
+        pending.append((start, out))
+      records = []
+      for start, out in pending:
+        out = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
+        if int(out.verifier_overflow):
+          raise ValueError(f"{int(out.verifier_overflow)} steps re-tokenised for the verifier did not fit its block "
+                           f"of {spec.block} ids: raise search.max_step_tokens or shorten the steps")
+        for i in range(min(batch_size, len(encoded) - start)):
+          ref = None if references is None else references[start + i]
+          records.append(_record(tokenizer, grader, step_format, cfg, out, i, prompts[start + i], ref))
+  finally:
+    if keys is not None:
+      verifier_feed.release_problems(keys)
   return records
 
 

@@ -2,9 +2,11 @@
 
 Steps are sampled by the sampler's own one-token `lax.while_loop`
 (`decode.decode` with `stop_at_newline`), so search and plain sampling draw
-tokens the same way. The policy and PRM caches share one slot index: a round
-writes its steps at the same slots in both, and the PRM block (W slots) only
-ever extends past the policy's write into slots that are invalid for every row.
+tokens the same way. The verifier keeps its own cache and slot index: a round
+writes one block per row at that index (`search.verifier_feed` says what the
+block holds) and moves the index on by a bound on the round's longest fed block
+(`_verifier_advance`), so the slots past it, invalid for every row, are written
+again by the next round.
 """
 from typing import Any
 
@@ -15,7 +17,9 @@ import jax.numpy as jnp
 from ttc_jax.decode.sampler import decode
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.search import prm as prm_lib
+from ttc_jax.search import verifier_feed
 from ttc_jax.search.budget import run_flops
+from ttc_jax.search.verifier_feed import FeedTables, VerifierSpec
 from ttc_jax.tokenization.steps import StopRule
 
 
@@ -28,6 +32,9 @@ class Models:
   prm_params: Any
   stop: StopRule  # EOS and step end of the policy's vocabulary (tables are traced).
   pad_id: int = flax.struct.field(pytree_node=False)
+  verifier: VerifierSpec = flax.struct.field(pytree_node=False, default=VerifierSpec())
+  feed_tables: FeedTables | None = None  # Device feed: the policy vocabulary's strip tables.
+  problem_keys_B: jax.Array | None = None  # Host feed: int32 key of each row's problem text.
 
 
 @flax.struct.dataclass
@@ -36,8 +43,9 @@ class Context:
   policy_logits_BxV: jax.Array  # float32 next-token logits after the candidate's last token.
   policy_pos_B: jax.Array  # int32 RoPE position of the next policy token.
   policy_cache: Any  # KVCache [L, B, S, K, H].
-  prm_pos_B: jax.Array  # int32 RoPE position of the next PRM token.
-  prm_cache: Any  # KVCache of the PRM, same S, index kept equal to the policy's.
+  prm_pos_B: jax.Array  # int32 RoPE position of the next verifier token.
+  prm_cache: Any  # KVCache of the verifier: its own slots S' and index.
+  prm_steps_B: jax.Array  # int32 steps fed to the verifier so far (a format may lay out step 0 apart).
 
 
 @flax.struct.dataclass
@@ -50,25 +58,54 @@ class Step:
   prm_fed_B: jax.Array  # int32 tokens fed to the PRM (0: not scored).
   policy_flops_B: jax.Array  # float32
   prm_flops_B: jax.Array  # float32
+  overflow_B: jax.Array  # bool: the re-tokenised step did not fit the verifier's block (host feed); not scored.
 
 
 def take_step(models: Models, ctx: Context, active_B: jax.Array, rng: jax.Array,
               cfg: SamplingConfig) -> tuple[Step, Context]:
   """Samples one step (up to cfg.max_new_tokens) for active rows and scores it incrementally."""
-  start = ctx.policy_cache.index
   out = decode(models.policy, models.policy_params, ctx.policy_logits_BxV, ctx.policy_pos_B, ctx.policy_cache, rng,
                cfg=cfg, stop=models.stop, pad_id=models.pad_id, return_cache=True,
                done_B=~active_B)
-  prob_B, prm_cache, fed_B = prm_lib.score_step(
-      models.prm, models.prm_params, ctx.prm_cache.replace(index=start), ctx.prm_pos_B, out.tokens_BxN, out.lengths_B,
-      out.stop_reason_B, active_B, stop=models.stop)
+  spec, vcache = models.verifier, ctx.prm_cache
+  overflow_B = jnp.zeros_like(active_B)
+  if spec.mode == "ttc":  # Static: this project's PRM reads the policy's tokens as sampled.
+    prob_B, new_vcache, fed_B = prm_lib.score_step(
+        models.prm, models.prm_params, vcache, ctx.prm_pos_B, out.tokens_BxN, out.lengths_B, out.stop_reason_B,
+        active_B, stop=models.stop)
+  else:
+    if spec.mode == "device":
+      tokens_BxK, fed_B, read_B = verifier_feed.device_block(
+          spec, models.feed_tables, out.tokens_BxN, out.lengths_B, out.stop_reason_B, ctx.prm_steps_B == 0, active_B)
+    else:
+      tokens_BxK, fed_B, read_B, overflow_B = verifier_feed.host_block(
+          spec, models.problem_keys_B, ctx.prm_steps_B, out.tokens_BxN, out.lengths_B, out.stop_reason_B, active_B)
+    prob_B, new_vcache = prm_lib.score_block(models.prm, models.prm_params, spec.reader, vcache, ctx.prm_pos_B,
+                                             tokens_BxK, fed_B, read_B)
   step = Step(tokens_BxW=out.tokens_BxN, lengths_B=out.lengths_B, stop_reason_B=out.stop_reason_B, prob_B=prob_B,
               prm_fed_B=fed_B, policy_flops_B=run_flops(models.policy.cfg, out.lengths_B, ctx.policy_pos_B),
-              prm_flops_B=run_flops(models.prm.cfg, fed_B, ctx.prm_pos_B))
+              prm_flops_B=run_flops(models.prm.cfg, fed_B, ctx.prm_pos_B), overflow_B=overflow_B)
   ctx = Context(policy_logits_BxV=out.logits_BxV, policy_pos_B=ctx.policy_pos_B + out.lengths_B,
                 policy_cache=out.cache, prm_pos_B=ctx.prm_pos_B + fed_B,
-                prm_cache=prm_cache.replace(index=out.cache.index))
+                prm_cache=new_vcache.replace(index=vcache.index + _verifier_advance(spec, cfg, out, ctx, fed_B)),
+                prm_steps_B=ctx.prm_steps_B + (fed_B > 0).astype(jnp.int32))
   return step, ctx
+
+
+def _verifier_advance(spec: VerifierSpec, cfg: SamplingConfig, out, ctx: Context, fed_B: jax.Array) -> jax.Array:
+  """Slots the verifier's index moves on this round: at least its longest fed block.
+
+  Derived from the policy's own advance (the decode loop's step count, which every row
+  shares) rather than a max over rows: with the problem axis sharded, that max would be
+  one more cross-device reduction per step. ttc: a fed step is at most the policy's;
+  device: at most the policy's + (block - W). The host feed has synchronised already.
+  """
+  policy_advance = (out.cache.index - ctx.policy_cache.index).astype(jnp.int32)
+  if spec.mode == "ttc":
+    return policy_advance
+  if spec.mode == "device":
+    return policy_advance + (spec.block - cfg.max_new_tokens)
+  return jnp.max(fed_B).astype(jnp.int32)
 
 
 def append_tokens(buffer_BxT: jax.Array, lengths_B: jax.Array, new_BxW: jax.Array, new_lengths_B: jax.Array):

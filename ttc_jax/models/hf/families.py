@@ -161,8 +161,44 @@ def tokenizer_size(model_dir: str) -> int:
   return max(ids) + 1 if ids else 0
 
 
+# Verifier heads, recognised by their tensors (architectures names vary between published PRMs).
+PRM_ARCHITECTURES = ("Qwen2ForProcessRewardModel",)
+
+
+def head_fields(hf: dict, tensors: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+  """ModelConfig fields of a reward model's head, from tensor names and shapes ({} for a plain LM).
+
+  Qwen2.5-Math-PRM: `score.0` / `score.2` (the two-layer classifier), no lm_head.
+  Skywork PRM: `v_head.summary` (a Linear(D, 1) value head) beside the LM.
+  """
+  fields: dict[str, Any] = {}
+  arch = set(hf.get("architectures") or ())
+  if "score.2.weight" in tensors:
+    fields["classifier_classes"] = int(tensors["score.2.weight"][0])
+  elif arch & set(PRM_ARCHITECTURES):
+    raise ValueError(f"architectures={sorted(arch)} but no score.2.weight tensor: is the checkpoint complete?")
+  if "v_head.summary.weight" in tensors:
+    fields.update(scalar_head=True, value_head_hf="v_head.summary")
+  if fields and "lm_head.weight" not in tensors and not hf.get("tie_word_embeddings"):
+    fields["lm_head"] = False  # A head-only checkpoint (Qwen2ForProcessRewardModel).
+  return fields
+
+
+def _head_tensor_shapes(model_dir: str) -> dict[str, tuple[int, ...]]:
+  """Shapes of the tensors outside the decoder (heads); headers only, no weight is read."""
+  from ttc_jax.models.hf.safetensors_io import Checkpoint
+  if not any(f.endswith(".safetensors") or f.endswith(".index.json") for f in os.listdir(model_dir)):
+    return {}  # config.json alone (shape-only uses): no head to detect.
+  ckpt = Checkpoint(model_dir)
+  return {name: tuple(ckpt.get(name).shape) for name in ckpt.names()
+          if name.startswith(("score.", "v_head.", "lm_head."))}
+
+
 def read_hf_config(model_dir: str, **kwargs) -> tuple[ModelConfig, dict]:
-  """(ModelConfig, the text part of config.json) of a Hugging Face model directory."""
+  """(ModelConfig, the text part of config.json) of a Hugging Face model directory.
+
+  Reward-model heads (`head_fields`) are recognised from the checkpoint's tensors.
+  """
   path = os.path.join(model_dir, "config.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} is missing: is {model_dir} a Hugging Face model directory?")
@@ -170,7 +206,8 @@ def read_hf_config(model_dir: str, **kwargs) -> tuple[ModelConfig, dict]:
     hf = json.load(f)
   try:
     text = text_config(hf)
-    return model_config_from_hf(hf, valid_vocab_size=tokenizer_size(model_dir), **kwargs), text
+    heads = head_fields(text, _head_tensor_shapes(model_dir))
+    return model_config_from_hf(hf, valid_vocab_size=tokenizer_size(model_dir), **{**heads, **kwargs}), text
   except (ValueError, KeyError) as e:
     raise ValueError(f"{path}: {e}") from e
 
@@ -218,7 +255,8 @@ def hf_config_from_model(cfg: ModelConfig, model_type: str = "", *, dtype: str |
   arch = {"llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2", "qwen3": "Qwen3", "gemma2": "Gemma2",
           "gemma3_text": "Gemma3"}[model_type]
   dtype = dtype or cfg.param_dtype
-  hf = {"architectures": [f"{arch}ForCausalLM"], "model_type": model_type, "vocab_size": cfg.vocab_size,
+  head = "ForProcessRewardModel" if cfg.classifier_classes and not cfg.lm_head else "ForCausalLM"
+  hf = {"architectures": [f"{arch}{head}"], "model_type": model_type, "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.d_model, "num_hidden_layers": cfg.n_layers, "num_attention_heads": cfg.n_heads,
         "num_key_value_heads": cfg.n_kv_heads, "head_dim": cfg.head_size, "intermediate_size": cfg.d_ff,
         "max_position_embeddings": cfg.max_len, "rms_norm_eps": cfg.norm_eps, "rope_theta": cfg.rope_theta,
@@ -254,7 +292,8 @@ def hf_config_from_model(cfg: ModelConfig, model_type: str = "", *, dtype: str |
     hf["eos_token_id"] = eos_id
   # What config.json has no key for, so an import restores the same ModelConfig.
   defaults = ModelConfig()
-  extra = {k: getattr(cfg, k) for k in ("lm_head", "scalar_head", "valid_vocab_size", "remat")
+  extra = {k: getattr(cfg, k) for k in ("lm_head", "scalar_head", "classifier_classes", "value_head_hf",
+                                        "valid_vocab_size", "remat")
            if getattr(cfg, k) != getattr(defaults, k)}
   if extra:
     hf["ttc_jax"] = {"model": extra}

@@ -29,7 +29,7 @@ class Row:
   to_hf: Callable[[np.ndarray, Cfg], np.ndarray]  # Our slice -> the HF tensor.
   when: Callable[[Cfg], bool] = lambda cfg: True
   layer: bool = True
-  root: bool = False  # Name is relative to the checkpoint root, not the decoder prefix (lm_head, score).
+  root: bool = False  # Name is relative to the checkpoint root, not the decoder prefix (lm_head, heads).
 
 
 def _same(x, cfg):
@@ -104,9 +104,23 @@ ROWS: tuple[Row, ...] = (
     # Our PRM/ORM scalar head, written as transformers' sequence-classification head layout
     # (`score`: Linear(D, 1)). Only our own import reads it back; see save_hf_checkpoint.
     Row("value_head/kernel", "score.weight", ("embed", None), lambda c: (c.d_model, 1), _t, _t,
-        when=lambda c: c.scalar_head, layer=False, root=True),
+        when=lambda c: c.scalar_head and c.value_head_hf == "score", layer=False, root=True),
     Row("value_head/bias", "score.bias", (None,), lambda c: (1,), _same, _same,
-        when=lambda c: c.scalar_head, layer=False, root=True),
+        when=lambda c: c.scalar_head and c.value_head_hf == "score", layer=False, root=True),
+    # Skywork PRMs: the same Linear(D, 1), named by trl's ValueHead.
+    Row("value_head/kernel", "v_head.summary.weight", ("embed", None), lambda c: (c.d_model, 1), _t, _t,
+        when=lambda c: c.scalar_head and c.value_head_hf == "v_head.summary", layer=False, root=True),
+    Row("value_head/bias", "v_head.summary.bias", (None,), lambda c: (1,), _same, _same,
+        when=lambda c: c.scalar_head and c.value_head_hf == "v_head.summary", layer=False, root=True),
+    # Qwen2.5-Math-PRM (Qwen2ForProcessRewardModel): score = Sequential(Linear(D, D), ReLU, Linear(D, C)).
+    Row("classifier_hidden/kernel", "score.0.weight", ("embed", "mlp"), lambda c: (c.d_model, c.d_model), _t, _t,
+        when=lambda c: c.classifier_classes > 0, layer=False, root=True),
+    Row("classifier_hidden/bias", "score.0.bias", ("mlp",), _D, _same, _same,
+        when=lambda c: c.classifier_classes > 0, layer=False, root=True),
+    Row("classifier_out/kernel", "score.2.weight", ("mlp", None), lambda c: (c.d_model, c.classifier_classes), _t, _t,
+        when=lambda c: c.classifier_classes > 0, layer=False, root=True),
+    Row("classifier_out/bias", "score.2.bias", (None,), lambda c: (c.classifier_classes,), _same, _same,
+        when=lambda c: c.classifier_classes > 0, layer=False, root=True),
 )
 
 # Present in some checkpoints, never parameters: skipped with a warning.
