@@ -102,8 +102,8 @@ def feed_tables(policy_tok, vocab_size: int, step_format: StepFormat, join: str 
       head[i] = _pieces(t.removesuffix(half), encode)
     if t and join:
       joined[i] = _pieces(join + t, encode, fallback=i)
-  return FeedTables(strip_VxM=jnp.asarray(strip), strip_head_VxM=jnp.asarray(head), contains_V=jnp.asarray(contains),
-                    join_VxM=jnp.asarray(joined))
+  # Host arrays (as the stop rule's): cached, they must not be committed to the first caller's mesh.
+  return FeedTables(strip_VxM=strip, strip_head_VxM=head, contains_V=contains, join_VxM=joined)
 
 
 def _replace_one(seq_BxN, len_B, at_B, pieces_BxM, apply_B):
