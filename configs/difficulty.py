@@ -23,6 +23,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.difficulty.scores = "eval/verifiers/scores.jsonl"
   c.difficulty.policy = "policy"
   c.difficulty.prm = ""  # "" = the `prm` of eval/verifiers/results.json (the verifier that wrote the scores).
+  c.difficulty.prm_format = ""  # "" = the one eval_verifiers used (its results.json), else "ttc".
   c.difficulty.out = "difficulty"
   c.difficulty.num_bins = 5
   return c

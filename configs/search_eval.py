@@ -22,6 +22,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.search_eval = ml_collections.ConfigDict()
   c.search_eval.policy = "policy"
   c.search_eval.prm = "prm"
+  c.search_eval.prm_format = "ttc"  # Off-the-shelf PRMs: qwen_prm, math_shepherd, rlhflow, skywork (with prm=hf:DIR).
+  c.search_eval.verifier_feed = "auto"  # auto / device / host (README "Off-the-shelf verifiers").
   c.search_eval.out = "eval/search"
   c.search_eval.split = "test"
   c.search_eval.num_problems = 100

@@ -21,6 +21,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.verifier_eval.samples = "samples/test"
   c.verifier_eval.prm = "prm"
   c.verifier_eval.orm = "orm"
+  c.verifier_eval.prm_format = "ttc"  # Off-the-shelf PRMs: qwen_prm, math_shepherd, rlhflow, skywork (with prm=hf:DIR).
+  c.verifier_eval.orm_format = "ttc"
   c.verifier_eval.out = "eval/verifiers"
   c.verifier_eval.num_subsets = 32
   c.verifier_eval.batch_size = 64

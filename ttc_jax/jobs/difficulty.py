@@ -36,6 +36,7 @@ class DifficultyConfig:
   scores: str = "eval/verifiers/scores.jsonl"  # eval_verifiers' PRM / ORM step scores of those samples.
   policy: str = "policy"  # The stage that sampled (model_config.json, tokenizer.model): FLOPs, tokens.
   prm: str = ""  # The verifier that scored; "" = `config.prm` of results.json next to `scores`.
+  prm_format: str = ""  # Its layout (verify.formats), for its token count; "" = results.json's, else "ttc".
   out: str = "difficulty"
   num_bins: int = 5
 
@@ -52,31 +53,39 @@ def _read_scores(path: str) -> list[dict]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def _verifier_dir(workdir: str, cfg: DifficultyConfig, scores_path: str) -> str:
-  if cfg.prm:
-    return resolve(workdir, cfg.prm)
+def _verifier(workdir: str, cfg: DifficultyConfig, scores_path: str) -> tuple[str, str]:
+  """(the verifier that scored, its format): from the config, else from eval_verifiers' results.json."""
   results = os.path.join(os.path.dirname(scores_path), "results.json")
-  if not os.path.exists(results):
+  recorded = {}
+  if os.path.exists(results):
+    with open(results) as f:
+      recorded = json.load(f)["config"]
+  elif not cfg.prm:
     raise FileNotFoundError(f"difficulty.prm is '' (take it from {results}), but that file is missing: finish the "
                             "eval_verifiers job or set difficulty.prm to the verifier that wrote the scores")
-  with open(results) as f:
-    return resolve(workdir, json.load(f)["config"]["prm"])
+  path = resolve(workdir, cfg.prm or recorded["prm"])
+  return path, cfg.prm_format or recorded.get("prm_format", "ttc")
 
 
-def problem_costs(records: list[dict], tokenizer, policy_cfg, verifier_cfg) -> dict:
+def problem_costs(records: list[dict], tokenizer, policy_cfg, verifier_cfg, verifier_format: str = "ttc",
+                  verifier_tokenizer=None) -> dict:
   """Per problem: generations, policy / prompt / verifier tokens and FLOPs of its samples and their scoring.
 
   The policy encodes the prompt once per problem (its samples share one prefill) and samples
-  each solution after it; the verifier reads prompt + steps of every sample in full, as
-  `verify.scoring.score_steps` does.
+  each solution after it; the verifier reads its layout of every sample in full (`verifier_format`,
+  with its own tokenizer), as `verify.scoring.score_steps` does.
   """
-  from ttc_jax.verify.scored_text import encode_scored_solution, record_prompt  # Imports jax: only here.
+  from ttc_jax.verify.formats import get_format  # Imports jax: only here.
+  from ttc_jax.verify.scored_text import record_prompt
+  fmt = get_format(verifier_format)
+  verifier_tokenizer = verifier_tokenizer or tokenizer
   out = {}
   for r in records:
     prompt = record_prompt(r)
     prompt_tokens = len(tokenizer.prompt_ids(prompt))  # [bos] + prompt
     sampled = [int(s["num_tokens"]) for s in r["samples"]]
-    scored = [len(encode_scored_solution(tokenizer, prompt, s["steps"])[0]) for s in r["samples"]]
+    problem = prompt if verifier_format == "ttc" else r["question"]  # Other formats lay out the question.
+    scored = [len(fmt.encode(verifier_tokenizer, problem, s["steps"])[0]) for s in r["samples"]]
     out[r["problem_id"]] = {
         "generations": len(r["samples"]), "policy_tokens": sum(sampled), "prompt_tokens": prompt_tokens,
         "verifier_tokens": sum(scored),
@@ -140,7 +149,7 @@ def run(config, workdir: str) -> None:
   scores_path = resolve(workdir, cfg.scores)
   score_lines = _read_scores(scores_path)
   policy_dir = resolve(workdir, cfg.policy)
-  verifier_dir = _verifier_dir(workdir, cfg, scores_path)
+  verifier_dir, verifier_format = _verifier(workdir, cfg, scores_path)
   policy_cfg = export.model_config_of(policy_dir, f"difficulty.policy={cfg.policy!r}")
   verifier_cfg = export.model_config_of(verifier_dir, "difficulty.prm")
   try:
@@ -148,7 +157,8 @@ def run(config, workdir: str) -> None:
   except FileNotFoundError:  # A stage written before tokenizers were copied along: the shipped one.
     from ttc_jax.tasks.tokenizer import load_tokenizer
     tokenizer = load_tokenizer(None)
-  costs = problem_costs(records, tokenizer, policy_cfg, verifier_cfg)
+  verifier_tokenizer = None if verifier_format == "ttc" else export.tokenizer_in(hf_path(verifier_dir))
+  costs = problem_costs(records, tokenizer, policy_cfg, verifier_cfg, verifier_format, verifier_tokenizer)
   result = {"git_commit": git_commit(), "config": {**dataclasses.asdict(cfg), "seed": seed},
             "policy": policy_dir, "verifier": verifier_dir,
             **compute(records, score_lines, costs, cfg.num_bins, seed)}

@@ -21,6 +21,10 @@ from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.search.run import run_search, search_spec
 from ttc_jax.search.strategies import parse_strategy, search_config
 from ttc_jax.tasks.synthetic_task import SyntheticTask
+from ttc_jax.verify.formats import get_format
+from ttc_jax.verify.verifier import load_verifier
+
+FEED_MODES = ("auto", "device", "host")
 
 SECTIONS = {"job", "seed", "task", "search_eval", "mesh", "distributed"}
 
@@ -29,6 +33,8 @@ SECTIONS = {"job", "seed", "task", "search_eval", "mesh", "distributed"}
 class SearchEvalConfig:
   policy: str = "policy"
   prm: str = "prm"
+  prm_format: str = "ttc"  # verify.formats: ttc (this project's), qwen_prm, math_shepherd, rlhflow, skywork.
+  verifier_feed: str = "auto"  # auto (on the device when the vocabularies allow), device, host.
   out: str = "eval/search"
   split: str = "test"
   num_problems: int = 100
@@ -46,6 +52,9 @@ class SearchEvalConfig:
       parse_strategy(spec)  # Raises naming the bad strategy.
     if not self.budgets or any(b < 1 for b in self.budgets):
       raise ValueError(f"search_eval.budgets={self.budgets} must be positive generation budgets")
+    get_format(self.prm_format)  # Raises naming the known formats.
+    if self.verifier_feed not in FEED_MODES:
+      raise ValueError(f"search_eval.verifier_feed={self.verifier_feed!r} must be one of {FEED_MODES}")
     for field in ("problems_per_shard", "batch_size", "num_problems"):
       if getattr(self, field) <= 0:
         raise ValueError(f"search_eval.{field}={getattr(self, field)} must be positive")
@@ -89,7 +98,7 @@ def run(config, workdir: str) -> None:
   mesh = common.setup_mesh(config)
   problems = common.prepare_task(task).problems(cfg.split, cfg.num_problems)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
-  prm = export.load_model(resolve(workdir, cfg.prm), mesh)
+  prm = load_verifier(resolve(workdir, cfg.prm), mesh, cfg.prm_format)
   sizes = dict(max_rounds=cfg.max_rounds, max_step_tokens=cfg.max_step_tokens,
                max_solution_tokens=cfg.max_solution_tokens, temperature=cfg.temperature)
   base_rng = jax.random.key(config.seed)
@@ -106,10 +115,12 @@ def run(config, workdir: str) -> None:
 
       def compute_shard(index, search_cfg=search_cfg, rng=rng):
         chunk = problems[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard]
+        # This project's PRM reads the policy's own prompt and tokens; other formats lay out the question.
+        verifier = {} if cfg.prm_format == "ttc" else prm.search_kwargs([p.question for p in chunk])
         records = run_search(policy.model, policy.params, prm.model, prm.params, policy.tokenizer, task.grader,
                              [task.prompt(p, policy.tokenizer) for p in chunk], jax.random.fold_in(rng, index),
                              cfg=search_cfg, batch_size=cfg.batch_size, references=[p.answer for p in chunk],
-                             step_format=task.step_format)
+                             step_format=task.step_format, verifier_feed_mode=cfg.verifier_feed, **verifier)
         # "answer" stays the reference (as in sample records); the search's pick is "chosen_answer".
         return [{**problem_fields(p), "strategy": spec, "generation_budget": budget,
                  **{k: v for k, v in r.items() if k != "answer"}, "chosen_answer": r["answer"]}
@@ -117,7 +128,8 @@ def run(config, workdir: str) -> None:
 
       spec_json = {"strategy": spec, "generation_budget": budget, "search": search_spec(search_cfg),
                    "seed": config.seed, "policy": policy.manifest.get("source_workdir"),
-                   "prm": prm.manifest.get("source_workdir"), "num_problems": len(problems)}
+                   "prm": prm.manifest.get("source_workdir"), "num_problems": len(problems),
+                   **({"prm_format": cfg.prm_format} if cfg.prm_format != "ttc" else {})}
       manifest = shards.run_sharded(run_dir, -(-len(problems) // cfg.problems_per_shard), compute_shard,
                                     spec=spec_json, summarize=_summary, desc=f"search {spec} N={budget}",
                                     write=jax.process_index() == 0)

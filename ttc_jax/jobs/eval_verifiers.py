@@ -13,7 +13,7 @@ import os
 import jax
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, shards
 from ttc_jax.analysis.accuracy_vs_n import accuracy_vs_n, budgets_up_to
 from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.jobs import common
@@ -21,7 +21,9 @@ from ttc_jax.model_refs import resolve
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.search.aggregation import best_score, majority_vote, weighted_vote
 from ttc_jax.verify.scored_text import record_prompt
-from ttc_jax.verify.scoring import aggregate, score_steps
+from ttc_jax.verify.formats import get_format
+from ttc_jax.verify.scoring import aggregate
+from ttc_jax.verify.verifier import load_verifier
 
 SECTIONS = {"job", "seed", "verifier_eval", "mesh", "distributed"}
 
@@ -40,17 +42,25 @@ class VerifierEvalConfig:
   samples: str = "samples/test"
   prm: str = "prm"
   orm: str = "orm"
+  prm_format: str = "ttc"  # verify.formats: ttc (this project's), qwen_prm, math_shepherd, rlhflow, skywork.
+  orm_format: str = "ttc"
   out: str = "eval/verifiers"
   num_subsets: int = 32  # Random subsets of size N per problem and N.
   batch_size: int = 64  # Solutions per scoring call.
 
+  def __post_init__(self):
+    get_format(self.prm_format)  # Raises naming the known formats.
+    get_format(self.orm_format)
 
-def _score_all(path: str, records: list[dict], mesh, batch_size: int) -> list[list[list[float]]]:
-  verifier = export.load_model(path, mesh)
-  prompts = [record_prompt(r) for r in records for _ in r["samples"]]
+
+def _score_all(path: str, fmt: str, records: list[dict], mesh, batch_size: int) -> list[list[list[float]]]:
+  verifier = load_verifier(path, mesh, fmt)
+  # This project's verifiers read the policy's prompt; the other formats lay out the question themselves.
+  problem = record_prompt if fmt == "ttc" else (lambda r: r["question"])
+  prompts = [problem(r) for r in records for _ in r["samples"]]
   steps = [s["steps"] for r in records for s in r["samples"]]
   with jax.set_mesh(mesh):
-    flat = score_steps(verifier.model, verifier.params, verifier.tokenizer, prompts, steps, batch_size=batch_size)
+    flat = verifier.score(prompts, steps, batch_size=batch_size)
   out, i = [], 0
   for r in records:
     out.append(flat[i:i + len(r["samples"])])
@@ -80,8 +90,8 @@ def run(config, workdir: str) -> None:
       lines = [json.loads(line) for line in f]
     prm, orm = [line["prm_steps"] for line in lines], [line["orm_steps"] for line in lines]
   else:
-    prm = _score_all(resolve(workdir, cfg.prm), records, mesh, cfg.batch_size)
-    orm = _score_all(resolve(workdir, cfg.orm), records, mesh, cfg.batch_size)
+    prm = _score_all(resolve(workdir, cfg.prm), cfg.prm_format, records, mesh, cfg.batch_size)
+    orm = _score_all(resolve(workdir, cfg.orm), cfg.orm_format, records, mesh, cfg.batch_size)
     tmp = scores_path + ".tmp"
     with open(tmp, "w") as f:
       for r, p, o in zip(records, prm, orm):
