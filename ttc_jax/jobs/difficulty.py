@@ -163,7 +163,8 @@ def run(config, workdir: str) -> None:
             "policy": policy_dir, "verifier": verifier_dir,
             **compute(records, score_lines, costs, cfg.num_bins, seed)}
   write_json(out_path, result)
-  fmt = lambda s: ", ".join(f"{b}: {v['count']} @ {v['mean_pass1']:.2f}" for b, v in s.items())
+  mean = lambda x: "n/a" if x is None else f"{x:.2f}"  # An empty bin (e.g. a MATH level no problem has).
+  fmt = lambda s: ", ".join(f"{b}: {v['count']} @ {mean(v['mean_pass1'])}" for b, v in s.items())
   logging.info("Difficulty of %d problems -> %s\n  oracle bins (count @ mean pass@1): %s\n  predicted bins: %s\n"
                "  level bins: %s\n  estimation cost per problem: %s", result["num_problems"], out_path,
                fmt(result["oracle"]), fmt(result["predicted"]),

@@ -34,7 +34,9 @@ from ttc_jax.jobs import JOBS, get_job
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.train.metrics import format_seconds
 
-SECTIONS = {"job", "pipeline", "task", "mesh", "distributed", "stages"}
+# `experiment`: values an experiment config shares between its stages (FieldReferences the stage
+# fields point to, configs/experiments/); already resolved into the stages, the pipeline reads none.
+SECTIONS = {"job", "pipeline", "task", "mesh", "distributed", "stages", "experiment"}
 _SHARED_SECTIONS = ("task", "mesh", "distributed")
 
 # The chain, in dependency order (each stage reads only what stages before it wrote).
