@@ -155,7 +155,7 @@ def finding2(inp: Inputs) -> list[dict]:
                        "and largest budgets)", _only(beam[bs[0]], easy), _only(beam[bs[-1]], easy)))
   middle = list(range(2, nb))
   common = _common_budgets(beam, bon) if beam and bon else []
-  contrast = f"bins {middle[0] if middle else 2}-{middle[-1] if middle else nb - 1}: {BEAM} minus {BASELINE}, " \
+  contrast = f"{f'bins {middle[0]}-{middle[-1]}' if middle else 'the middle bins'}: {BEAM} minus {BASELINE}, " \
              f"per question averaged over every common budget{f' (N = {common})' if common else ''}, stratified by bin"
   if not middle or not common:
     parts.append(_missing("2b", claims[1], contrast, "fewer than 3 bins" if not middle else
