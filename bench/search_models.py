@@ -29,6 +29,11 @@ stand-in for Qwen's (SmolLM2's byte-level BPE + <extra_0>). Pass their parent wi
   PYTHONPATH=. python3 bench/search_models.py --tokenizers /tmp/tok --out search_models.json
   PYTHONPATH=. python3 bench/search_models.py --tokenizers /tmp/tok --smoke --out /tmp/smoke.json  # CPU
 
+Prompt buckets are tight (the policy's prompt length; the verifier's prompts in multiples of 64),
+as a user would set them for one benchmark, so no cache slot is spent on padding. Run with
+XLA_PYTHON_CLIENT_MEM_FRACTION=0.95: beam search copies both KV caches when it gathers, and
+at 256 rows the 8B PRM's cache alone is about 30 GiB.
+
 Per configuration: the first call (compile + run) is timed apart, then the median of --repeats
 calls; P = --rows // N problems per call; seconds per problem = call / P.
 """
@@ -236,7 +241,8 @@ def main():
         call = lambda key: run_search(policy, policy_params, prm, prm_params, policy_tok, BoxedGrader(), prompts,
                                       jax.random.key(key), cfg=cfg, batch_size=p, step_format=step_format,
                                       verifier_format=fmt, verifier_tokenizer=prm_tok, problems=texts,
-                                      verifier_feed_mode=feed)
+                                      verifier_feed_mode=feed, buckets=(l_,),
+                                      verifier_buckets=tuple(range(64, 8192, 64)))
         t0 = time.perf_counter()
         records = call(0)
         first_s = time.perf_counter() - t0
