@@ -4,15 +4,20 @@
   python -m ttc_jax.main --config=configs/revision_eval.py:smoke --workdir=/tmp/smoke
   python -m ttc_jax.main --config=configs/revision_eval.py --workdir=workdirs/demo \
       --config.revision_eval.verifier=revision_orm   # select with the revision ORM (configs/revision_orm.py)
+  python -m ttc_jax.main --config=configs/revision_eval.py --workdir=workdirs/demo \
+      --config.revision_eval.verifier=hf:/models/Qwen2.5-Math-PRM-7B \
+      --config.revision_eval.verifier_format=qwen_prm   # an off-the-shelf PRM scores each attempt alone
   python -m ttc_jax.main --config=configs/revision_eval.py:train --workdir=workdirs/demo   # revision ORM data
 
 Needs WORKDIR/reviser (configs/reviser.py) and, when revision_eval.verifier is set, that
 verifier stage, which scores each attempt after its revision context: `revision_orm`
 (trained on the reviser's own chains, as the paper does) or `orm` (the policy's ORM,
-which never saw a revision prompt). Writes WORKDIR/eval/revisions/P<P>xL<L>/ (per-problem
-records, resumable shards) and WORKDIR/eval/revisions/{results.json, pass_at_step.png,
-accuracy_vs_budget_<method>.png}. Splits: every N = P x L in `budgets` with P a power of 2,
-or the chain counts in `parallel`.
+which never saw a revision prompt). With revision_eval.verifier_format set to an
+off-the-shelf PRM's format (verifier = hf:DIR or a stage) each attempt is scored as a
+stand-alone solution to the question, steps split at the task's delimiter, by its last-step
+score. Writes WORKDIR/eval/revisions/P<P>xL<L>/ (per-problem records, resumable shards) and
+WORKDIR/eval/revisions/{results.json, pass_at_step.png, accuracy_vs_budget_<method>.png}.
+Splits: every N = P x L in `budgets` with P a power of 2, or the chain counts in `parallel`.
 
 Arguments: "" (test problems), "smoke", "train" (the revision ORM's training data: one chain
 of 8 revisions per training problem, no verifier, to WORKDIR/revisions/chains_train),
@@ -38,6 +43,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.revision_eval = ml_collections.ConfigDict()
   c.revision_eval.reviser = "reviser"
   c.revision_eval.verifier = ""  # "" = majority-vote selections only; "revision_orm" or "orm" adds weighted ones
+  # verify.formats: "ttc" (this project's verifiers, attempts in their revision context) or an off-the-shelf
+  # PRM's (qwen_prm, math_shepherd, rlhflow, skywork; verifier=hf:DIR): each attempt alone after the question.
+  c.revision_eval.verifier_format = "ttc"
   c.revision_eval.out = "eval/revisions"
   c.revision_eval.split = "test"
   c.revision_eval.num_problems = 100

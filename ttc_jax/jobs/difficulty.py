@@ -26,6 +26,7 @@ from ttc_jax.analysis import difficulty as diff
 from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models.flops import span_forward_flops
 from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.tasks import registry
 
 SECTIONS = {"job", "seed", "difficulty"}
 
@@ -68,16 +69,17 @@ def _verifier(workdir: str, cfg: DifficultyConfig, scores_path: str) -> tuple[st
 
 
 def problem_costs(records: list[dict], tokenizer, policy_cfg, verifier_cfg, verifier_format: str = "ttc",
-                  verifier_tokenizer=None) -> dict:
+                  verifier_tokenizer=None, delimiter: str | None = None) -> dict:
   """Per problem: generations, policy / prompt / verifier tokens and FLOPs of its samples and their scoring.
 
   The policy encodes the prompt once per problem (its samples share one prefill) and samples
   each solution after it; the verifier reads its layout of every sample in full (`verifier_format`,
-  with its own tokenizer), as `verify.scoring.score_steps` does.
+  with its own tokenizer), as `verify.scoring.score_steps` does; `delimiter`: the samples' step
+  delimiter, which the `ttc` layout writes after every step (None: "\\n").
   """
   from ttc_jax.verify.formats import get_format  # Imports jax: only here.
   from ttc_jax.verify.scored_text import record_prompt
-  fmt = get_format(verifier_format)
+  fmt = get_format(verifier_format, delimiter)
   verifier_tokenizer = verifier_tokenizer or tokenizer
   out = {}
   for r in records:
@@ -158,7 +160,8 @@ def run(config, workdir: str) -> None:
     from ttc_jax.tasks.tokenizer import load_tokenizer
     tokenizer = load_tokenizer(None)
   verifier_tokenizer = None if verifier_format == "ttc" else export.tokenizer_in(hf_path(verifier_dir))
-  costs = problem_costs(records, tokenizer, policy_cfg, verifier_cfg, verifier_format, verifier_tokenizer)
+  delimiter = registry.samples_step_format(samples_dir, workdir).delimiter
+  costs = problem_costs(records, tokenizer, policy_cfg, verifier_cfg, verifier_format, verifier_tokenizer, delimiter)
   result = {"git_commit": git_commit(), "config": {**dataclasses.asdict(cfg), "seed": seed},
             "policy": policy_dir, "verifier": verifier_dir,
             **compute(records, score_lines, costs, cfg.num_bins, seed)}

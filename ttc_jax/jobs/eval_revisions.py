@@ -12,8 +12,14 @@ WORKDIR/<out>/P<P>xL<L>/, one record per problem:
   weighted_hierarchical with a verifier, else majority_flat), "budget": {"generations",
   "policy_tokens", "prompt_tokens", "verifier_tokens"}.
 
-A verifier (`revision_eval.verifier`, "" = none) scores attempt t of a chain given the
-context it was sampled from, `revision_prompt(question, chain[:t])`, aggregated "last".
+A verifier (`revision_eval.verifier`, "" = none) scores every attempt; its score is the
+verifier's last-step score ("last" aggregation, the paper's). With `verifier_format` "ttc" (this
+project's ORM / PRM / revision ORM) attempt t of a chain is scored given the context it was
+sampled from, `revision_prompt(question, chain[:t])`. With an off-the-shelf format (qwen_prm,
+math_shepherd, rlhflow, skywork; the verifier an `hf:DIR` or a stage) each attempt is scored as a
+stand-alone solution to the question, its steps split at the task's step delimiter: such PRMs
+know nothing of revision prompts. "verifier_tokens" counts the tokens of the format's layout.
+Records carry "verifier_format" (None without a verifier).
 Then WORKDIR/<out>/results.json: pass@1 at every revision step and the correct<->incorrect
 transition rates (from the split with the longest chains), accuracy vs budget per
 sequential:parallel ratio per selection method, git commit and config; and plots
@@ -40,7 +46,10 @@ from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.revise import selection
 from ttc_jax.revise.chains import run_chains
 from ttc_jax.revise.format import MAX_CONTEXT, scored_attempts
+from ttc_jax.tokenization.steps import StepFormat
+from ttc_jax.verify.formats import FORMATS
 from ttc_jax.verify.scoring import aggregate, score_steps
+from ttc_jax.verify.verifier import Verifier, load_verifier
 
 SECTIONS = {"job", "seed", "task", "revision_eval", "mesh", "distributed"}
 
@@ -48,7 +57,10 @@ SECTIONS = {"job", "seed", "task", "revision_eval", "mesh", "distributed"}
 @dataclasses.dataclass(frozen=True)
 class RevisionEvalConfig:
   reviser: str = "reviser"  # Stage / export under WORKDIR, or a path.
-  verifier: str = ""  # ORM / PRM stage or export scoring attempts in their revision context; "" = none.
+  verifier: str = ""  # Stage, export or hf:DIR scoring the attempts; "" = none.
+  # verify.formats: "ttc" (this project's, each attempt in its revision context) or an off-the-shelf
+  # PRM's (qwen_prm, math_shepherd, rlhflow, skywork: each attempt alone after the question).
+  verifier_format: str = "ttc"
   out: str = "eval/revisions"
   split: str = "test"
   num_problems: int = 100
@@ -73,6 +85,12 @@ class RevisionEvalConfig:
         raise ValueError(f"revision_eval.{field}={getattr(self, field)} must be positive")
     if self.first_problem < 0:
       raise ValueError(f"revision_eval.first_problem={self.first_problem} must be >= 0")
+    if self.verifier_format not in FORMATS:
+      raise ValueError(f"revision_eval.verifier_format={self.verifier_format!r} must be one of {sorted(FORMATS)}")
+    if self.verifier_format != "ttc" and not self.verifier:
+      raise ValueError(f"revision_eval.verifier_format={self.verifier_format!r} names the layout of a verifier, "
+                       "but revision_eval.verifier is '': set it (e.g. hf:/models/Qwen2.5-Math-PRM-7B) or leave "
+                       "the format 'ttc'")
     if not self.settings():
       raise ValueError(f"revision_eval: no split P x L of budgets={self.budgets} with parallel={self.parallel}")
 
@@ -90,8 +108,9 @@ class RevisionEvalConfig:
 
 
 def chain_record(problem, grader, chains: dict, scores, methods: list[str], parallel: int, revisions: int,
-                 verifier_tokens: int = 0) -> dict:
-  """The shard record of one problem from its `run_chains` output (and P x L scores or None)."""
+                 verifier_tokens: int = 0, verifier_format: str | None = None) -> dict:
+  """The shard record of one problem from its `run_chains` output (and P x L scores or None, in the
+  verifier's `verifier_format`)."""
   texts = chains["chains"]
   extracted = [[grader.extract_answer(t) for t in chain] for chain in texts]
   correct = [[bool(grader.is_correct(t, problem.answer)) for t in chain] for chain in texts]
@@ -110,6 +129,7 @@ def chain_record(problem, grader, chains: dict, scores, methods: list[str], para
           "chains": texts, "extracted": extracted, "attempt_correct": correct, "scores": scores,
           "candidates": candidates, "chosen": chosen, "correct_by_method": {m: is_right(a) for m, a in chosen.items()},
           "primary_method": primary, "chosen_answer": chosen[primary], "correct": is_right(chosen[primary]),
+          "verifier_format": verifier_format if scores is not None else None,
           "budget": {"generations": chains["generations"], "policy_tokens": chains["tokens_sampled"],
                      "prompt_tokens": chains["prompt_tokens"], "verifier_tokens": verifier_tokens}}
 
@@ -131,6 +151,28 @@ def score_chains(verifier, questions: list[str], chain_grids: list[list[list[str
   for (q, c, t), s, p, st in zip(where, step_scores, prompts, steps):
     out[q][c][t] = aggregate(s, "last")
     tokens[q] += 1 + len(verifier.tokenizer.encode(p)) + sum(len(verifier.tokenizer.encode(x)) + 1 for x in st)
+  return out, tokens
+
+
+def score_standalone(verifier: Verifier, questions: list[str], chain_grids: list[list[list[str]]],
+                     step_format: StepFormat, *, batch_size: int) -> tuple[list[list[list[float]]], list[int]]:
+  """An off-the-shelf verifier's last-step score of every attempt as a stand-alone solution to its
+  question (steps: the attempt text split at `step_format`'s delimiter), and per problem the tokens
+  of the format's layout it reads. An attempt with no step is not fed and scores 0.0."""
+  problems, steps, where = [], [], []
+  for q, (question, grid) in enumerate(zip(questions, chain_grids)):
+    for c, chain in enumerate(grid):
+      for t, text in enumerate(chain):
+        problems.append(question)
+        steps.append(step_format.split_text(text))
+        where.append((q, c, t))
+  step_scores = verifier.score(problems, steps, batch_size=batch_size)
+  out = [[[0.0] * len(chain) for chain in grid] for grid in chain_grids]
+  tokens = [0] * len(questions)
+  for (q, c, t), s, problem, st in zip(where, step_scores, problems, steps):
+    out[q][c][t] = aggregate(s, "last")
+    if st:
+      tokens[q] += len(verifier.fmt.encode(verifier.tokenizer, problem, st)[0])
   return out, tokens
 
 
@@ -185,7 +227,10 @@ def run(config, workdir: str) -> None:
   if not problems:
     raise ValueError(f"revision_eval.first_problem={cfg.first_problem}: the {cfg.split!r} split has no problem there")
   reviser = export.load_model(resolve(workdir, cfg.reviser), mesh)
-  verifier = export.load_model(resolve(workdir, cfg.verifier), mesh) if cfg.verifier else None
+  # A ttc verifier reads revision contexts, whose attempts are written as lines (revise.format): its
+  # delimiter is "\n" whatever the task's. Off-the-shelf formats bring their own step separators.
+  verifier = load_verifier(resolve(workdir, cfg.verifier), mesh, cfg.verifier_format) if cfg.verifier else None
+  standalone = verifier is not None and cfg.verifier_format != "ttc"
   methods = selection.methods(with_scores=verifier is not None)
   base_rng = jax.random.key(config.seed)
   curves: dict = {m: {} for m in methods}
@@ -203,10 +248,14 @@ def run(config, workdir: str) -> None:
                         parallel=parallel, revisions=revisions, cfg=cfg.sampling, batch_size=cfg.batch_size,
                         max_context=cfg.max_context)
       scores, vtokens = [None] * len(chunk), [0] * len(chunk)
-      if verifier is not None:
+      if standalone:
+        with jax.set_mesh(mesh):
+          scores, vtokens = score_standalone(verifier, questions, [o["chains"] for o in outs], task.step_format,
+                                             batch_size=cfg.verifier_batch_size)
+      elif verifier is not None:
         scores, vtokens = score_chains(verifier, questions, [o["chains"] for o in outs],
                                        max_context=cfg.max_context, batch_size=cfg.verifier_batch_size)
-      return [chain_record(p, grader, o, s, methods, parallel, revisions, v)
+      return [chain_record(p, grader, o, s, methods, parallel, revisions, v, cfg.verifier_format)
               for p, o, s, v in zip(chunk, outs, scores, vtokens)]
 
     spec_json = {"strategy": f"revise_{name}", "generation_budget": n, "parallel": parallel, "revisions": revisions,
@@ -216,6 +265,9 @@ def run(config, workdir: str) -> None:
                  "num_problems": len(problems)}
     if cfg.first_problem:  # Only when set: shards written before the field existed keep a matching spec.
       spec_json["first_problem"] = cfg.first_problem
+    if standalone:  # Likewise: ttc shards keep their spec.
+      spec_json.update(verifier_format=cfg.verifier_format, verifier_path=resolve(workdir, cfg.verifier),
+                       step_delimiter=task.step_format.delimiter)
     manifest = shards.run_sharded(run_dir, -(-len(problems) // cfg.problems_per_shard), compute_shard,
                                   spec=spec_json, summarize=_summary(methods), desc=f"revisions {name}",
                                   write=jax.process_index() == 0)
@@ -230,6 +282,8 @@ def run(config, workdir: str) -> None:
   grids = [r["attempt_correct"] for r in shards.read_records(by_setting[longest])]
   steps = selection.pass_at_step(grids)
   result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "num_problems": len(problems),
+            "verifier_format": cfg.verifier_format if verifier is not None else None,
+            "verifier_scoring": (None if verifier is None else "standalone" if standalone else "revision_context"),
             "methods": methods, "settings": [f"P{p}xL{l}" for p, l in cfg.settings()],
             "pass_at_step": {"setting": f"P{longest[0]}xL{longest[1]}", "values": steps},
             "transitions": {"setting": f"P{longest[0]}xL{longest[1]}", **selection.transition_rates(grids)},

@@ -98,7 +98,7 @@ def run(config, workdir: str) -> None:
   mesh = common.setup_mesh(config)
   problems = common.prepare_task(task).problems(cfg.split, cfg.num_problems)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
-  prm = load_verifier(resolve(workdir, cfg.prm), mesh, cfg.prm_format)
+  prm = load_verifier(resolve(workdir, cfg.prm), mesh, cfg.prm_format, task.step_format.delimiter)
   sizes = dict(max_rounds=cfg.max_rounds, max_step_tokens=cfg.max_step_tokens,
                max_solution_tokens=cfg.max_solution_tokens, temperature=cfg.temperature)
   base_rng = jax.random.key(config.seed)
@@ -116,7 +116,8 @@ def run(config, workdir: str) -> None:
       def compute_shard(index, search_cfg=search_cfg, rng=rng):
         chunk = problems[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard]
         # This project's PRM reads the policy's own prompt and tokens; other formats lay out the question.
-        verifier = {} if cfg.prm_format == "ttc" else prm.search_kwargs([p.question for p in chunk])
+        verifier = ({"verifier_format": prm.fmt} if cfg.prm_format == "ttc"
+                    else prm.search_kwargs([p.question for p in chunk]))
         records = run_search(policy.model, policy.params, prm.model, prm.params, policy.tokenizer, task.grader,
                              [task.prompt(p, policy.tokenizer) for p in chunk], jax.random.fold_in(rng, index),
                              cfg=search_cfg, batch_size=cfg.batch_size, references=[p.answer for p in chunk],

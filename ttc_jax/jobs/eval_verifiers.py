@@ -20,6 +20,7 @@ from ttc_jax.jobs import common
 from ttc_jax.model_refs import resolve
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.search.aggregation import best_score, majority_vote, weighted_vote
+from ttc_jax.tasks import registry
 from ttc_jax.verify.scored_text import record_prompt
 from ttc_jax.verify.formats import get_format
 from ttc_jax.verify.scoring import aggregate
@@ -53,8 +54,9 @@ class VerifierEvalConfig:
     get_format(self.orm_format)
 
 
-def _score_all(path: str, fmt: str, records: list[dict], mesh, batch_size: int) -> list[list[list[float]]]:
-  verifier = load_verifier(path, mesh, fmt)
+def _score_all(path: str, fmt: str, records: list[dict], mesh, batch_size: int,
+               delimiter: str) -> list[list[list[float]]]:
+  verifier = load_verifier(path, mesh, fmt, delimiter)
   # This project's verifiers read the policy's prompt; the other formats lay out the question themselves.
   problem = record_prompt if fmt == "ttc" else (lambda r: r["question"])
   prompts = [problem(r) for r in records for _ in r["samples"]]
@@ -90,8 +92,10 @@ def run(config, workdir: str) -> None:
       lines = [json.loads(line) for line in f]
     prm, orm = [line["prm_steps"] for line in lines], [line["orm_steps"] for line in lines]
   else:
-    prm = _score_all(resolve(workdir, cfg.prm), cfg.prm_format, records, mesh, cfg.batch_size)
-    orm = _score_all(resolve(workdir, cfg.orm), cfg.orm_format, records, mesh, cfg.batch_size)
+    # The ttc layout writes the samples' task delimiter after every step (as training did).
+    delimiter = registry.samples_step_format(samples_dir, workdir).delimiter
+    prm = _score_all(resolve(workdir, cfg.prm), cfg.prm_format, records, mesh, cfg.batch_size, delimiter)
+    orm = _score_all(resolve(workdir, cfg.orm), cfg.orm_format, records, mesh, cfg.batch_size, delimiter)
     tmp = scores_path + ".tmp"
     with open(tmp, "w") as f:
       for r, p, o in zip(records, prm, orm):

@@ -26,6 +26,7 @@ from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
 from ttc_jax.provenance import git_commit, read_json_field, write_json
+from ttc_jax.tasks import registry
 from ttc_jax.train import TrainConfig, train
 from ttc_jax.verify import data as verifier_data
 from ttc_jax.verify.heldout import evaluate_examples, mean_target
@@ -99,8 +100,11 @@ def run(config, workdir: str) -> None:
 
   train_records, heldout_records = verifier_data.split_heldout(records, cfg.heldout_fraction)
   build = verifier_data.EXAMPLE_BUILDERS[cfg.kind]
-  train_examples, skipped = build(train_records, tokenizer, train_cfg.seq_len)
-  heldout_examples, heldout_skipped = build(heldout_records, tokenizer, train_cfg.seq_len)
+  # The ttc layout writes the samples' task delimiter after every step, as the jobs that score with it do;
+  # revision chains write attempts as lines (revise.format).
+  steps = {} if cfg.kind == "revision_orm" else {"step_format": registry.samples_step_format(data_dir, workdir)}
+  train_examples, skipped = build(train_records, tokenizer, train_cfg.seq_len, **steps)
+  heldout_examples, heldout_skipped = build(heldout_records, tokenizer, train_cfg.seq_len, **steps)
   if not train_examples:
     raise ValueError(f"no {cfg.kind.upper()} training examples in {data_dir} ({skipped} longer than "
                      f"train.seq_len={train_cfg.seq_len}, the rest have no steps)")

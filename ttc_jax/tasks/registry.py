@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
+import os
 
+from ttc_jax.model_refs import resolve
 from ttc_jax.tasks import synthetic
 from ttc_jax.tasks.base import Task
 from ttc_jax.tasks.file_task import FileTask
@@ -92,15 +95,49 @@ class TaskSpec:
     return {"train": self.train_size, "validation": self.validation_size, "test": self.test_size}
 
 
+def step_format_of(name: str, step_delimiter: str = "") -> StepFormat:
+  """The step format of task `name` with `task.step_delimiter` ("" = the task's own)."""
+  if step_delimiter:
+    return StepFormat(step_delimiter)
+  return SyntheticTask.step_format if name == SYNTHETIC else _FILE_TASKS[name].step_format
+
+
+def recorded_step_format(task_record: dict | None) -> StepFormat:
+  """The step format of the task a sampling job pinned in its spec (`jobs.sample_solutions.task_record`):
+  a `TaskSpec` as a dict, or arith's generator alone (no "name"; also no record at all): "\\n" steps."""
+  if not task_record or "name" not in task_record:
+    return SyntheticTask.step_format
+  return step_format_of(task_record["name"], task_record.get("step_delimiter", ""))
+
+
+def samples_step_format(samples_dir: str, workdir: str) -> StepFormat:
+  """The step format of the task whose samples `samples_dir` holds, as its spec.json pinned it.
+
+  A sample_solutions output records its task; a label_rollouts output records the samples it
+  labelled (followed, relative to `workdir`); anything else (hand-written records, no spec):
+  "\\n" steps.
+  """
+  spec = {}
+  spec_path = os.path.join(samples_dir, "spec.json")
+  if os.path.exists(spec_path):
+    with open(spec_path) as f:
+      spec = json.load(f)
+  labelled = spec.get("labels", {}).get("samples") if isinstance(spec.get("labels"), dict) else None
+  if "task" not in spec and labelled:
+    source = resolve(workdir, labelled)
+    if os.path.abspath(source) != os.path.abspath(samples_dir):
+      return samples_step_format(source, workdir)
+  return recorded_step_format(spec.get("task"))
+
+
 def make_task(spec: TaskSpec, data_dir: str, generator: synthetic.TaskConfig = synthetic.TaskConfig()) -> Task:
   """The task `spec` names. `data_dir`: where arith generates its data (unused by file tasks);
   `generator`: arith's difficulty mixture. Touches no file: problems are read on `problems()`."""
-  step_format = StepFormat(spec.step_delimiter) if spec.step_delimiter else None
+  step_format = step_format_of(spec.name, spec.step_delimiter)
   if spec.name == SYNTHETIC:
     return SyntheticTask(data_dir=data_dir, generator=generator, sizes=spec.sizes,
-                         grader=get_grader(spec.grader or "exact"),
-                         step_format=step_format or SyntheticTask.step_format)
+                         grader=get_grader(spec.grader or "exact"), step_format=step_format)
   kind = _FILE_TASKS[spec.name]
   return FileTask(name=spec.name, path=spec.path, loader=kind.loader,
                   grader=CutAtGrader(get_grader(spec.grader or kind.grader), FEW_SHOT_CUT),
-                  step_format=step_format or kind.step_format, prompt_style=spec.prompt)
+                  step_format=step_format, prompt_style=spec.prompt)

@@ -20,6 +20,7 @@ import numpy as np
 from absl import logging
 
 from ttc_jax.revise.format import MAX_CONTEXT, scored_attempts
+from ttc_jax.tokenization.steps import LINE_STEPS, StepFormat
 from ttc_jax.verify.scored_text import encode_scored_solution, record_prompt
 
 # A record -> its solutions as (prompt, sample) pairs; a sample has "steps" and its targets' fields.
@@ -55,13 +56,14 @@ def _chain_attempts(record: dict) -> list[tuple[str, dict]]:
 
 def _build(records: Sequence[dict], tokenizer, seq_len: int,
            targets_of: Callable[[dict, list[int]], tuple[list[int], list[float]]], kind: str,
-           solutions: Solutions = _samples) -> tuple[list[dict[str, np.ndarray]], int]:
+           solutions: Solutions = _samples,
+           step_format: StepFormat = LINE_STEPS) -> tuple[list[dict[str, np.ndarray]], int]:
   examples, skipped = [], 0
   for record in records:
     for prompt, sample in solutions(record):
       if not sample["steps"]:
         continue  # No step, no score to learn (scoring gives such solutions 0).
-      tokens, ends = encode_scored_solution(tokenizer, prompt, sample["steps"])
+      tokens, ends = encode_scored_solution(tokenizer, prompt, sample["steps"], step_format)
       if len(tokens) > seq_len:
         # Skipped, not truncated: a cut solution would teach scores for prefixes the
         # scorer never sees at full length. Counted so the job reports it.
@@ -86,19 +88,23 @@ def _orm_targets(sample: dict, ends: list[int]):
   return ends[-1:], [float(sample["correct"])]
 
 
-def prm_examples(label_records: Sequence[dict], tokenizer, seq_len: int) -> tuple[list[dict], int]:
-  """PRM examples (soft MC labels at every step end); returns (examples, number skipped as too long)."""
-  return _build(label_records, tokenizer, seq_len, _prm_targets, "PRM")
+def prm_examples(label_records: Sequence[dict], tokenizer, seq_len: int,
+                 step_format: StepFormat = LINE_STEPS) -> tuple[list[dict], int]:
+  """PRM examples (soft MC labels at every step end, `step_format`'s delimiter after every step: the
+  samples' task's); returns (examples, number skipped as too long)."""
+  return _build(label_records, tokenizer, seq_len, _prm_targets, "PRM", step_format=step_format)
 
 
-def orm_examples(records: Sequence[dict], tokenizer, seq_len: int) -> tuple[list[dict], int]:
+def orm_examples(records: Sequence[dict], tokenizer, seq_len: int,
+                 step_format: StepFormat = LINE_STEPS) -> tuple[list[dict], int]:
   """ORM examples (correctness at the last step end) from samples or label records; returns (examples, skipped)."""
-  return _build(records, tokenizer, seq_len, _orm_targets, "ORM")
+  return _build(records, tokenizer, seq_len, _orm_targets, "ORM", step_format=step_format)
 
 
 def revision_orm_examples(chain_records: Sequence[dict], tokenizer, seq_len: int) -> tuple[list[dict], int]:
   """Revision ORM examples: one per attempt of every chain, correctness at its last step end, after
-  the context eval_revisions scores it in (never a later attempt); returns (examples, skipped)."""
+  the context eval_revisions scores it in (never a later attempt); returns (examples, skipped).
+  Steps are lines, as the revision prompt writes attempts (`revise.format`)."""
   return _build(chain_records, tokenizer, seq_len, _orm_targets, "revision ORM", _chain_attempts)
 
 

@@ -10,7 +10,8 @@ names the token of each step segment whose output is read, and the head that rea
 (`heads.Reader`). Registry: `FORMATS` (by name), `get_format`.
 
   ttc            this project's PRM / ORM: [bos] + prompt + step + delimiter + ...,
-                 sigmoid(value) at the delimiter (`verify.scored_text`).
+                 sigmoid(value) at the delimiter (`verify.scored_text`); the delimiter is the
+                 task's (`get_format("ttc", task.step_format.delimiter)`), "\\n" by default.
   qwen_prm       Qwen2.5-Math-PRM: chat (system prompt, user = problem), the assistant
                  turn is the steps each followed by <extra_0>; class 1 of the 2-class head there.
   math_shepherd  question + " " + steps, each ending " ки", joined by "\n"; P("+") of the
@@ -227,7 +228,12 @@ FORMATS: dict[str, VerifierFormat] = {f.name: f for f in (TtcFormat(), QwenPrmFo
                                                            RlhflowFormat(), SkyworkFormat())}
 
 
-def get_format(name: str) -> VerifierFormat:
+def get_format(name: str, delimiter: str | None = None) -> VerifierFormat:
+  """The format `name`; `delimiter` (the task's step delimiter, `StepFormat.delimiter`) sets the
+  one written after every step of the `ttc` layout (None: "\\n"). Off-the-shelf formats ignore it:
+  their step separators are their own, part of what the PRM was trained on."""
   if name not in FORMATS:
     raise ValueError(f"verifier format {name!r} is not one of {sorted(FORMATS)}")
+  if name == TtcFormat.name and delimiter is not None:
+    return TtcFormat(delimiter)
   return FORMATS[name]

@@ -1,6 +1,7 @@
 """A verifier as one object: model, parameters, tokenizer and format (`verify.formats`).
 
   prm = load_verifier("hf:/models/Qwen2.5-Math-PRM-7B", mesh, "qwen_prm")
+  prm = load_verifier("prm", mesh, "ttc", task.step_format.delimiter)   # this project's, the task's steps
   scores = prm.score(questions, step_lists, batch_size=16)
 
 Jobs name a verifier by reference and format (config: `prm=hf:DIR`, `prm_format=qwen_prm`);
@@ -34,10 +35,13 @@ class Verifier:
     return {"verifier_format": self.fmt, "verifier_tokenizer": self.tokenizer, "problems": list(problems)}
 
 
-def load_verifier(ref: str, mesh, fmt: str = "ttc") -> Verifier:
-  """A stage / export directory or `hf:DIR`, read with format `fmt`; raises if the model lacks its head."""
+def load_verifier(ref: str, mesh, fmt: str = "ttc", delimiter: str | None = None) -> Verifier:
+  """A stage / export directory or `hf:DIR`, read with format `fmt`; raises if the model lacks its head.
+
+  `delimiter`: the task's step delimiter, written after every step by the `ttc` format (None: "\\n").
+  """
   loaded = export.load_model(ref, mesh)
-  form = get_format(fmt)
+  form = get_format(fmt, delimiter)
   form.reader(loaded.tokenizer).check_model(loaded.model.cfg)
   return Verifier(model=loaded.model, params=loaded.params, tokenizer=loaded.tokenizer, fmt=form,
                   manifest=loaded.manifest)
