@@ -26,6 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.verifier_eval.out = "eval/verifiers"
   c.verifier_eval.num_subsets = 32
   c.verifier_eval.batch_size = 64
+  c.verifier_eval.num_bins = 5  # Oracle difficulty bins of results.json's `ranking` (within-question AUROC).
   c.mesh = config_defaults.mesh()
   c.distributed = config_defaults.distributed()
   if arg == "smoke":

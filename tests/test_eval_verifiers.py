@@ -54,6 +54,24 @@ def test_curves_scores_and_plot(workdir):
   assert [len(line["prm_steps"]) for line in lines] == [4, 4, 4]
   assert all(len(steps) == 2 and all(0 <= s <= 1 for s in steps) for line in lines for steps in line["prm_steps"])
   assert (out / "accuracy_vs_n.png").stat().st_size > 1000
+  # Within-question ranking of every verifier score: problems 0 and 1 have both classes, problem 2 is all wrong.
+  rank = result["ranking"]
+  assert set(rank["verifiers"]) == set(rank["per_question"]) == {"orm", "prm_last", "prm_min", "prm_prod"}
+  assert rank["num_bins"] == 5 and rank["target_auroc"] == 0.85
+  for name, summary in rank["verifiers"].items():
+    overall = summary["overall"]
+    assert (overall["questions"], overall["used"], overall["all_correct"], overall["all_wrong"]) == (3, 2, 0, 1)
+    assert 0 <= overall["auroc"]["low"] <= overall["auroc"]["mean"] <= overall["auroc"]["high"] <= 1
+    assert sum(b["questions"] for b in summary["by_bin"].values()) == 3
+    assert set(overall["log_loss"]) == {"verifier", "pass_rate", "pass_rate_in_sample", "difference",
+                                      "difference_in_sample"}
+    per_q = rank["per_question"][name]
+    assert per_q["test-000002"]["auroc"] is None and per_q["test-000000"]["correct"] == 1
+  scores = {"orm": [s[-1] for s in lines[0]["orm_steps"]], "prm_last": [s[-1] for s in lines[0]["prm_steps"]]}
+  for name, s in scores.items():  # by hand: the one correct sample (the first) against the three wrong ones
+    assert rank["per_question"][name]["test-000000"]["auroc"] == pytest.approx(
+        sum((s[0] > x) + 0.5 * (s[0] == x) for x in s[1:]) / 3)
+  assert (out / "auroc_by_bin.png").stat().st_size > 1000
   mtime = (out / "results.json").stat().st_mtime_ns
   eval_verifiers.run(_config(), str(workdir))  # finished: skipped
   assert (out / "results.json").stat().st_mtime_ns == mtime

@@ -43,6 +43,9 @@ def test_stopped_pipeline_resumes_and_a_finished_one_skips_everything(tmp_path):
 
   # Every evaluation ran on the same test problems.
   assert results["num_problems"] == 8
+  # The verifiers' within-question ranking, from eval_verifiers on the same samples, over the report's bins.
+  ranking = results["verifier_ranking"]
+  assert ranking["num_problems"] == 8 and set(ranking["verifiers"]) == {"orm", "prm_last", "prm_min", "prm_prod"}
 
   pipeline.run(_config(), workdir)  # Nothing left: every stage is skipped, the record is unchanged.
   assert _status(workdir) == status

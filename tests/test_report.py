@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from ttc_jax import shards
-from ttc_jax.analysis import plots
+from ttc_jax.analysis import plots, ranking
 from ttc_jax.jobs import report
 from ttc_jax.testing.tiny import load_config_module
 
@@ -50,6 +50,13 @@ def _workdir(tmp_path, revision_problems=N):
   for stage, params in (("policy", 1000), ("large_policy", 14000)):
     (tmp_path / stage).mkdir()
     (tmp_path / stage / "train_summary.json").write_text(json.dumps({"params": params, "train_tokens": 5000}))
+  # eval_verifiers' ranking block: a PRM that ranks (correct 0.9, wrong 0.1) and an ORM that only knows difficulty.
+  correct = [[rng.random() < pass1[pid] for _ in range(8)] for pid in IDS]
+  scores = {"prm_last": [[0.9 if c else 0.1 for c in cs] for cs in correct],
+            "orm": [[pass1[pid]] * 8 for pid in IDS]}
+  block = ranking.ranking(scores, correct, IDS, {pid: 1 for pid in IDS}, 1)  # eval_verifiers' own bins: re-drawn
+  (tmp_path / "eval" / "verifiers").mkdir(parents=True)
+  (tmp_path / "eval" / "verifiers" / "results.json").write_text(json.dumps({"ranking": block}))
   (tmp_path / "large_policy" / "eval.json").write_text(json.dumps({
       "config": {"temperature": 0.0, "samples_per_problem": 1},
       "problems": [{"id": pid, "pass1": float(pass1[pid] > 0.5)} for pid in IDS]}))
@@ -88,12 +95,19 @@ def test_report_end_to_end(tmp_path):
   assert lo < r["curves"]["best_of_n"]["4"] < hi
   assert set(r["intervals"]["curves_by_bin"]["beam:4"]["5"]) == {"4", "16"}
   assert all(len(e["difference_interval"]) == 2 for e in r["flops_matched"][0]["by_bin"].values())
+  vr = r["verifier_ranking"]
+  assert vr["num_problems"] == 16 and set(vr["verifiers"]) == {"prm_last", "orm"}
+  prm, orm = vr["verifiers"]["prm_last"], vr["verifiers"]["orm"]
+  assert set(prm["by_bin"]) == set("12345") and prm["overall"]["questions"] == 16  # the report's questions and bins
+  assert prm["overall"]["auroc"]["mean"] == 1.0 and orm["overall"]["auroc"]["mean"] == 0.5
+  assert prm["target"]["bins"] == ["2", "3", "4"]
   md = (out / "report.md").read_text()
+  assert "## Verifier ranking" in md and "| prm_last | all |" in md and "against the target 0.85" in md
   assert "## Findings" in md and "## FLOPs-matched exchange" in md
   assert "### Controls" in md and "| 1a |" in md and "95% interval" in md
   for png in ("search_accuracy_vs_budget.png", "search_accuracy_by_bin.png", "revisions_ratios.png",
               "revisions_pass1_by_step.png", "compute_optimal_search.png", "compute_optimal_revisions.png",
-              "flops_matched.png"):
+              "flops_matched.png", "verifier_auroc_by_bin.png"):
     assert (out / png).stat().st_size > 0 and png in md
 
 
@@ -101,8 +115,10 @@ def test_report_without_optional_inputs_and_with_missing_required_ones(tmp_path)
   _workdir(tmp_path)
   shutil.rmtree(tmp_path / "eval" / "revisions")
   shutil.rmtree(tmp_path / "large_policy")
+  shutil.rmtree(tmp_path / "eval" / "verifiers")
   report.run(load_config_module("report").get_config(), str(tmp_path))
   r = json.loads((tmp_path / "report" / "results.json").read_text())
+  assert "note" in r["verifier_ranking"] and any("eval_verifiers" in n for n in r["notes"])
   assert r["num_problems"] == N and r["flops_matched"] == [] and r["revisions"]["pass1_by_step"] is None
   assert any("eval_revisions" in n for n in r["notes"]) and r["efficiency"]["revisions"]["ratio"] is None
   assert {f["number"]: f["status"] for f in r["findings"]}[5] == "not measurable"
@@ -120,3 +136,9 @@ def test_plot_curves_takes_results_json_keys(tmp_path):
   plots.plot_curves({"a": {"1": 0.2, "9.5": 0.4, "16": None}, "b": {2: 0.3}, "empty": {"4": None}},
                     str(tmp_path / "c.png"), title="t", dashed=("b",))
   assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_verifier_ranking_of_an_older_eval_verifiers_says_how_to_get_it(tmp_path):
+  (tmp_path / "results.json").write_text(json.dumps({"curves": {}}))
+  block, notes = report.load_verifier_ranking(str(tmp_path / "results.json"))
+  assert block is None and "no `ranking` block" in notes[0] and "scores.jsonl is kept" in notes[0]

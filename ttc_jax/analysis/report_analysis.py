@@ -1,7 +1,8 @@
 """The report's analyses over loaded inputs (job `report`): the problems common to every input,
 difficulty bins re-drawn over them, accuracy curves per strategy and per bin, compute-optimal
 selection by two-fold cross-validation per family (search, revisions, both), its efficiency, the
-FLOPs-matched exchange and the revision model's step-wise statistics. No file or model I/O.
+FLOPs-matched exchange, the revision model's step-wise statistics and the verifiers' within-question
+ranking. No file or model I/O.
 
 Curves in the result are {budget key: accuracy} with `budget_key` strings (JSON object keys).
 """
@@ -15,6 +16,7 @@ from ttc_jax.analysis import contrasts
 from ttc_jax.analysis import difficulty as diff
 from ttc_jax.analysis import flops_exchange as fx
 from ttc_jax.analysis import paired as pd
+from ttc_jax.analysis import ranking as rk
 
 BASELINE = "best_of_n"
 KINDS = ("oracle", "predicted", "predicted_with_cost")
@@ -66,13 +68,28 @@ def _intervals(curves, curves_by_bin, by_family, members, n) -> dict:
                                         for fam, r in by_family.items()}}
 
 
+def _verifier_ranking(block: dict | None, pids: list[str], bins: dict, num_bins: int, notes: list[str]) -> dict:
+  """{"method", "target_auroc", "num_problems", "verifiers": {name: `ranking.summarise`}} over the report's
+  questions and oracle bins, from eval_verifiers' per-question records; {"note"} without them."""
+  if not block:
+    return {"note": "no verifier ranking (eval/verifiers/results.json with a `ranking` block)"}
+  per_question = {name: {p: recs[p] for p in pids if p in recs} for name, recs in block["per_question"].items()}
+  have = min((len(r) for r in per_question.values()), default=0)
+  if have < len(pids):
+    notes.append(f"verifier ranking: {have} of the {len(pids)} report problems were scored by eval_verifiers")
+  return {"method": block["method"], "target_auroc": block["target_auroc"], "num_problems": have,
+          "verifiers": {name: rk.summarise(r, bins, num_bins) for name, r in per_question.items()}}
+
+
 def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict | None, large: dict | None,
-            large_pass1: dict | None, notes: list[str], *, ratios: Sequence[float], small_gain: float = 0.05) -> dict:
+            large_pass1: dict | None, notes: list[str], *, ratios: Sequence[float], small_gain: float = 0.05,
+            verifier_ranking: dict | None = None) -> dict:
   """results.json's content (without config, git_commit and findings) from the job's loaded inputs
   (formats: the `load_*` functions of `jobs.report`).
 
   `notes` is extended in place. `ratios` are the R = D_inference / D_pretrain of the FLOPs exchange;
-  `small_gain` bounds finding 2's "nothing helps much" (`analysis.contrasts`).
+  `small_gain` bounds finding 2's "nothing helps much" (`analysis.contrasts`). `verifier_ranking`:
+  eval_verifiers' `ranking` block, re-summarised over the report's questions and oracle bins.
   Pure but for `notes` and `revisions["primary"]` (set to a measured method when it was not one).
   """
   seed = int(difficulty.get("config", {}).get("seed", 0))
@@ -239,5 +256,6 @@ def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict 
                                    "note": "no revision results"},
       "paired": {**paired, "confidence": pd.CONFIDENCE, "resamples": pd.RESAMPLES, "seed": pd.SEED,
                  "margin": pd.MARGIN},
+      "verifier_ranking": _verifier_ranking(verifier_ranking, pids, bins["oracle"], num_bins, notes),
   }
   return out

@@ -58,6 +58,45 @@ def _findings(r: dict) -> list[str]:
   return s
 
 
+def _iv(x: dict | None, signed: bool = False) -> str:
+  f = "{:+.3f}" if signed else "{:.3f}"
+  return "-" if not x else f"{f.format(x['mean'])} [{f.format(x['low'])}, {f.format(x['high'])}]"
+
+
+def verifier_ranking(vr: dict) -> list[str]:
+  """The verifier ranking section: within-question AUROC and log-loss against the pass-rate baseline."""
+  s = ["## Verifier ranking", ""]
+  if not vr.get("verifiers"):
+    return s + [vr.get("note", "no verifier ranking"), ""]
+  s += ["Does the verifier tell right from wrong solutions of the same question, or only how hard the question "
+        "is? AUROC: for each question with both correct and incorrect samples, the probability that a random "
+        "correct solution outscores a random incorrect one (ties half), averaged over questions; 0.5 is what any "
+        "score that only knows the question's difficulty gets. Questions all correct or all wrong are left out "
+        "(counted). Log-loss: the verifier's score as the probability that the solution is correct, against the "
+        "difficulty-only baseline that predicts every solution by its question's pass rate among the other samples "
+        "((correct others + 1/2) / k), and the in-sample pass rate (each question's own mean, which has seen the "
+        "label it predicts: the best any per-question constant does here). A predictor that knows only difficulty "
+        "lands between the two; a verifier below the in-sample column knows more than the question's pass@1. "
+        f"Intervals: 95% bootstrap over questions. Oracle bins of the report ({vr['num_problems']} questions "
+        "scored).", ""]
+  rows = []
+  for name, summary in vr["verifiers"].items():
+    for b, c in [("all", summary["overall"]), *summary["by_bin"].items()]:
+      ll = c["log_loss"]
+      rows.append([name, b, f"{c['used']} / {c['questions']}", f"{c['all_correct']} / {c['all_wrong']}",
+                   _iv(c["auroc"]), ll["verifier"], ll["pass_rate"], ll["pass_rate_in_sample"],
+                   _iv(ll["difference"], signed=True), _iv(ll["difference_in_sample"], signed=True)])
+  s += [_table(["verifier", "bin", "questions used / in bin", "all correct / all wrong", "AUROC [95%]",
+                "log-loss: verifier", "pass rate, leave-one-out", "pass rate, in-sample",
+                "verifier minus leave-one-out [95%]", "verifier minus in-sample [95%]"], rows), ""]
+  for name, summary in vr["verifiers"].items():
+    t = summary["target"]
+    bins = f"bins {t['bins'][0]}-{t['bins'][-1]}" if t["bins"] else "middle bins"
+    s.append(f"- {name}: AUROC on {bins} {_iv(t['measured'])} against the target {t['auroc']:.2f}: "
+             f"**{t['verdict']}**" + (f" ({t['reason']})" if t.get("reason") else ""))
+  return s + [""]
+
+
 def markdown(r: dict, images: list[str]) -> str:
   """report.md from results.json's content `r`; links the PNG file names in `images`."""
   img = lambda name, alt: f"\n![{alt}]({name})\n" if name in images else ""
@@ -88,6 +127,8 @@ def markdown(r: dict, images: list[str]) -> str:
                  [[b, v["count"], v["mean_pass1"], v["mean_predicted_score"]] for b, v in d["level"].items()]), ""]
   s += ["Cost of estimating difficulty per problem: " + ", ".join(
             f"{k} {v:.3g}" for k, v in d["cost"]["per_problem"].items()) + ".", ""]
+  if "verifier_ranking" in r:
+    s += verifier_ranking(r["verifier_ranking"]) + [img("verifier_auroc_by_bin.png", "verifier AUROC by bin")]
   search = [x for x in r["curves"] if not x.startswith("revise_")]
   iv = r["intervals"]
   s += ["## Search", "", "Accuracy (95% Wilson interval over questions).", "",

@@ -65,6 +65,38 @@ def plot_flops_matched(entries: Sequence[Mapping], path: str, *, title: str) -> 
   plt.close(fig)
 
 
+def plot_auroc_by_bin(summaries: Mapping[str, Mapping], path: str, *, title: str) -> None:
+  """Within-question AUROC per difficulty bin, one series of points per verifier score, with the
+  95% bootstrap interval as error bars (`analysis.ranking.summarise` results {name: summary});
+  dashed lines at 0.5 (no ranking beyond chance) and at the target."""
+  from ttc_jax.analysis.ranking import TARGET_AUROC
+  plt = pyplot()
+  fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+  bins = sorted({b for s in summaries.values() for b in s["by_bin"]}, key=int)
+  width = 0.6 / max(len(summaries), 1)
+  for j, (name, s) in enumerate(summaries.items()):
+    pts = [(i, s["by_bin"][b]["auroc"]) for i, b in enumerate(bins) if s["by_bin"].get(b, {}).get("auroc")]
+    if not pts:
+      continue
+    xs = [i + (j - (len(summaries) - 1) / 2) * width for i, _ in pts]
+    ys = [a["mean"] for _, a in pts]
+    err = [[max(0.0, a["mean"] - a["low"]) for _, a in pts], [max(0.0, a["high"] - a["mean"]) for _, a in pts]]
+    ax.errorbar(xs, ys, yerr=err, fmt="o", markersize=4, capsize=2, linewidth=0.8, label=name, color=f"C{j}")
+  ax.axhline(0.5, color="gray", linestyle="--", linewidth=0.8, label="chance (difficulty only)")
+  ax.axhline(TARGET_AUROC, color="black", linestyle=":", linewidth=0.8, label=f"target {TARGET_AUROC:g}")
+  ax.set_xticks(range(len(bins)))
+  ax.set_xticklabels([f"bin {b}" for b in bins], fontsize=8)
+  ax.set_xlabel("Oracle difficulty bin (1 = easiest)")
+  ax.set_ylabel("Within-question AUROC")
+  ax.set_ylim(-0.02, 1.02)
+  ax.set_title(title, fontsize=10)
+  ax.grid(alpha=0.3, axis="y")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
 def _wilson_bands(curves: Mapping[str, Mapping], n: int) -> dict:
   """{name: {x: [low, high]}}: 95% Wilson intervals of accuracies over n questions."""
   return {name: {x: list(wilson(a, n)) for x, a in c.items() if a is not None} for name, c in curves.items()}
@@ -112,6 +144,9 @@ def write_report_plots(r: dict, out_dir: str) -> list[str]:
     save("compute_optimal_revisions.png", plot_curves, curves,
          title="Compute-optimal revisions vs parallel (bands: 95% intervals)",
          dashed=("compute-optimal, predicted_with_cost",), bands=_wilson_bands(curves, n))
+  if r.get("verifier_ranking", {}).get("verifiers"):
+    save("verifier_auroc_by_bin.png", plot_auroc_by_bin, r["verifier_ranking"]["verifiers"],
+         title="Verifiers: within-question AUROC by oracle bin (95% intervals)")
   if r["flops_matched"]:
     save("flops_matched.png", plot_flops_matched, r["flops_matched"],
          title=f"Test-time compute vs a {r['param_ratio_M']:.1f}x larger model (FLOPs-matched; 95% intervals)")

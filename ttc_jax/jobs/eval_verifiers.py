@@ -4,7 +4,10 @@ Reads K samples per test problem (WORKDIR/samples/test), scores every step of
 every sample with the PRM and the ORM, and writes WORKDIR/eval/verifiers/:
 scores.jsonl (per problem, per sample: PRM step scores, ORM score), results.json
 (curves: majority vote, ORM / PRM best-of-N weighted with last / min / product
-step aggregation, plain best-of-N by PRM last, pass@N) and accuracy_vs_n.png.
+step aggregation, plain best-of-N by PRM last, pass@N; `ranking`: whether each
+verifier score ranks the solutions of a question, by within-question AUROC per oracle
+difficulty bin, and its log-loss against knowing each question's pass rate,
+`analysis.ranking`), accuracy_vs_n.png and auroc_by_bin.png.
 """
 import dataclasses
 import json
@@ -14,8 +17,11 @@ import jax
 from absl import logging
 
 from ttc_jax import config_parsing, shards
+from ttc_jax.analysis import ranking
 from ttc_jax.analysis.accuracy_vs_n import accuracy_vs_n, budgets_up_to
+from ttc_jax.analysis.difficulty import quantile_bins
 from ttc_jax.analysis.plots import plot_curves
+from ttc_jax.analysis.report_plots import plot_auroc_by_bin
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import resolve
 from ttc_jax.provenance import git_commit, write_json
@@ -48,8 +54,11 @@ class VerifierEvalConfig:
   out: str = "eval/verifiers"
   num_subsets: int = 32  # Random subsets of size N per problem and N.
   batch_size: int = 64  # Solutions per scoring call.
+  num_bins: int = 5  # Oracle difficulty bins of the ranking block (quantiles of these samples' pass@1).
 
   def __post_init__(self):
+    if self.num_bins < 1:
+      raise ValueError(f"verifier_eval.num_bins={self.num_bins} must be positive")
     get_format(self.prm_format)  # Raises naming the known formats.
     get_format(self.orm_format)
 
@@ -109,10 +118,20 @@ def run(config, workdir: str) -> None:
   correct = [[s["correct"] for s in r["samples"][:k]] for r in records]
   curves = accuracy_vs_n(answers, correct, {n: [v[:k] for v in vals] for n, vals in scores.items()}, SELECTORS,
                          budgets_up_to(k), num_subsets=cfg.num_subsets, seed=config.seed)
+  pids = [r["problem_id"] for r in records]
+  # Oracle bins as the difficulty job draws them from the same samples (same quantile rule and tie-break).
+  bins = quantile_bins({p: sum(c) / k for p, c in zip(pids, correct)}, cfg.num_bins, seed=config.seed)
+  ranks = ranking.ranking({n: [v[:k] for v in vals] for n, vals in scores.items()}, correct, pids, bins,
+                          cfg.num_bins)
   result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "num_problems": len(records),
-            "samples_per_problem": k, "curves": {name: {str(n): a for n, a in c.items()} for name, c in curves.items()}}
+            "samples_per_problem": k, "curves": {name: {str(n): a for n, a in c.items()} for name, c in curves.items()},
+            "ranking": ranks}
   plot_curves(curves, os.path.join(out_dir, "accuracy_vs_n.png"), title="Verifier selection on held-out problems",
               dashed=("pass@N",))
+  plot_auroc_by_bin(ranks["verifiers"], os.path.join(out_dir, "auroc_by_bin.png"),
+                    title="Within-question AUROC by oracle difficulty bin (95% intervals)")
   write_json(results_path, result)
   at_k = {name: round(c[k], 3) for name, c in curves.items()}
   logging.info("Accuracy at N=%d: %s -> %s", k, at_k, results_path)
+  for name, summary in ranks["verifiers"].items():
+    logging.info("%s: %s", name, ranking.describe(summary))

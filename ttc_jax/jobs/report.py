@@ -6,6 +6,7 @@ Reads (paths are `report.*` config fields, relative to WORKDIR):
   revisions     eval/revisions/P<P>xL<L>/ records (job `eval_revisions`)           optional
   policy        policy/train_summary.json (job `train_policy`)                     optional
   large_policy  large_policy/{train_summary.json, eval.json} (greedy eval)         optional
+  verifiers     eval/verifiers/results.json's `ranking` (job `eval_verifiers`)     optional
 
 Only questions present in every input that exists are used (their number is recorded);
 difficulty bins are re-drawn over them from difficulty.json's pass@1 and predicted scores,
@@ -13,9 +14,11 @@ with the same quantile rule and tie-break (`analysis.difficulty`). Then: accurac
 strategy and per bin, compute-optimal selection by two-fold cross-validation
 (`analysis.compute_optimal`) for search, revisions and both, its efficiency against best-of-N
 and against all-parallel revisions, the FLOPs-matched exchange against the larger policy
-(`analysis.flops_exchange`), and for each of PAPER.md's five findings whether this run
-reproduces it: each part is one contrast fixed in advance, paired over questions with a 95%
-bootstrap interval (`analysis.contrasts`, `analysis.paired`). Cheap: no model is loaded.
+(`analysis.flops_exchange`), whether the verifiers rank the solutions of a question
+(within-question AUROC per oracle bin, `analysis.ranking`), and for each of PAPER.md's five
+findings whether this run reproduces it: each part is one contrast fixed in advance, paired over
+questions with a 95% bootstrap interval (`analysis.contrasts`, `analysis.paired`). Cheap: no
+model is loaded.
 
 This module loads the inputs and writes the outputs; the work is in `analysis.report_analysis`
 (numbers), `analysis.contrasts` (the findings' paired comparisons), `analysis.findings` (the five
@@ -47,6 +50,7 @@ class ReportConfig:
   revisions: str = "eval/revisions"  # Optional: missing -> the revision sections say so.
   policy: str = "policy"  # train_summary.json: params, train_tokens (optional, needed for M).
   large_policy: str = "large_policy"  # train_summary.json + greedy eval.json (optional).
+  verifiers: str = "eval/verifiers/results.json"  # Optional: its `ranking` block -> the verifier ranking section.
   out: str = "report"
   ratios: tuple[float, ...] = fx.PAPER_RATIOS  # R = D_inference / D_pretrain for the FLOPs exchange.
   # "Nothing helps much" on the hardest bin: best-of-N's gain from its smallest to its largest budget is at most
@@ -161,6 +165,18 @@ def load_policies(policy_dir: str, large_dir: str) -> tuple[dict | None, dict | 
   return small, large, {r["id"]: float(r["pass1"]) for r in large_eval["problems"]}, notes
 
 
+def load_verifier_ranking(path: str) -> tuple[dict | None, list[str]]:
+  """eval_verifiers' `ranking` block (per-question within-question AUROC and losses), or None with a note."""
+  result = _read_json(path)
+  if result is None:
+    return None, [f"verifiers: {path} is missing (run eval_verifiers, configs/verifier_eval.py): no verifier "
+                  "ranking section"]
+  if "ranking" not in result:
+    return None, [f"verifiers: {path} has no `ranking` block (written before it existed): delete it and rerun "
+                  "eval_verifiers (its scores.jsonl is kept, so nothing is rescored)"]
+  return result["ranking"], []
+
+
 # ---------------------------------------------------------------------------- job
 
 
@@ -176,9 +192,11 @@ def run(config, workdir: str) -> None:
   search, notes = load_search(resolve(workdir, cfg.search))
   revisions, rev_notes = load_revisions(resolve(workdir, cfg.revisions))
   small, large, large_pass1, pol_notes = load_policies(resolve(workdir, cfg.policy), resolve(workdir, cfg.large_policy))
+  ranking, ver_notes = load_verifier_ranking(resolve(workdir, cfg.verifiers))
   result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg),
-            **analyse(difficulty, search, revisions, small, large, large_pass1, notes + rev_notes + pol_notes,
-                      ratios=cfg.ratios, small_gain=cfg.small_gain)}
+            **analyse(difficulty, search, revisions, small, large, large_pass1,
+                      notes + rev_notes + pol_notes + ver_notes, ratios=cfg.ratios, small_gain=cfg.small_gain,
+                      verifier_ranking=ranking)}
   result["findings"] = findings(result)
   out_dir = resolve(workdir, cfg.out)
   os.makedirs(out_dir, exist_ok=True)
