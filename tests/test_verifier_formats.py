@@ -18,7 +18,7 @@ from ttc_jax.parallel import MeshConfig, make_mesh
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing.prm_goldens import GOLDEN_DIR, SCORE_ATOL, SPECS, golden_cases
 from ttc_jax.testing.tiny import REPO_ROOT
-from ttc_jax.verify.formats import FORMATS, get_format
+from ttc_jax.verify.formats import FORMATS, LLAMA3_USER, get_format
 from ttc_jax.verify.scoring import score_steps
 
 _HEADS = {"qwen_prm": dict(classifier_classes=2, lm_head=False, scalar_head=False),
@@ -59,6 +59,24 @@ def test_segments_equal_the_reference_encoding(fmt):
     assert tail == (tok.encode("<|im_end|>\n") if fmt == "qwen_prm" else []), fmt
     assert reads == case["reads"], fmt
     assert f.encode(tok, case["problem"], case["steps"]) == (ids, reads)
+
+
+@pytest.mark.parametrize("fmt", sorted(SPECS))
+def test_feed_segments_equal_the_reference_encoding(fmt):
+  """What a search feeds (`feed_prompt_ids`, then `feed_step_ids` per step) is the reference full encoding too."""
+  tok = load_tokenizer(str(GOLDEN_DIR / fmt))
+  f = get_format(fmt)
+  for case in golden_cases(fmt):
+    ids, reads = f.feed_prompt_ids(tok, case["problem"]), []
+    for i, step in enumerate(case["steps"]):
+      seg, read = f.feed_step_ids(tok, case["problem"], i, step)
+      ids += seg
+      reads.append(len(ids) + read)
+    assert ids == case["ids"][:len(ids)] and reads == case["reads"], fmt
+    # rlhflow's step 0 segment holds no question: a search's per-round block stays the size of a step.
+    seg0 = f.feed_step_ids(tok, case["problem"], 0, case["steps"][0])[0]
+    assert len(seg0) == len(f.step_ids(tok, case["problem"], 0, case["steps"][0])[0]) - (
+        len(tok.encode(LLAMA3_USER + case["problem"])) if fmt == "rlhflow" else 0)
 
 
 @pytest.mark.parametrize("fmt", sorted(SPECS))

@@ -89,18 +89,17 @@ def _verifier_setup(fmt: VerifierFormat, verifier_tok, policy_tok, problems, ste
     return verifier_feed.verifier_spec(fmt, verifier_tok, policy_tok, step_format, max_step_tokens=cfg.max_step_tokens,
                                        max_solution_tokens=cfg.max_solution_tokens, max_rounds=cfg.max_rounds,
                                        feed=feed), None
-  # Host blocks hold a re-tokenised step (assumed at most twice the policy's tokens) and its wrapper, the
-  # question too for formats that put it in step 0 (rlhflow); multiples of 64 keep compilations few.
-  first = max(len(fmt.step_ids(verifier_tok, q, 0, "")[0]) for q in problems)
-  later = len(fmt.step_ids(verifier_tok, problems[0], 1, "")[0])
+  # Host blocks hold a re-tokenised step (assumed at most twice the policy's tokens) and its wrapper
+  # (`feed_step_ids`: the question is in the verifier's prompt); multiples of 64 keep compilations few.
+  first = max(len(fmt.feed_step_ids(verifier_tok, q, 0, "")[0]) for q in problems)
+  later = len(fmt.feed_step_ids(verifier_tok, problems[0], 1, "")[0])
   spec = verifier_feed.verifier_spec(fmt, verifier_tok, policy_tok, step_format, max_step_tokens=cfg.max_step_tokens,
                                      max_solution_tokens=cfg.max_solution_tokens, max_rounds=cfg.max_rounds,
                                      feed=feed, host_tokens_per_step=_round_up(2 * cfg.max_step_tokens + first, 64))
   if spec.mode == "host":
     spec = dataclasses.replace(spec, solution_slots=_round_up(
         spec.block + 2 * cfg.max_solution_tokens + cfg.max_rounds * later, 64))
-    return spec, [fmt.prompt_ids(verifier_tok, q) for q in problems]
-  return spec, [fmt.device_prompt_ids(verifier_tok, q) for q in problems]
+  return spec, [fmt.feed_prompt_ids(verifier_tok, q) for q in problems]
 
 
 def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompts: Sequence[str | Sequence[int]],

@@ -17,7 +17,7 @@ row one block of `block` slots and reads one score in it. Three modes:
   host    otherwise (another vocabulary, or a layout that is not constant around the step,
           Math-Shepherd's): once per round one `jax.pure_callback` gets every row's new step,
           decodes it with the policy's tokenizer, and encodes the format's segment with the
-          verifier's tokenizer (`formats.VerifierFormat.step_ids`), batched over all problems
+          verifier's tokenizer (`formats.VerifierFormat.feed_step_ids`), batched over all problems
           and candidates. A step longer than the block is reported (`overflow_B`), never cut.
 
 Both off-the-shelf modes read the step text the way `StepFormat.split` does, so on steps whose
@@ -211,7 +211,7 @@ class HostFeed:
       text = self.step_text(step_BxW[r, :step_len_B[r]].tolist(), int(stop_reason_B[r]))
       if not text:
         continue  # An empty step is not scored (as in every other mode).
-      ids, at = self.fmt.step_ids(self.verifier_tok, _PROBLEMS[int(keys_B[r])], int(index_B[r]), text)
+      ids, at = self.fmt.feed_step_ids(self.verifier_tok, _PROBLEMS[int(keys_B[r])], int(index_B[r]), text)
       if len(ids) > self.block:
         overflow[r] = True
         continue

@@ -38,7 +38,7 @@ class Wrapper:
   """Constant ids around a step's own tokens, for feeding policy tokens on the device.
 
   Step i is fed as (first_before if i == 0 else before) + step tokens + after, and read
-  `read_from_end` ids from the block's end (-1: its last id). `device_prompt_ids` (per
+  `read_from_end` ids from the block's end (-1: its last id). `feed_prompt_ids` (per
   problem, built on the host once) precede step 0; `join` is text between them and step 0,
   merged into the step's first token as the tokenizer would merge it.
   """
@@ -74,9 +74,17 @@ class VerifierFormat:
     """Constant wrapper ids for on-device feeding, or None when a step's segment is not constant around it."""
     return None
 
-  def device_prompt_ids(self, tok, problem: str) -> list[int]:
-    """The prompt fed before the first wrapped step on the device (differs for rlhflow: it holds the question)."""
+  def feed_prompt_ids(self, tok, problem: str) -> list[int]:
+    """The prompt a search feeds before step 0, on the device or from the host.
+
+    It differs from `prompt_ids` for rlhflow, whose step 0 turn opens with the question: a search
+    puts the question here once, so that every round's block only holds a step (`feed_step_ids`).
+    """
     return self.prompt_ids(tok, problem)
+
+  def feed_step_ids(self, tok, problem: str, index: int, step: str) -> tuple[list[int], int]:
+    """`step_ids` after `feed_prompt_ids`: together they are `encode`'s ids (tested)."""
+    return self.step_ids(tok, problem, index, step)
 
   def encode(self, tok, problem: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
     """(ids of the whole layout, the read position of every step) for full-solution scoring."""
@@ -195,9 +203,17 @@ class RlhflowFormat(VerifierFormat):
     return Wrapper(first_before=(), before=tuple(tok.encode(LLAMA3_USER)),
                    after=tuple(tok.encode(LLAMA3_ASSISTANT)) + answer, read_from_end=-1 - len(answer), join=" ")
 
-  def device_prompt_ids(self, tok, problem):
+  def feed_prompt_ids(self, tok, problem):
     # The question opens the first user turn; the space after it is joined to step 0's first token.
     return self.prompt_ids(tok, problem) + tok.encode(LLAMA3_USER + problem.lstrip())
+
+  def feed_step_ids(self, tok, problem, index, step):
+    if index:
+      return self.step_ids(tok, problem, index, step)
+    # Step 0's turn without the question: " " + step, trimmed at the end as the template trims the turn.
+    # BPE starts a word at the space (Llama 3's pre-tokeniser), so this is the rest of step_ids' encoding.
+    answer = self._answer_ids(tok)
+    return tok.encode((" " + step).rstrip() + LLAMA3_ASSISTANT) + answer, -1 - len(answer)
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
