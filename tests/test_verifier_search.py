@@ -45,7 +45,7 @@ def _policy_script(tok, steps, split: bool) -> tuple[int, ...]:
   return tuple(ids) + (tok.eos_id,)
 
 
-def _forced_search(verifier, fmt, feed, split=False):
+def _forced_search(verifier, fmt, feed, split=False, mesh=None):
   """Both golden examples, each as one problem, the policy forced to write its steps."""
   tok = verifier.tokenizer
   cases = golden_cases(fmt)
@@ -60,7 +60,7 @@ def _forced_search(verifier, fmt, feed, split=False):
   return run_search(policy, {}, verifier.model, verifier.params, tok, ExactAnswerGrader(), prompts,
                     jax.random.key(0), cfg=cfg, batch_size=2, buckets=(64,), step_format=PARAGRAPH_STEPS,
                     verifier_format=get_format(fmt), problems=[c["problem"] for c in cases],
-                    verifier_feed_mode=feed, verifier_buckets=(128,))
+                    verifier_feed_mode=feed, verifier_buckets=(128,), mesh=mesh)
 
 
 def _step_scores(records):
@@ -157,3 +157,18 @@ def test_search_with_a_tiny_policy_runs_end_to_end(verifiers, fmt, method):
         assert cand["score"] == cand["step_scores"][-1]
   assert scored > 0
   assert sampler.STOP_NONE == 0  # device_block treats stop reason 0 as "nothing sampled".
+
+
+@pytest.mark.parametrize("feed", ["device", "host"])
+def test_feeds_shard_the_problems_over_a_mesh(feed):
+  """Both feeds with the problems split over two devices (the host callback sees each device's rows) score
+  as on one device: the reference scores."""
+  fmt = "rlhflow"
+  mesh = make_mesh(MeshConfig(data=2), jax.devices()[:2])
+  verifier = export.load_hf(str(GOLDEN_DIR / fmt), mesh)
+  records = _forced_search(verifier, fmt, feed, mesh=mesh)
+  assert len(records) == 2
+  for record, case in zip(records, golden_cases(fmt)):
+    for cand in record["candidates"]:
+      assert cand["steps"] == case["steps"] and cand["finished"], cand
+      np.testing.assert_allclose(cand["step_scores"], case["scores"], atol=SCORE_ATOL, rtol=0)
