@@ -93,3 +93,24 @@ def test_shipped_configs_leave_room_for_the_longest_solution(file, arg):
   c = load_config_module(file).get_config(arg)
   section = c.search_eval if file == "search_eval" else c.stages.search_eval.search_eval
   assert _warnings(section, c.task) == []
+
+
+def test_rows_per_call_sets_problems_per_call_at_each_budget(tmp_path, monkeypatch):
+  """rows_per_call keeps the candidate rows of a device call (its memory) the same at every budget."""
+  cfg = eval_search.SearchEvalConfig(rows_per_call=8, batch_size=5)
+  assert [cfg.problems_per_call(n) for n in (1, 4, 8, 16)] == [8, 2, 1, 1]
+  assert eval_search.SearchEvalConfig(batch_size=5).problems_per_call(16) == 5
+  with pytest.raises(ValueError, match="search_eval.rows_per_call=-1"):
+    eval_search.SearchEvalConfig(rows_per_call=-1)
+  tokenizer = load_tokenizer()
+  for stage, head in (("policy", {}), ("prm", {"scalar_head": True, "lm_head": False})):
+    export_tiny_model(str(tmp_path / stage), tokenizer, **head)
+  seen, real = [], eval_search.run_search
+
+  def spy(*args, cfg, batch_size, **kwargs):
+    seen.append((cfg.budget, batch_size))
+    return real(*args, cfg=cfg, batch_size=batch_size, **kwargs)
+
+  monkeypatch.setattr(eval_search, "run_search", spy)
+  eval_search.run(_config(strategies=("best_of_n",), rows_per_call=4), str(tmp_path))
+  assert sorted(set(seen)) == [(1, 4), (4, 1)]

@@ -68,5 +68,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       budgets=(2,) if smoke else (4, 16, 64, 256), strategies=("best_of_n", "beam:2") if smoke else
       ("best_of_n", "beam:4", "beam:sqrt", "lookahead:4:1", "dvts:4"),
       max_step_tokens=8 if smoke else 256, max_solution_tokens=32 if smoke else 2048, max_rounds=4 if smoke else 40,
-      problems_per_shard=3 if smoke else 25, batch_size=3 if smoke else 4)
+      problems_per_shard=3 if smoke else 25, batch_size=3, rows_per_call=0 if smoke else 64)
   return c
