@@ -88,10 +88,14 @@ class ForcedSteps:
     j = read_positions(positions_BxT, read_BxK) + 1 - self.prompt_len
     end = (j >= 0) & (j % self.step_tokens == self.step_tokens - 1)
     final = end & (j // self.step_tokens >= self.rounds - 1)
-    logits = out.logits_BxTxV
+    logits = self.restrict(out.logits_BxTxV)
     logits = logits.at[..., self.newline_id].set(jnp.where(end & ~final, _BIG, -_BIG).astype(logits.dtype))
     logits = logits.at[..., self.eos_id].set(jnp.where(final, _BIG, -_BIG).astype(logits.dtype))
     return out.replace(logits_BxTxV=logits)
+
+  def restrict(self, logits):
+    """Where a subclass limits which other tokens can be sampled (`search_models.ForcedWords`)."""
+    return logits
 
 
 def peak_gib():

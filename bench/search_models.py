@@ -47,10 +47,9 @@ import time
 from typing import Any
 
 from bench.sampler import median_time
-from bench.search import peak_gib
+from bench.search import ForcedSteps, peak_gib
 
 T0 = time.time()
-_BIG = 1e9
 
 LLAMA32_1B = dict(vocab_size=128256, d_model=2048, n_layers=16, n_heads=32, n_kv_heads=8, head_dim=64, d_ff=8192,
                   rope_theta=500_000.0, norm_eps=1e-5, tie_embeddings=True, rope_scaling="llama3", rope_factor=32.0,
@@ -79,36 +78,16 @@ def log(*args):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ForcedWords:
-  """The policy restricted to word tokens, with "\\n\\n" forced every S tokens and EOS after R steps.
+class ForcedWords(ForcedSteps):
+  """`ForcedSteps` (newline every S tokens, EOS after R steps) restricted to word tokens elsewhere.
 
-  The logits at RoPE position p predict solution token j = p + 1 - prompt_len (every prompt has
-  prompt_len real tokens; positions start at 0 at the first). Same apply signature as `Transformer`;
-  hashed by identity (the jitted search is cached on it).
+  Hashed by identity (the bias is an array; the jitted search is cached on the policy object).
   """
-  model: Any
-  bias_V: Any  # float32: 0 for word tokens, -1e9 elsewhere.
-  prompt_len: int
-  step_tokens: int
-  rounds: int
-  newline_id: int
-  eos_id: int
+  bias_V: Any = None  # float32: 0 for word tokens, -1e9 elsewhere.
 
-  @property
-  def cfg(self):
-    return self.model.cfg
-
-  def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache, read_BxK=None):
+  def restrict(self, logits):
     import jax.numpy as jnp
-    from ttc_jax.models.transformer import read_positions
-    out = self.model.apply(params, tokens_BxT, positions_BxT, valid_BxT, cache, read_BxK=read_BxK)
-    j = read_positions(positions_BxT, read_BxK) + 1 - self.prompt_len
-    end = (j >= 0) & (j % self.step_tokens == self.step_tokens - 1)
-    final = end & (j // self.step_tokens >= self.rounds - 1)
-    logits = out.logits_BxTxV + jnp.asarray(self.bias_V, out.logits_BxTxV.dtype)
-    logits = logits.at[..., self.newline_id].set(jnp.where(end & ~final, _BIG, -_BIG).astype(logits.dtype))
-    logits = logits.at[..., self.eos_id].set(jnp.where(final, _BIG, -_BIG).astype(logits.dtype))
-    return out.replace(logits_BxTxV=logits)
+    return logits + jnp.asarray(self.bias_V, logits.dtype)
 
 
 class BoxedGrader:
@@ -194,10 +173,10 @@ def main():
   t0 = time.perf_counter()
   policy_model, policy_params = make(LLAMA32_1B, 0)
   words = word_ids(policy_tok, policy_model.cfg.vocab_size)
-  bias = np.full((policy_model.cfg.vocab_size,), -_BIG, np.float32)
+  bias = np.full((policy_model.cfg.vocab_size,), -1e9, np.float32)
   bias[words] = 0.0
-  policy = ForcedWords(policy_model, bias, prompt_len=l_, step_tokens=s_, rounds=r_, newline_id=newline_id[0],
-                       eos_id=eos_id)
+  policy = ForcedWords(policy_model, prompt_len=l_, step_tokens=s_, rounds=r_, newline_id=newline_id[0],
+                       eos_id=eos_id, bias_V=bias)
   out["workload"].update(policy_params=tree_param_count(policy_params), word_tokens=len(words))
   log(f"policy {tree_param_count(policy_params):,} params, {len(words):,} word tokens, "
       f"{time.perf_counter() - t0:.1f}s")
