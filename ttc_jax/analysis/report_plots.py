@@ -57,12 +57,7 @@ def plot_flops_matched(entries: Sequence[Mapping], path: str, *, title: str) -> 
   ax.set_xticks(range(len(entries)))
   ax.set_xticklabels([f"R={e['R']:g}\nk={e['matched_budget']:.0f}" for e in entries], fontsize=8)
   ax.set_ylabel("Test-time minus larger model (accuracy)")
-  ax.set_title(title, fontsize=10)
-  ax.grid(alpha=0.3, axis="y")
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path)
-  plt.close(fig)
+  _save_bars(plt, fig, ax, path, title)
 
 
 def plot_auroc_by_bin(summaries: Mapping[str, Mapping], path: str, *, title: str) -> None:
@@ -89,6 +84,11 @@ def plot_auroc_by_bin(summaries: Mapping[str, Mapping], path: str, *, title: str
   ax.set_xlabel("Oracle difficulty bin (1 = easiest)")
   ax.set_ylabel("Within-question AUROC")
   ax.set_ylim(-0.02, 1.02)
+  _save_bars(plt, fig, ax, path, title)
+
+
+def _save_bars(plt, fig, ax, path: str, title: str) -> None:
+  """The finish of a one-axis figure with a y grid: title, legend, saved to `path`, closed."""
   ax.set_title(title, fontsize=10)
   ax.grid(alpha=0.3, axis="y")
   ax.legend(fontsize=7)
