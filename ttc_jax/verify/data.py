@@ -6,8 +6,9 @@ One example per sampled solution (a dict of numpy arrays, length T = seq_len):
   value_mask    int32[T]    1 where the value head has a target
   value_target  float32[T]  the target there (0 elsewhere)
 
-PRM: a target at every step end, the step's MC label (fraction of rollouts from
-that prefix reaching the correct answer). ORM: one target at the last step end,
+PRM: a target at every step end, the step's label: its MC label (fraction of rollouts
+from that prefix reaching the correct answer) or another source's (`verify.label_sources`;
+a None label is no target at that step). ORM: one target at the last step end,
 1.0 if the solution is correct. Revision ORM: the ORM's target for every attempt of
 the revision model's chains, the prompt being the revision context the attempt was
 sampled from (its chain's previous attempts, the last `max_context`). Right padding
@@ -20,6 +21,7 @@ import numpy as np
 from absl import logging
 
 from ttc_jax.revise.format import MAX_CONTEXT, scored_attempts
+from ttc_jax.tokenization.steps import LINE_STEPS, StepFormat
 from ttc_jax.verify.scored_text import encode_scored_solution, record_prompt
 
 # A record -> its solutions as (prompt, sample) pairs; a sample has "steps" and its targets' fields.
@@ -55,19 +57,22 @@ def _chain_attempts(record: dict) -> list[tuple[str, dict]]:
 
 def _build(records: Sequence[dict], tokenizer, seq_len: int,
            targets_of: Callable[[dict, list[int]], tuple[list[int], list[float]]], kind: str,
-           solutions: Solutions = _samples) -> tuple[list[dict[str, np.ndarray]], int]:
+           solutions: Solutions = _samples,
+           step_format: StepFormat = LINE_STEPS) -> tuple[list[dict[str, np.ndarray]], int]:
   examples, skipped = [], 0
   for record in records:
     for prompt, sample in solutions(record):
       if not sample["steps"]:
         continue  # No step, no score to learn (scoring gives such solutions 0).
-      tokens, ends = encode_scored_solution(tokenizer, prompt, sample["steps"])
+      tokens, ends = encode_scored_solution(tokenizer, prompt, sample["steps"], step_format)
+      positions, targets = targets_of(sample, ends)
+      if not positions:
+        continue  # Steps, but none labelled: nothing to learn.
       if len(tokens) > seq_len:
         # Skipped, not truncated: a cut solution would teach scores for prefixes the
         # scorer never sees at full length. Counted so the job reports it.
         skipped += 1
         continue
-      positions, targets = targets_of(sample, ends)
       examples.append(_example(tokens, positions, targets, seq_len, tokenizer.pad_id))
   if skipped:
     logging.warning("%s examples: skipped %d of %d solutions longer than seq_len=%d", kind, skipped,
@@ -79,21 +84,25 @@ def _prm_targets(sample: dict, ends: list[int]):
   labels = sample["step_labels"]
   if len(labels) != len(ends):
     raise ValueError(f"sample has {len(ends)} steps but {len(labels)} step_labels: {sample['steps']}")
-  return ends, [float(x) for x in labels]
+  kept = [(end, float(x)) for end, x in zip(ends, labels) if x is not None]
+  return [end for end, _ in kept], [x for _, x in kept]
 
 
 def _orm_targets(sample: dict, ends: list[int]):
   return ends[-1:], [float(sample["correct"])]
 
 
-def prm_examples(label_records: Sequence[dict], tokenizer, seq_len: int) -> tuple[list[dict], int]:
-  """PRM examples (soft MC labels at every step end); returns (examples, number skipped as too long)."""
-  return _build(label_records, tokenizer, seq_len, _prm_targets, "PRM")
+def prm_examples(label_records: Sequence[dict], tokenizer, seq_len: int,
+                 step_format: StepFormat = LINE_STEPS) -> tuple[list[dict], int]:
+  """PRM examples (the step labels at their step ends, each step followed by `step_format`'s
+  delimiter, the task's); returns (examples, number skipped as too long)."""
+  return _build(label_records, tokenizer, seq_len, _prm_targets, "PRM", step_format=step_format)
 
 
-def orm_examples(records: Sequence[dict], tokenizer, seq_len: int) -> tuple[list[dict], int]:
+def orm_examples(records: Sequence[dict], tokenizer, seq_len: int,
+                 step_format: StepFormat = LINE_STEPS) -> tuple[list[dict], int]:
   """ORM examples (correctness at the last step end) from samples or label records; returns (examples, skipped)."""
-  return _build(records, tokenizer, seq_len, _orm_targets, "ORM")
+  return _build(records, tokenizer, seq_len, _orm_targets, "ORM", step_format=step_format)
 
 
 def revision_orm_examples(chain_records: Sequence[dict], tokenizer, seq_len: int) -> tuple[list[dict], int]:
