@@ -13,7 +13,7 @@ from ttc_jax.tasks.loaders import prm800k
 from ttc_jax.tasks.loaders.rows import DataFormatError
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing.tiny import export_tiny_model, load_config_module
-from ttc_jax.tokenization.steps import LINE_STEPS, PARAGRAPH_STEPS
+from ttc_jax.tokenization.steps import PARAGRAPH_STEPS
 from ttc_jax.verify import data as vdata
 from ttc_jax.verify import label_sources
 
