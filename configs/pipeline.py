@@ -10,6 +10,8 @@ pipeline's sizes applied, under `stages.<name>`; override any field with
 once here and apply to every stage. Re-running skips finished stages and resumes the
 interrupted one (ttc_jax/jobs/pipeline.py). `pipeline.only` runs a subset;
 `pipeline.time_limit_s` stops before starting a stage after that many seconds.
+The PRM's step labels are Monte Carlo (`labels` stage); --config.stages.prm.verifier.labels=exact
+trains it on arith's exact line labels of the same samples instead (README "PRM label sources").
 
 Arguments:
   ""     CPU quickstart, sized for `make demo` (about 12 minutes on 2 cores, set-up

@@ -61,7 +61,7 @@ _VERIFIER_INIT = {"prm": "policy", "orm": "policy", "revision_orm": "reviser"}
 
 
 def verifier(kind: str, arg: str) -> ml_collections.ConfigDict:
-  """A train_verifier config: the PRM (MC step labels) or the ORM (correctness), from the policy, or the
+  """A train_verifier config: the PRM (step labels) or the ORM (correctness), from the policy, or the
   revision ORM (correctness of the reviser's attempts in their chain context), from the reviser."""
   c = ml_collections.ConfigDict()
   c.job = "train_verifier"
@@ -70,6 +70,12 @@ def verifier(kind: str, arg: str) -> ml_collections.ConfigDict:
   c.verifier.kind = kind
   c.verifier.policy = _VERIFIER_INIT[kind]
   c.verifier.data = ""  # "" = the kind's data (train_verifier: labels/train, samples/train, revisions/chains_train)
+  if kind == "prm":
+    # Step labels: "rollouts" (MC labels, labels/train), "exact" (arith's exact line labels of samples/train) or
+    # "prm800k" (human ratings; verifier.data = the phase{1,2}_<split>.jsonl directory or file, read locally).
+    c.verifier.labels = "rollouts"
+    c.verifier.prm800k_split = "train"
+    c.verifier.prm800k_neutral = 1.0  # Target of a neutral rating: 1.0 counts it as correct (Lightman et al.).
   c.verifier.stage = kind
   c.verifier.heldout_fraction = 0.1
   c.verifier.eval_batch_size = 64
@@ -81,6 +87,8 @@ def verifier(kind: str, arg: str) -> ml_collections.ConfigDict:
   # hence the reviser's seq_len 576 (fits 4 attempts of max_new_tokens=96 in context plus one scored).
   c.train = train(steps=250, batch_size=32, learning_rate=1e-3, warmup_steps=25, checkpoint_every=250,
                   seq_len=576 if kind == "revision_orm" else 128)
+  if kind != "revision_orm":  # The samples' task: its step delimiter (and PRM800K's prompt layout).
+    c.task = task(smoke=arg == "smoke")
   c.mesh = mesh()
   c.distributed = distributed()
   if arg == "smoke":

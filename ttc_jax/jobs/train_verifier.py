@@ -1,10 +1,15 @@
-"""Job `train_verifier`: train a PRM (MC step labels) or an ORM (correctness), initialised from the policy.
+"""Job `train_verifier`: train a PRM (step labels) or an ORM (correctness), initialised from the policy.
 
 Reads the policy stage (model_config.json, tokenizer.model, checkpoints) and
 WORKDIR/labels/train (PRM; job label_rollouts) or WORKDIR/samples/train (ORM;
-job sample_solutions). The revision ORM (kind "revision_orm") starts from the
-reviser stage instead and learns the correctness of the reviser's own attempts,
-each after the previous attempts of its chain, from WORKDIR/revisions/chains_train
+job sample_solutions). The PRM's labels come from `verifier.labels`
+(`verify.label_sources`): "rollouts" (Monte Carlo labels, the default), "prm800k"
+(PRM800K's human ratings, from the local files `verifier.data` names) or "exact"
+(the arith task's exact line labels of WORKDIR/samples/train). Steps are laid out
+with the `task` section's step delimiter (and, for PRM800K, its prompt).
+The revision ORM (kind "revision_orm") starts from the reviser stage instead and
+learns the correctness of the reviser's own attempts, each after the previous
+attempts of its chain, from WORKDIR/revisions/chains_train
 (job eval_revisions on training problems, configs/revision_eval.py:train).
 Writes WORKDIR/<stage> (stage = kind by default):
 checkpoints/, metrics.jsonl, tensorboard/, model_config.json, tokenizer.model,
@@ -13,7 +18,9 @@ The stage loads like a policy stage (`export.load_model`) and exports with the
 export job. Re-running resumes training and skips a finished evaluation.
 """
 import dataclasses
+import functools
 import os
+import pathlib
 import time
 
 import jax
@@ -27,13 +34,16 @@ from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
 from ttc_jax.provenance import git_commit, read_json_field, write_json
 from ttc_jax.tasks import registry
+from ttc_jax.tasks.loaders import prm800k
+from ttc_jax.tasks.synthetic_task import NAME as ARITH
 from ttc_jax.train import TrainConfig, train
 from ttc_jax.verify import data as verifier_data
+from ttc_jax.verify import label_sources
 from ttc_jax.verify.heldout import evaluate_examples, mean_target
 from ttc_jax.verify.init_from_policy import policy_initializer
 from ttc_jax.verify.losses import value_loss
 
-SECTIONS = {"job", "seed", "verifier", "train", "mesh", "distributed"}
+SECTIONS = {"job", "seed", "task", "verifier", "train", "mesh", "distributed"}
 _DEFAULT_DATA = {"prm": "labels/train", "orm": "samples/train", "revision_orm": "revisions/chains_train"}
 # Which job writes an input artifact, named in the error when it is missing.
 _MAKERS = {"labels": "the label_rollouts job (configs/labels.py)",
@@ -48,9 +58,18 @@ class VerifierConfig:
   # ORM of the reviser's chain attempts, each in its revision context.
   kind: str = "prm"
   policy: str = "policy"  # Stage dir under WORKDIR, or a path to a stage / export: the initialisation.
-  # Records under WORKDIR (or a path); "" = labels/train (prm), samples/train (orm),
-  # revisions/chains_train (revision_orm: an eval_revisions output).
+  # PRM step labels (`verify.label_sources`): "rollouts" (MC labels of job label_rollouts), "prm800k"
+  # (human ratings from PRM800K's files) or "exact" (arith only: each sampled line checked against
+  # the reference computation).
+  labels: str = "rollouts"
+  # Records under WORKDIR (or a path); "" = labels/train (prm), samples/train (orm, and prm with
+  # labels "exact"), revisions/chains_train (revision_orm: an eval_revisions output). labels "prm800k":
+  # the phase{1,2}_<split>.jsonl files' directory or one such file (required; nothing is downloaded).
   data: str = ""
+  prm800k_split: str = "train"  # labels "prm800k": which files of the directory (phase*_<split>.jsonl).
+  # labels "prm800k": the target of a neutral (0) rating; 1.0 counts it as correct, as Lightman et al.
+  # do when they score. Ratings 1 and -1 are 1.0 and 0.0.
+  prm800k_neutral: float = 1.0
   stage: str = ""  # Output WORKDIR/<stage>; "" = the kind.
   heldout_fraction: float = 0.1  # Last fraction of problems kept out of training, for verifier_eval.json.
   eval_batch_size: int = 64
@@ -62,16 +81,36 @@ class VerifierConfig:
       raise ValueError(f"verifier.heldout_fraction={self.heldout_fraction} must be in [0, 1)")
     if self.eval_batch_size <= 0:
       raise ValueError(f"verifier.eval_batch_size={self.eval_batch_size} must be positive")
+    if self.labels not in label_sources.SOURCES:
+      raise ValueError(f"verifier.labels={self.labels!r} must be one of {', '.join(map(repr, label_sources.SOURCES))}")
+    if self.labels != "rollouts" and self.kind != "prm":
+      raise ValueError(f"verifier.labels={self.labels!r} labels PRM steps; verifier.kind={self.kind!r} "
+                       "trains on correctness (leave labels 'rollouts')")
+    if self.labels == "prm800k" and not self.data:
+      raise ValueError("verifier.data: set it to PRM800K's phase{1,2}_{train,test}.jsonl directory or one file "
+                       "(github.com/openai/prm800k, data/); nothing is downloaded")
+    if self.prm800k_split not in ("train", "test"):
+      raise ValueError(f"verifier.prm800k_split={self.prm800k_split!r} must be 'train' or 'test'")
+    if not 0 <= self.prm800k_neutral <= 1:
+      raise ValueError(f"verifier.prm800k_neutral={self.prm800k_neutral} must be in [0, 1]")
 
   @property
   def data_path(self) -> str:
+    if not self.data and self.labels == "exact":
+      return _DEFAULT_DATA["orm"]  # The sampled solutions themselves: their labels are computed here.
     return self.data or _DEFAULT_DATA[self.kind]
 
 
-def _read_records(cfg: VerifierConfig, data_dir: str) -> list[dict]:
-  """The training records; a missing artifact raises naming the field and the job that writes it."""
+def _read_records(cfg: VerifierConfig, data_dir: str) -> list:
+  """The training records (PRM800K: its labelled solutions); a missing artifact raises naming the
+  field and the job that writes it, a malformed PRM800K row its file, line and field."""
   field = f"verifier.data={cfg.data_path!r}"
   maker = _MAKERS.get(cfg.data_path.split(os.sep)[0], "the job that writes it")
+  if cfg.labels == "prm800k":
+    try:
+      return prm800k.labelled_solutions(pathlib.Path(data_dir), cfg.prm800k_split)
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"{field}: {e} (PRM800K's files: github.com/openai/prm800k, data/)") from None
   if cfg.kind == "revision_orm":
     try:
       return eval_revisions.read_chain_records(data_dir)
@@ -81,17 +120,32 @@ def _read_records(cfg: VerifierConfig, data_dir: str) -> list[dict]:
   return shards.read_records(data_dir)
 
 
+def _label(cfg: VerifierConfig, raw: list, task, tokenizer) -> tuple[list[dict], dict]:
+  """The training records with the PRM's step labels from `cfg.labels`, and counts for the summary."""
+  if cfg.labels == "prm800k":
+    return label_sources.prm800k_records(raw, task, tokenizer, neutral=cfg.prm800k_neutral)
+  if cfg.labels == "exact":
+    return label_sources.exact_records(raw)
+  return raw, {}
+
+
 def run(config, workdir: str) -> None:
   # Parse and check inputs first: a bad field or a missing artifact fails before compiling.
   config_parsing.check_sections(config, SECTIONS, "train_verifier")
   cfg = config_parsing.parse_section(VerifierConfig, config.verifier, "verifier")
   train_cfg = config_parsing.parse_section(TrainConfig, config.train, "train")
+  # The task lays out the steps (its delimiter; PRM800K's prompts too); no section = arith.
+  task = common.make_task(config.task if "task" in config else {}, workdir)
+  if cfg.labels == "exact" and task.name != ARITH:
+    raise ValueError(f"verifier.labels='exact' checks lines against the built-in {ARITH} task's reference "
+                     f"computation; task.name={task.name!r} has none (use labels 'rollouts' or 'prm800k')")
   data_dir = resolve(workdir, cfg.data_path)
-  records = _read_records(cfg, data_dir)
+  raw_records = _read_records(cfg, data_dir)
   policy_dir = resolve(workdir, cfg.policy)
   maker = _POLICY_MAKERS.get(cfg.policy, "the train_policy job (configs/policy.py)")
   policy_cfg = export.model_config_of(policy_dir, f"verifier.policy={cfg.policy!r}", f"run {maker} first")
   tokenizer = export.tokenizer_in(hf_path(policy_dir))
+  records, label_stats = _label(cfg, raw_records, task, tokenizer)
   # max_len only documents the longest context (revision prompts are longer than the policy's).
   model_cfg = dataclasses.replace(policy_cfg, scalar_head=True, lm_head=False,
                                   max_len=max(policy_cfg.max_len, train_cfg.seq_len))
@@ -100,17 +154,20 @@ def run(config, workdir: str) -> None:
 
   train_records, heldout_records = verifier_data.split_heldout(records, cfg.heldout_fraction)
   build = verifier_data.EXAMPLE_BUILDERS[cfg.kind]
-  # The ttc layout writes the samples' task delimiter after every step, as the jobs that score with it do;
-  # revision chains write attempts as lines (revise.format).
-  steps = {} if cfg.kind == "revision_orm" else {"step_format": registry.samples_step_format(data_dir, workdir)}
-  train_examples, skipped = build(train_records, tokenizer, train_cfg.seq_len, **steps)
-  heldout_examples, heldout_skipped = build(heldout_records, tokenizer, train_cfg.seq_len, **steps)
+  # The ttc layout writes the task's delimiter after every step, as the jobs that score with it do: the one
+  # the samples' spec.json records (PRM800K: the task section's); revision chains write attempts as lines.
+  if cfg.kind != "revision_orm":
+    steps = task.step_format if cfg.labels == "prm800k" else registry.samples_step_format(data_dir, workdir)
+    build = functools.partial(build, step_format=steps)
+  train_examples, skipped = build(train_records, tokenizer, train_cfg.seq_len)
+  heldout_examples, heldout_skipped = build(heldout_records, tokenizer, train_cfg.seq_len)
   if not train_examples:
     raise ValueError(f"no {cfg.kind.upper()} training examples in {data_dir} ({skipped} longer than "
-                     f"train.seq_len={train_cfg.seq_len}, the rest have no steps)")
-  logging.info("%s: %d train examples (%d problems), %d held out (%d problems), %d skipped as too long",
-               cfg.kind.upper(), len(train_examples), len(train_records), len(heldout_examples),
-               len(heldout_records), skipped + heldout_skipped)
+                     f"train.seq_len={train_cfg.seq_len}, the rest have no labelled steps)")
+  logging.info("%s (%s labels): %d train examples (%d problems), %d held out (%d problems), %d skipped as too "
+               "long%s", cfg.kind.upper(), cfg.labels if cfg.kind == "prm" else "correctness", len(train_examples),
+               len(train_records), len(heldout_examples), len(heldout_records), skipped + heldout_skipped,
+               f"; {label_stats}" if label_stats else "")
 
   mesh = common.setup_mesh(config)
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
@@ -129,7 +186,8 @@ def run(config, workdir: str) -> None:
   # A no-op re-run keeps the summary (and timing) of the run that trained.
   if jax.process_index() == 0 and read_json_field(summary_path, "steps") != train_cfg.steps:
     write_json(summary_path, {
-        "git_commit": git_commit(), "kind": cfg.kind, "params": count_params(model_cfg), "steps": train_cfg.steps,
+        "git_commit": git_commit(), "kind": cfg.kind, "labels": cfg.labels, "label_stats": label_stats,
+        "params": count_params(model_cfg), "steps": train_cfg.steps,
         "examples": len(train_examples), "skipped": skipped, "train_problems": len(train_records),
         "heldout_problems": len(heldout_records), "targets": int(sum(e["value_mask"].sum() for e in train_examples)),
         "mean_target": mean_target(train_examples), "data": data_dir, "policy": policy_dir, "wall_time_s": wall,
@@ -143,8 +201,8 @@ def run(config, workdir: str) -> None:
   with jax.set_mesh(mesh):
     result = evaluate_examples(model, state.params, heldout_examples, batch_size=cfg.eval_batch_size,
                                train_mean_target=mean_target(train_examples))
-  result.update(step=train_cfg.steps, kind=cfg.kind, skipped=heldout_skipped, heldout_problems=len(heldout_records),
-                git_commit=git_commit())
+  result.update(step=train_cfg.steps, kind=cfg.kind, labels=cfg.labels, skipped=heldout_skipped,
+                heldout_problems=len(heldout_records), git_commit=git_commit())
   if jax.process_index() == 0:
     write_json(eval_path, result)
   logging.info("Held-out %s: %s -> %s", cfg.kind.upper(),

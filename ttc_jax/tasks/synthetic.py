@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
+import re
 from collections.abc import Mapping, Sequence
 
 # Symbol in the solution and verb in the question for each operation.
@@ -116,6 +117,36 @@ def solution_steps(solution: str) -> list[str]:
   return [line for line in solution.split("\n") if line]
 
 
+def _step(value: int, op: str, operand: int) -> tuple[str, int]:
+  """One operation: its solution line and the value after it."""
+  result = {"+": value + operand, "-": value - operand, "*": value * operand}[op]
+  return f"{value} {op} {operand} = {result}", result
+
+
+# The question as `sample_problem` writes it: the start value, then one verb per operation.
+_OP_OF_VERB = {verb.removesuffix(" {}."): op for op, verb in _VERB.items()}  # "Multiply by" -> "*"
+_VERBS = "|".join(map(re.escape, _OP_OF_VERB))
+_QUESTION = re.compile(rf"Start with (\d+)\.((?: (?:{_VERBS}) \d+\.)*) What is the result\?")
+_OPERATION = re.compile(rf" ({_VERBS}) (\d+)\.")
+
+
+def reference_steps(question: str) -> list[str]:
+  """The reference solution's lines (step lines, then the answer line) recomputed from the question.
+
+  The question alone fixes the computation, so no generated data is needed; for a generated
+  problem this equals `solution_steps(problem.solution)`. Raises ValueError if `question` is not
+  one this module writes.
+  """
+  match = _QUESTION.fullmatch(question)
+  if match is None:
+    raise ValueError(f"not a question of the built-in arithmetic task: {question!r:.120}")
+  value, lines = int(match.group(1)), []
+  for verb, operand in _OPERATION.findall(match.group(2)):
+    line, value = _step(value, _OP_OF_VERB[verb], int(operand))
+    lines.append(line)
+  return lines + [answer_line(str(value))]
+
+
 def _uniform_int(rng: random.Random, lo: int, hi: int) -> int:
   """Integer uniform in [lo, hi]. Built on rng.random(), whose stream Python guarantees
   across versions (randrange/choices carry no such guarantee)."""
@@ -160,9 +191,9 @@ def sample_problem(rng: random.Random, cfg: TaskConfig, problem_id: str = "") ->
       valid = [op for op in OPS if _has_operand(op, value, max_operand, cfg.max_value)]
     op = valid[_uniform_int(rng, 0, len(valid) - 1)]
     operand = _uniform_int(rng, *_operand_range(op, value, max_operand, cfg.max_value))
-    result = {"+": value + operand, "-": value - operand, "*": value * operand}[op]
+    line, result = _step(value, op, operand)
     verbs.append(_VERB[op].format(operand))
-    lines.append(f"{value} {op} {operand} = {result}")
+    lines.append(line)
     used.add(op)
     value = result
   answer = str(value)

@@ -6,8 +6,9 @@ One example per sampled solution (a dict of numpy arrays, length T = seq_len):
   value_mask    int32[T]    1 where the value head has a target
   value_target  float32[T]  the target there (0 elsewhere)
 
-PRM: a target at every step end, the step's MC label (fraction of rollouts from
-that prefix reaching the correct answer). ORM: one target at the last step end,
+PRM: a target at every step end, the step's label: its MC label (fraction of rollouts
+from that prefix reaching the correct answer) or another source's (`verify.label_sources`;
+a None label is no target at that step). ORM: one target at the last step end,
 1.0 if the solution is correct. Revision ORM: the ORM's target for every attempt of
 the revision model's chains, the prompt being the revision context the attempt was
 sampled from (its chain's previous attempts, the last `max_context`). Right padding
@@ -64,12 +65,14 @@ def _build(records: Sequence[dict], tokenizer, seq_len: int,
       if not sample["steps"]:
         continue  # No step, no score to learn (scoring gives such solutions 0).
       tokens, ends = encode_scored_solution(tokenizer, prompt, sample["steps"], step_format)
+      positions, targets = targets_of(sample, ends)
+      if not positions:
+        continue  # Steps, but none labelled: nothing to learn.
       if len(tokens) > seq_len:
         # Skipped, not truncated: a cut solution would teach scores for prefixes the
         # scorer never sees at full length. Counted so the job reports it.
         skipped += 1
         continue
-      positions, targets = targets_of(sample, ends)
       examples.append(_example(tokens, positions, targets, seq_len, tokenizer.pad_id))
   if skipped:
     logging.warning("%s examples: skipped %d of %d solutions longer than seq_len=%d", kind, skipped,
@@ -81,7 +84,8 @@ def _prm_targets(sample: dict, ends: list[int]):
   labels = sample["step_labels"]
   if len(labels) != len(ends):
     raise ValueError(f"sample has {len(ends)} steps but {len(labels)} step_labels: {sample['steps']}")
-  return ends, [float(x) for x in labels]
+  kept = [(end, float(x)) for end, x in zip(ends, labels) if x is not None]
+  return [end for end, _ in kept], [x for _, x in kept]
 
 
 def _orm_targets(sample: dict, ends: list[int]):
@@ -90,8 +94,8 @@ def _orm_targets(sample: dict, ends: list[int]):
 
 def prm_examples(label_records: Sequence[dict], tokenizer, seq_len: int,
                  step_format: StepFormat = LINE_STEPS) -> tuple[list[dict], int]:
-  """PRM examples (soft MC labels at every step end, `step_format`'s delimiter after every step: the
-  samples' task's); returns (examples, number skipped as too long)."""
+  """PRM examples (the step labels at their step ends, each step followed by `step_format`'s
+  delimiter: the samples' task's); returns (examples, number skipped as too long)."""
   return _build(label_records, tokenizer, seq_len, _prm_targets, "PRM", step_format=step_format)
 
 
