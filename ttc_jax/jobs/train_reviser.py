@@ -30,15 +30,15 @@ import numpy as np
 from absl import logging
 
 from ttc_jax import config_parsing, export
+from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
 from ttc_jax.provenance import git_commit, read_json_field, write_json
 from ttc_jax.revise import dataset
-from ttc_jax.revise.data import revision_examples
-from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.revise import heldout as rheldout
+from ttc_jax.revise.data import revision_examples
 from ttc_jax.revise.heldout import evaluate_heldout, split_trajectories
 from ttc_jax.revise.trajectories import k_distribution
 from ttc_jax.train import TrainConfig, next_token_loss, train
