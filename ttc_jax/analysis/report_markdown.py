@@ -62,8 +62,9 @@ def reviser_gate(check: dict) -> list[str]:
   """The revisions section's first lines: the reviser's first attempt against the policy's on held-out problems
   (reviser_eval.json's gate, `revise/heldout.py`); a warning unless it is shown not to be worse."""
   if "missing" in check:
-    return [f"**Warning: the reviser's first attempt was not checked against the policy's** ({check['missing']}). "
-            "Run train_reviser with reviser.check_problems > 0 before reading the results below.", ""]
+    return [f"**Warning: the reviser's first attempt was not checked against the policy's**: {check['missing']}. "
+            "The revision results below may start from a first attempt worse than the policy's; train_reviser "
+            "with reviser.check_problems > 0 writes the check.", ""]
   where = (f"held-out check on {check['n']} {check['split']} problems x {check['samples_per_problem']} first "
            f"attempts each, `{check['source']}`")
   if not check.get("n"):
@@ -73,8 +74,8 @@ def reviser_gate(check: dict) -> list[str]:
              f"[{check['low']:+.3f}, {check['high']:+.3f}]")
   if check["gate"] == "worse":
     return [f"**Warning: the reviser's first attempt is worse than the policy's** ({numbers}; {where}). Every "
-            "chain starts from it, so the revision results below measure a weaker model than the policy, not "
-            "what revising adds to it.", ""]
+            "chain starts from it, so the revision results below start behind the policy and understate what "
+            "revising adds.", ""]
   if check["gate"] == "inconclusive":
     return [f"**Warning: the reviser's first attempt is not shown to match the policy's** ({numbers}; {where}): "
             f"the interval reaches below -{pd.MARGIN:g}. The revision results below may start from a weaker first "
