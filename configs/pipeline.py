@@ -145,8 +145,9 @@ def _gpu_scale(sizes: dict) -> None:
   for verifier in ("prm", "orm"):  # ~10,800 training solutions: about 3.5 epochs (see configs/prm.py).
     sizes[verifier].update({"train.steps": 300, "train.batch_size": 128, "train.warmup_steps": 30,
                             "train.checkpoint_every": 300, "verifier.eval_batch_size": 256})
-  # Revision data: 64 samples for each of 1,000 training questions (the paper samples 64).
-  sizes["samples_revision"].update({"sampling.num_problems": 1000, "sampling.problems_per_shard": 250,
+  # Revision data: 64 samples for each of 3,000 training questions (the paper samples 64), about 3 trajectories
+  # per problem with a correct sample; the reviser trains one epoch of them (reviser.epochs), at most 300 steps.
+  sizes["samples_revision"].update({"sampling.num_problems": 3000, "sampling.problems_per_shard": 750,
                                     "sampling.batch_size": 64})
   sizes["reviser"].update({"train.steps": 300, "train.batch_size": 64, "train.warmup_steps": 30,
                            "train.checkpoint_every": 300, "reviser.eval_batch_size": 128})
@@ -185,12 +186,15 @@ def _cpu_quickstart(sizes: dict) -> None:
   for verifier in ("prm", "orm"):  # ~1,200 solutions: about 4 epochs.
     sizes[verifier].update({"train.steps": 150, "train.warmup_steps": 15, "train.checkpoint_every": 150,
                             "train.seq_len": 96})
-  sizes["samples_revision"].update({"sampling.num_problems": 150, "sampling.samples_per_problem": 16,
+  # Problems [0, 500): the revision ORM's chains start at 500. About 3 trajectories per problem with a correct
+  # sample, a third of them k = 0.
+  sizes["samples_revision"].update({"sampling.num_problems": 500, "sampling.samples_per_problem": 16,
                                     "sampling.max_new_tokens": tokens, "sampling.batch_size": 16})
   # Question + 4 previous attempts + the new one: the longest quickstart trajectory was 318 tokens
-  # (longer ones are skipped and counted in train_summary.json).
+  # (longer ones are skipped and counted in train_summary.json). One epoch (reviser.epochs), at most 150 steps;
+  # then the first-attempt gate on the 100 validation problems.
   sizes["reviser"].update({"train.steps": 150, "train.warmup_steps": 15, "train.checkpoint_every": 150,
-                           "train.seq_len": 320})
+                           "train.seq_len": 320, "reviser.check_max_new_tokens": tokens})
   sizes["revision_chains"].update({"revision_eval.num_problems": 100, "revision_eval.max_new_tokens": tokens})
   sizes["revision_orm"].update({"train.steps": 100, "train.batch_size": 16, "train.warmup_steps": 10,
                                 "train.checkpoint_every": 100, "train.seq_len": 320})

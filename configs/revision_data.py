@@ -1,5 +1,8 @@
 """Build revision trajectories (0-4 incorrect attempts, then a correct one) from sampled solutions.
 
+A third of them have k = 0 (the question alone, a chain's first attempt), so the reviser
+keeps the policy's first-attempt accuracy.
+
   python -m ttc_jax.main --config=configs/samples.py --workdir=workdirs/demo \
       --config.sampling.samples_per_problem=64 --config.sampling.name=revision_train
   python -m ttc_jax.main --config=configs/revision_data.py --workdir=workdirs/demo \
@@ -25,7 +28,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.revision.samples = "samples/train"
   c.revision.out = "revisions/data"
   c.revision.ks = (0, 1, 2, 3, 4)  # Previous incorrect attempts per trajectory (at most 4, the context size).
-  c.revision.per_correct = 5  # Trajectories per correct sample; k cycles over the feasible ks.
+  # Trajectories per correct sample: each repeats its target text, so more would be more passes over the targets.
+  c.revision.per_correct = 3
+  # Share of them with k = 0 (one in three here); the k > 0 ones cycle over the feasible ks.
+  c.revision.first_attempt_fraction = 1 / 3
   c.revision.distinct_targets = True
   c.revision.problems_per_shard = 256
   if arg == "smoke":

@@ -39,6 +39,12 @@ def test_stopped_pipeline_resumes_and_a_finished_one_skips_everything(tmp_path):
   assert results["policy"]["train_tokens"] == results["large_policy"]["train_tokens"]
   assert set(results["compute_optimal"]) >= {"oracle", "predicted", "predicted_with_cost"}
   assert os.path.exists(os.path.join(workdir, "report", "report.md"))
+  # The reviser's first-attempt gate: train_reviser -> eval_revisions' results.json -> the report.
+  check = results["revisions"]["reviser_check"]
+  assert check["source"] == os.path.join(workdir, "reviser", "reviser_eval.json") and check["n"] == 12
+  with open(os.path.join(workdir, "report", "report.md")) as f:
+    warned = "**Warning: the reviser's first attempt" in f.read()
+  assert warned == (check["gate"] in ("worse", "inconclusive"))
   assert any(name.endswith(".png") for name in os.listdir(os.path.join(workdir, "report")))
 
   # Every evaluation ran on the same test problems.

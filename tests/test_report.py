@@ -142,3 +142,33 @@ def test_verifier_ranking_of_an_older_eval_verifiers_says_how_to_get_it(tmp_path
   (tmp_path / "results.json").write_text(json.dumps({"curves": {}}))
   block, notes = report.load_verifier_ranking(str(tmp_path / "results.json"))
   assert block is None and "no `ranking` block" in notes[0] and "scores.jsonl is kept" in notes[0]
+
+
+@pytest.mark.parametrize("case", ["worse", "equal", "missing"])
+def test_report_warns_when_the_revisers_first_attempt_is_worse(tmp_path, case):
+  # reviser_eval.json as train_reviser writes it -> eval_revisions' results.json (read_gate) -> report.md.
+  from ttc_jax.revise import heldout
+  _workdir(tmp_path)
+  (tmp_path / "reviser").mkdir()
+  policy = {f"validation-{i:06d}": (i % 4) / 4 for i in range(60)}
+  reviser = {p: max(0.0, v - 0.25) for p, v in policy.items()} if case == "worse" else dict(policy)
+  check = None
+  if case != "missing":
+    check = {"split": "validation", "problems": len(policy), "samples_per_problem": 4,
+             **heldout.compare_first_attempts(reviser, policy)}
+    (tmp_path / "reviser" / "reviser_eval.json").write_text(json.dumps({"first_attempt": check}))
+  (tmp_path / "eval" / "revisions" / "results.json").write_text(json.dumps(
+      {"reviser_check": heldout.read_gate(str(tmp_path / "reviser"))}))
+  report.run(load_config_module("report").get_config(), str(tmp_path))
+  md = (tmp_path / "report" / "report.md").read_text()
+  section = md[md.index("## Revisions"):md.index("## Compute-optimal")]
+  warning = "**Warning: the reviser's first attempt"
+  first = section.split("\n")[2]  # The section's first line.
+  if case == "worse":
+    assert first.startswith(warning + " is worse than the policy's")
+    assert check["high"] < 0 and "reviser 0.188 vs policy 0.375, difference -0.188" in first
+    assert f"95% paired interval [{check['low']:+.3f}, {check['high']:+.3f}]" in first and "60 validation" in first
+  elif case == "equal":
+    assert warning not in md and first.startswith("Reviser's first attempt: not worse than the policy's")
+  else:
+    assert first.startswith(warning + " was not checked") and "reviser_eval.json does not exist" in first

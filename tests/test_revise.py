@@ -95,13 +95,44 @@ def test_problems_without_correct_or_incorrect_samples():
   cfg = TrajectoryConfig(per_correct=3)
   assert problem_trajectories(all_wrong, cfg) == []
   right = problem_trajectories(all_right, cfg)
-  assert len(right) == 3 and all(t["k"] == 0 and t["previous"] == [] for t in right)  # one distinct target
+  # One distinct target with nothing to revise: one k = 0 trajectory (copies would repeat the same example).
+  assert len(right) == 1 and right[0]["k"] == 0 and right[0]["previous"] == []
   assert problem_trajectories(all_right, TrajectoryConfig(ks=(1, 2))) == []
   records = [all_wrong, all_right, record]
   stats = summarize(records, build_trajectories(records, cfg))
   assert stats["problems_without_correct"] == 1 and stats["problems_without_incorrect"] == 1
-  assert stats["num_trajectories"] == 6 and stats["problems_with_trajectories"] == 2
-  assert sum(stats["trajectories_by_k"].values()) == 6 and stats["trajectories_by_k"]["0"] >= 3
+  assert stats["num_trajectories"] == 4 and stats["problems_with_trajectories"] == 2
+  assert stats["trajectories_by_k"]["0"] == 2 and sum(stats["trajectories_by_k"].values()) == 4
+  assert stats["first_attempt_fraction"] == 0.5
+
+
+def _many_records(n=60):
+  """Problems with two distinct correct texts and five distinct incorrect ones each."""
+  record, correct, _ = _hand_record()
+  second = correct.replace("26 - 11 = 15", "26 - 11 = 15 ")  # another correct text (same answer)
+  return [{**record, "problem_id": f"train-{i:06d}",
+           "samples": record["samples"] + [{"text": second, "correct": True}]} for i in range(n)]
+
+
+@pytest.mark.parametrize("fraction,per_correct", [(1 / 3, 3), (1 / 3, 5), (0.5, 4), (0.0, 3)])
+def test_first_attempt_fraction_of_built_trajectories(fraction, per_correct):
+  records = _many_records()
+  trajs = build_trajectories(records, TrajectoryConfig(per_correct=per_correct, first_attempt_fraction=fraction))
+  assert len(trajs) == 60 * 2 * per_correct
+  share = sum(t["k"] == 0 for t in trajs) / len(trajs)
+  assert summarize(records, trajs)["first_attempt_fraction"] == share
+  if fraction * per_correct == int(fraction * per_correct):  # Exact per target, else about it overall.
+    assert share == pytest.approx(fraction)
+  else:
+    assert abs(share - fraction) < 0.05
+  for t in trajs:  # k = 0 is the question alone, in the revision layout: the policy's prompt.
+    assert (t["k"] == 0) == (t["previous"] == [])
+    assert trajectory_prompt(t).endswith("Solution:\n") and ("Solution 1:" in trajectory_prompt(t)) == (t["k"] > 0)
+  assert {t["k"] for t in trajs} >= {1, 2, 3, 4}
+  with pytest.raises(ValueError, match="first_attempt_fraction"):
+    TrajectoryConfig(first_attempt_fraction=1.5)
+  # Without 0 in ks there is no k = 0 trajectory, whatever the fraction.
+  assert all(t["k"] for t in build_trajectories(records[:3], TrajectoryConfig(ks=(1, 2), first_attempt_fraction=0.5)))
 
 
 def test_loss_mask_covers_only_the_target():

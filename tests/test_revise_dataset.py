@@ -41,6 +41,9 @@ def test_round_trip_keeps_records_and_order(tmp_path):
   info = dataset.write_dataset(out, trajs, manifest)
   assert info["num_records"] == len(trajs) > 5 and dataset.is_current(out, manifest)
   assert json.loads((tmp_path / "data" / dataset.INFO).read_text()) == info
+  # dataset.json records k's distribution: a third of the trajectories have no previous attempt (the defaults).
+  assert info["trajectories_by_k"] == manifest["trajectories_by_k"] and sum(info["trajectories_by_k"].values()) == len(trajs)
+  assert info["trajectories_by_k"]["0"] == 5 and info["first_attempt_fraction"] == pytest.approx(1 / 3)
   back = dataset.read_trajectories(out)
   assert [{f: r[f] for f in dataset.FIELDS} for r in back] == [dataset.to_record(t) for t in trajs]
   assert [(r["problem_id"], r["k"], r["question"], r["previous"], r["target"]) for r in back] == [

@@ -1,4 +1,6 @@
 """The reviser's held-out check: split by problem, the loss of two models on the same trajectories."""
+import json
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -6,11 +8,12 @@ import pytest
 
 from ttc_jax.jobs import train_reviser
 from ttc_jax.models import Transformer
+from ttc_jax.revise import heldout
 from ttc_jax.revise.data import revision_examples
 from ttc_jax.revise.heldout import evaluate_heldout, split_trajectories
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing.tiny import load_config_module, tiny_model_config
-from ttc_jax.train import next_token_loss
+from ttc_jax.train import TrainConfig, next_token_loss
 from ttc_jax.train.evaluate import loss_sums
 
 QUESTION = "Start with 26. Subtract 11. Add 5. What is the result?"
@@ -65,3 +68,37 @@ def test_losses_by_model_and_k():
   assert 0 <= result["policy"]["token_accuracy"] <= 1
   too_long = evaluate_heldout(loss_fn, {"reviser": a}, trajs, tok, seq_len=16, batch_size=4)
   assert too_long["skipped"] == 9 and too_long["reviser"] == {"loss": None}
+
+
+def test_epoch_rule_caps_steps_at_the_configured_passes():
+  cfg = TrainConfig(steps=200, batch_size=16, warmup_steps=20)
+  one = train_reviser.epoch_steps(cfg, examples=300, epochs=1.0)
+  assert (one.steps, one.warmup_steps) == (19, 2)  # ceil(300 / 16); warmup keeps its tenth of the steps
+  assert one.steps * one.batch_size >= 300 > (one.steps - 1) * one.batch_size
+  assert train_reviser.epoch_steps(cfg, examples=300, epochs=0.5).steps == 10
+  assert train_reviser.epoch_steps(cfg, examples=10_000, epochs=1.0) == cfg  # train.steps is the cap
+  assert train_reviser.epoch_steps(cfg, examples=3, epochs=1.0).steps == 1
+  with pytest.raises(ValueError, match="reviser.epochs"):
+    train_reviser.ReviserConfig(epochs=0)
+
+
+@pytest.mark.parametrize("low,high,n,gate", [(-0.12, -0.06, 500, "worse"), (0.01, 0.05, 500, "better"),
+                                             (-0.015, 0.03, 500, "not worse"), (-0.08, 0.02, 500, "inconclusive"),
+                                             (-0.9, -0.5, 5, "inconclusive")])
+def test_first_attempt_gate(low, high, n, gate):
+  assert heldout.first_attempt_gate(low, high, n) == gate
+
+
+def test_compare_first_attempts_and_read_gate(tmp_path):
+  policy = {f"p{i}": (i % 4) / 4 for i in range(60)}
+  worse = heldout.compare_first_attempts({p: max(0.0, v - 0.25) for p, v in policy.items()}, policy)
+  assert worse["gate"] == "worse" and worse["high"] < 0 and worse["n"] == 60
+  assert worse["reviser"] < worse["policy"] == pytest.approx(0.375)
+  same = heldout.compare_first_attempts(dict(policy), policy)
+  assert same["gate"] == "not worse" and same["difference"] == same["low"] == same["high"] == 0
+  assert heldout.compare_first_attempts({"a": 1.0}, {"b": 1.0})["gate"] == "inconclusive"  # nothing in common
+  assert "missing" in heldout.read_gate(str(tmp_path))
+  (tmp_path / "reviser_eval.json").write_text(json.dumps({"step": 3}))
+  assert "no first-attempt check" in heldout.read_gate(str(tmp_path))["missing"]
+  (tmp_path / "reviser_eval.json").write_text(json.dumps({"first_attempt": {**worse, "pass1": {}}}))
+  assert heldout.read_gate(str(tmp_path)) == {"source": str(tmp_path / "reviser_eval.json"), **worse}

@@ -207,6 +207,7 @@ def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict 
         "correct_to_incorrect": trans["correct_to_incorrect"], "incorrect_to_correct": trans["incorrect_to_correct"],
         "transitions": trans, "methods": revisions["methods"], "primary_method": revisions["primary"],
         "baseline_method": revisions["baseline_method"],
+        "reviser_check": revisions.get("reviser_check") or {"missing": "no reviser check was loaded"},
         "ratio_curves": {meth: {r: budget_keys(c) for r, c in rs.items()} for meth, rs in ratio_curves.items()},
         "all_parallel_curve": budget_keys(parallel_curve),
         "split_accuracy_by_bin_at_largest_budget": {

@@ -97,6 +97,31 @@ def verifier_ranking(vr: dict) -> list[str]:
   return s + [""]
 
 
+def reviser_gate(check: dict) -> list[str]:
+  """The revisions section's first lines: the reviser's first attempt against the policy's on held-out problems
+  (reviser_eval.json's gate, `revise/heldout.py`); a warning unless it is shown not to be worse."""
+  if "missing" in check:
+    return [f"**Warning: the reviser's first attempt was not checked against the policy's**: {check['missing']}. "
+            "The revision results below may start from a first attempt worse than the policy's; train_reviser "
+            "with reviser.check_problems > 0 writes the check.", ""]
+  where = (f"held-out check on {check['n']} {check['split']} problems x {check['samples_per_problem']} first "
+           f"attempts each, `{check['source']}`")
+  if not check.get("n"):
+    return [f"**Warning: the reviser's first-attempt check compared no problem** ({where}).", ""]
+  numbers = (f"first-attempt pass@1 reviser {check['reviser']:.3f} vs policy {check['policy']:.3f}, difference "
+             f"{check['difference']:+.3f}, {100 * check['confidence']:.0f}% paired interval "
+             f"[{check['low']:+.3f}, {check['high']:+.3f}]")
+  if check["gate"] == "worse":
+    return [f"**Warning: the reviser's first attempt is worse than the policy's** ({numbers}; {where}). Every "
+            "chain starts from it, so the revision results below start behind the policy and understate what "
+            "revising adds.", ""]
+  if check["gate"] == "inconclusive":
+    return [f"**Warning: the reviser's first attempt is not shown to match the policy's** ({numbers}; {where}): "
+            f"the interval reaches below -{pd.MARGIN:g}. The revision results below may start from a weaker first "
+            "attempt.", ""]
+  return [f"Reviser's first attempt: {check['gate']} than the policy's ({numbers}; {where}).", ""]
+
+
 def markdown(r: dict, images: list[str]) -> str:
   """report.md from results.json's content `r`; links the PNG file names in `images`."""
   img = lambda name, alt: f"\n![{alt}]({name})\n" if name in images else ""
@@ -137,6 +162,7 @@ def markdown(r: dict, images: list[str]) -> str:
   rev = r["revisions"]
   s += ["## Revisions", ""]
   if rev.get("pass1_by_step"):
+    s += reviser_gate(rev.get("reviser_check") or {"missing": "no reviser check in results.json"})
     prim = rev["ratio_curves"].get(rev["primary_method"], {})
     s += [f"pass@1 by revision step ({rev['setting']}): " + ", ".join(f"{x:.2f}" for x in rev["pass1_by_step"]) +
           f". Correct -> incorrect {fmt(rev['correct_to_incorrect'])}, incorrect -> correct "

@@ -22,7 +22,10 @@ know nothing of revision prompts. "verifier_tokens" counts the tokens of the for
 Records carry "verifier_format" (None without a verifier).
 Then WORKDIR/<out>/results.json: pass@1 at every revision step and the correct<->incorrect
 transition rates (from the split with the longest chains), accuracy vs budget per
-sequential:parallel ratio per selection method, git commit and config; and plots
+sequential:parallel ratio per selection method, git commit and config, and `reviser_check`:
+the reviser's first-attempt gate from its stage's reviser_eval.json (`revise/heldout.py`;
+{"missing": why} without one), which the report turns into a warning when the reviser's
+first attempt is worse than the policy's or not shown to match it; and plots
 pass_at_step.png and accuracy_vs_budget_<method>.png. Re-running skips finished work.
 
 On training problems (configs/revision_eval.py:train) the same job records the reviser's
@@ -41,9 +44,9 @@ from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.decode.solutions import problem_fields, problem_from_record
 from ttc_jax.jobs import common
-from ttc_jax.model_refs import resolve
+from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.provenance import git_commit, write_json
-from ttc_jax.revise import selection
+from ttc_jax.revise import heldout, selection
 from ttc_jax.revise.chains import run_chains
 from ttc_jax.revise.format import MAX_CONTEXT, scored_attempts
 from ttc_jax.tokenization.steps import StepFormat
@@ -226,7 +229,14 @@ def run(config, workdir: str) -> None:
   problems = common.prepare_task(task).problems(cfg.split, cfg.first_problem + cfg.num_problems)[cfg.first_problem:]
   if not problems:
     raise ValueError(f"revision_eval.first_problem={cfg.first_problem}: the {cfg.split!r} split has no problem there")
-  reviser = export.load_model(resolve(workdir, cfg.reviser), mesh)
+  reviser_ref = resolve(workdir, cfg.reviser)
+  gate = heldout.read_gate(hf_path(reviser_ref))
+  if "missing" in gate:
+    logging.warning("No first-attempt check of the reviser: %s", gate["missing"])
+  elif gate["gate"] in heldout.WARN:
+    logging.warning("The reviser's first attempt (held-out check): %s; the chains below start from it",
+                    heldout.gate_summary(gate))
+  reviser = export.load_model(reviser_ref, mesh)
   # A ttc verifier reads revision contexts, whose attempts are written as lines (revise.format): its
   # delimiter is "\n" whatever the task's. Off-the-shelf formats bring their own step separators.
   verifier = load_verifier(resolve(workdir, cfg.verifier), mesh, cfg.verifier_format) if cfg.verifier else None
@@ -287,6 +297,7 @@ def run(config, workdir: str) -> None:
             "methods": methods, "settings": [f"P{p}xL{l}" for p, l in cfg.settings()],
             "pass_at_step": {"setting": f"P{longest[0]}xL{longest[1]}", "values": steps},
             "transitions": {"setting": f"P{longest[0]}xL{longest[1]}", **selection.transition_rates(grids)},
+            "reviser_check": gate,
             "curves": {m: {r: {str(n): a for n, a in c.items()} for r, c in rs.items()} for m, rs in curves.items()},
             "details": details}
   if jax.process_index() == 0:

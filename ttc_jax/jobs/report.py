@@ -3,7 +3,8 @@
 Reads (paths are `report.*` config fields, relative to WORKDIR):
   difficulty    difficulty/difficulty.json (job `difficulty`)                      required
   search        eval/search/<strategy>/N<budget>/ records (job `eval_search`)      required
-  revisions     eval/revisions/P<P>xL<L>/ records (job `eval_revisions`)           optional
+  revisions     eval/revisions/P<P>xL<L>/ records and results.json's reviser_check  optional
+                (job `eval_revisions`)
   policy        policy/train_summary.json (job `train_policy`)                     optional
   large_policy  large_policy/{train_summary.json, eval.json} (greedy eval)         optional
   verifiers     eval/verifiers/results.json's `ranking` (job `eval_verifiers`)     optional
@@ -106,7 +107,8 @@ def load_search(path: str) -> tuple[dict, list[str]]:
 
 def load_revisions(path: str) -> tuple[dict | None, list[str]]:
   """{"outcomes": {"revise_P<P>xL<L>/<method>": {N: {pid: correct}}}, "grids": {(P, L): {pid: grid}},
-  "methods", "primary", "baseline_method"} or None with a note."""
+  "methods", "primary", "baseline_method", "reviser_check" (results.json's, or {"missing": why})} or None
+  with a note."""
   if not os.path.isdir(path):
     return None, [f"revisions: {path} is missing (run eval_revisions, configs/revision_eval.py): revision "
                   "sections and the revisions-only compute-optimal family are left out"]
@@ -132,8 +134,12 @@ def load_revisions(path: str) -> tuple[dict | None, list[str]]:
     p, l, m = parse_revision(name)
     return (not (l == 1 and m == baseline), p * l, -p, methods.index(m))
 
+  results = _read_json(os.path.join(path, "results.json")) or {}
+  check = results.get("reviser_check") or {
+      "missing": f"{path}/results.json records no reviser check (eval_revisions wrote it before the check existed, "
+                 "or has not finished)"}
   return {"outcomes": {s: outcomes[s] for s in sorted(outcomes, key=rank)}, "grids": grids, "methods": methods,
-          "primary": primary, "baseline_method": baseline}, notes
+          "primary": primary, "baseline_method": baseline, "reviser_check": check}, notes
 
 
 def _read_json(path: str) -> dict | None:

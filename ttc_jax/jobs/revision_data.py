@@ -4,10 +4,10 @@ Reads a samples artifact (job sample_solutions; the paper samples 64 solutions p
 training question at high temperature) and writes WORKDIR/revisions/data/:
 shard-*.jsonl with one trajectory per line ({problem_id, question, previous, target, k},
 see ttc_jax/revise/trajectories.py), spec.json and manifest.json (trajectories by k,
-problems without a correct / an incorrect sample), the resumable work; then, from the
-finished shards, trajectories.array_record (one JSON record per trajectory, with its
-fixed-format prompt and text, see ttc_jax/revise/dataset.py) and dataset.json (file,
-record count), which train_reviser reads.
+the share with k = 0, problems without a correct / an incorrect sample), the resumable
+work; then, from the finished shards, trajectories.array_record (one JSON record per
+trajectory, with its fixed-format prompt and text, see ttc_jax/revise/dataset.py) and
+dataset.json (file, record count, trajectories by k), which train_reviser reads.
 """
 import dataclasses
 import json
@@ -27,7 +27,8 @@ class RevisionDataConfig:
   samples: str = "samples/train"  # Samples artifact under WORKDIR (or a path).
   out: str = "revisions/data"  # Output under WORKDIR (or a path).
   ks: tuple[int, ...] = (0, 1, 2, 3, 4)
-  per_correct: int = 5
+  per_correct: int = 3
+  first_attempt_fraction: float = 1 / 3  # Share of k = 0 (question only) trajectories; see revise/trajectories.py.
   distinct_targets: bool = True
   problems_per_shard: int = 256
 
@@ -37,6 +38,7 @@ class RevisionDataConfig:
 
   def trajectory_config(self, seed: int) -> trajectories.TrajectoryConfig:
     return trajectories.TrajectoryConfig(ks=tuple(self.ks), per_correct=self.per_correct,
+                                         first_attempt_fraction=self.first_attempt_fraction,
                                          distinct_targets=self.distinct_targets, seed=seed)
 
 
@@ -74,7 +76,8 @@ def _write_shards(cfg: RevisionDataConfig, traj_cfg: trajectories.TrajectoryConf
           "num_problems": len(records)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec,
                                 summarize=lambda trajs: trajectories.summarize(records, trajs), desc="revision data")
-  logging.info("%d revision trajectories (by k: %s) from %d problems (%d without a correct sample, %d without an "
-               "incorrect one) -> %s", manifest["num_trajectories"], manifest["trajectories_by_k"],
+  logging.info("%d revision trajectories (by k: %s; %.2f with k = 0) from %d problems (%d without a correct sample, "
+               "%d without an incorrect one) -> %s", manifest["num_trajectories"], manifest["trajectories_by_k"],
+               manifest["first_attempt_fraction"] or 0.0,
                manifest["num_problems"], manifest["problems_without_correct"], manifest["problems_without_incorrect"],
                out_dir)

@@ -7,8 +7,9 @@ Each record holds {problem_id, k, question, previous, target, prompt, text}: `pr
 the fixed revision layout (question, previous attempts, "Solution:") and `text` the
 prompt followed by the new attempt, both exactly as `revise/data.py` trains on them, so
 a reader needs no code to see what the model saw. `dataset.json`, written after the
-file, holds its name, record count and a digest of the shards' manifest it was made
-from: it marks the dataset complete and current.
+file, holds its name, record count, the distribution of k (`trajectories_by_k` and
+`first_attempt_fraction`, the share with no previous attempt) and a digest of the
+shards' manifest it was made from: it marks the dataset complete and current.
 """
 import hashlib
 import json
@@ -20,6 +21,7 @@ from array_record.python import array_record_module
 
 from ttc_jax.provenance import write_json
 from ttc_jax.revise.data import trajectory_prompt, trajectory_text
+from ttc_jax.revise.trajectories import k_distribution
 
 FILENAME = "trajectories.array_record"
 INFO = "dataset.json"
@@ -64,7 +66,7 @@ def write_dataset(out_dir: str, trajectories: Sequence[dict], manifest: dict) ->
   writer.close()
   os.replace(tmp, path)
   info = {"file": FILENAME, "num_records": len(trajectories), "fields": list(FIELDS),
-          "manifest_sha256": _digest(manifest)}
+          **k_distribution(trajectories), "manifest_sha256": _digest(manifest)}
   write_json(os.path.join(out_dir, INFO), info)
   return info
 
