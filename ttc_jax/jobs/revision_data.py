@@ -73,7 +73,8 @@ def _write_shards(cfg: RevisionDataConfig, traj_cfg: trajectories.TrajectoryConf
   spec = {"revision": dataclasses.asdict(cfg), "seed": seed, "samples": samples_dir,
           "num_problems": len(records)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec,
-                                summarize=lambda trajs: trajectories.summarize(records, trajs), desc="revision data")
+                                summarize=lambda trajs: trajectories.summarize(records, trajs), desc="revision data",
+                                job="the revision_data job (configs/revision_data.py)", workdir=workdir)
   logging.info("%d revision trajectories (by k: %s) from %d problems (%d without a correct sample, %d without an "
                "incorrect one) -> %s", manifest["num_trajectories"], manifest["trajectories_by_k"],
                manifest["num_problems"], manifest["problems_without_correct"], manifest["problems_without_incorrect"],
