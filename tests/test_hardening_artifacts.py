@@ -274,3 +274,32 @@ def test_math_verify_times_out_off_the_main_thread():
   assert not thread.is_alive(), "grading a 1 MB answer off the main thread did not time out"
   assert results["ok"] is True and results["huge"] is False and results["after"] == "7"
   assert results["huge_s"] < 30
+
+
+def test_stuck_math_verify_helper_is_killed_and_replaced():
+  # A call stuck where math_verify's own timeout cannot reach (here: the helper stopped) is cut off at
+  # 3 x timeout + 2 s, graded as no answer, and the next call gets a fresh helper.
+  import signal
+
+  from ttc_jax.tasks import math_verify_worker
+  from ttc_jax.tasks.grading import MathVerifyGrader
+
+  grader = MathVerifyGrader(timeout_seconds=1)
+  results = {}
+
+  def grade():
+    results["first"] = grader.extract_answer("so $\\boxed{7}$")
+    stuck = math_verify_worker._local.worker
+    os.kill(stuck.proc.pid, signal.SIGSTOP)
+    start = time.time()
+    results["stuck"] = grader.extract_answer("so $\\boxed{8}$")
+    results["stuck_s"] = time.time() - start
+    results["killed"] = stuck.proc.poll() is not None
+    results["again"] = grader.extract_answer("so $\\boxed{9}$")
+
+  thread = threading.Thread(target=grade, daemon=True)
+  thread.start()
+  thread.join(timeout=120)
+  assert not thread.is_alive()
+  assert results["first"] == "7" and results["stuck"] is None and results["again"] == "9"
+  assert results["killed"] and 4.5 < results["stuck_s"] < 30
