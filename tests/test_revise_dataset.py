@@ -9,7 +9,7 @@ from ttc_jax.jobs import train_reviser
 from ttc_jax.revise import dataset
 from ttc_jax.revise.data import revision_examples
 from ttc_jax.revise.format import revision_prompt
-from ttc_jax.revise.trajectories import TrajectoryConfig, build_trajectories
+from ttc_jax.revise.trajectories import TrajectoryConfig, build_trajectories, summarize
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing.tiny import load_config_module
 
@@ -31,7 +31,7 @@ def _shards(tmp_path):
   records = _samples_records()
   out = str(tmp_path / "data")
   manifest = shards.run_sharded(out, 2, lambda i: build_trajectories(records[3 * i:3 * i + 3], TrajectoryConfig()),
-                                spec={})
+                                spec={}, summarize=lambda trajs: summarize(records, trajs))
   return out, manifest
 
 

@@ -12,7 +12,6 @@ logical axis names on the loading side, not from how they were saved.
 """
 import dataclasses
 import datetime
-import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from ttc_jax.models import ModelConfig, Transformer
 from ttc_jax.model_refs import HF_PREFIX, hf_path, is_hf
 from ttc_jax.models.flops import tree_param_count
 from ttc_jax.parallel import RULES, logical_shardings
-from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.provenance import git_commit, read_json, write_json
 from ttc_jax.tasks.tokenizer import Tokenizer, load_tokenizer
 
 FORMAT_VERSION = 1
@@ -45,8 +44,7 @@ class ExportedModel:
 def read_model_config(path: str) -> ModelConfig:
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path} is missing: is this a training stage or export directory?")
-  with open(path) as f:
-    return ModelConfig(**json.load(f))
+  return ModelConfig(**read_json(path, "re-run the job that wrote this directory"))
 
 
 def abstract_params(cfg: ModelConfig, mesh: Mesh, rules=RULES) -> Any:
@@ -136,8 +134,7 @@ def _exported_params(export_dir: str, mesh: Mesh, rules=RULES) -> tuple[ModelCon
   manifest_path = os.path.join(export_dir, "manifest.json")
   if not os.path.exists(manifest_path):
     raise FileNotFoundError(f"{manifest_path} is missing: {export_dir} is not a complete export")
-  with open(manifest_path) as f:
-    manifest = json.load(f)
+  manifest = read_json(manifest_path, "export the model again")
   if manifest.get("format_version") != FORMAT_VERSION:
     raise ValueError(f"{manifest_path}: format_version {manifest.get('format_version')} != {FORMAT_VERSION}")
   cfg = read_model_config(os.path.join(export_dir, "model_config.json"))

@@ -1,5 +1,6 @@
 """Which code made an artifact: git commit, written into every JSON result."""
 import functools
+import hashlib
 import json
 import os
 import subprocess
@@ -31,9 +32,51 @@ def write_json(path: str, payload: dict[str, Any]) -> None:
   os.replace(tmp, path)
 
 
+def fingerprint(value: Any) -> str:
+  """A short stable hash of a JSON-able value (configs, input digests): the identity of what it made."""
+  return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def input_fingerprint(directory: str) -> str | None:
+  """The identity of an artifact directory's content, from its manifest (shard digests where it has them),
+  or None without one; the commit and time it was made at are left out (same content, same identity)."""
+  path = os.path.join(directory, "manifest.json")
+  if not os.path.exists(path):
+    return None
+  manifest = read_json(path)
+  return fingerprint({k: v for k, v in manifest.items() if k not in ("git_commit", "created")})
+
+
+class CorruptFileError(ValueError):
+  """A result file that exists but does not parse: the message names the file (and line)."""
+
+
+def read_json(path: str, hint: str = "") -> Any:
+  """The JSON value in `path`; a truncated or invalid file raises naming it (and `hint`: what remakes it)."""
+  with open(path) as f:
+    text = f.read()
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    raise CorruptFileError(f"{path}: invalid JSON ({e}){'; ' + hint if hint else ''}") from None
+
+
+def read_jsonl(path: str, hint: str = "") -> list[Any]:
+  """One JSON value per non-blank line of `path`; a bad line raises naming the file and line number."""
+  out = []
+  with open(path) as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        out.append(json.loads(line))
+      except json.JSONDecodeError as e:
+        raise CorruptFileError(f"{path}:{number}: invalid JSON line ({e}){'; ' + hint if hint else ''}") from None
+  return out
+
+
 def read_json_field(path: str, field: str) -> Any:
   """`field` of the JSON object in `path`, or None if the file does not exist (yet)."""
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f).get(field)
+  return read_json(path).get(field)

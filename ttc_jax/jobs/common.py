@@ -9,6 +9,7 @@ from jax.experimental import multihost_utils
 
 from ttc_jax import config_parsing
 from ttc_jax.models import ModelConfig
+from ttc_jax.provenance import read_json
 from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_initialize_distributed
 from ttc_jax.tasks import registry, synthetic, tfds_builder
 from ttc_jax.tasks.base import Task
@@ -86,6 +87,23 @@ def load_split(builder, split: str, num_problems: int) -> list[synthetic.Problem
   """The first `num_problems` problems of a split in stored order (-1: all of them)."""
   return tfds_builder.load_problems(tfds_builder.data_source(builder, split),
                                     limit=None if num_problems < 0 else num_problems)
+
+
+def require_problems(problems: list, field: str, split: str) -> list:
+  """An empty selection is a config error naming the field: it would otherwise make an empty "complete" artifact."""
+  if not problems:
+    raise ValueError(f"{field}: selects no problem of the {split!r} split; nothing to do")
+  return problems
+
+
+def is_current(path: str, step: int | None, identity: str, **fields) -> bool:
+  """Whether the result at `path` was computed from the model `identity` at `step` (and `fields` match):
+  a retrained model (another seed, width or data) re-evaluates instead of keeping an old result."""
+  if not os.path.exists(path):
+    return False
+  old = read_json(path, "delete it to recompute it")
+  return ((step is None or old.get("step") == step) and old.get("model_fingerprint") == identity
+          and all(old.get(k) == v for k, v in fields.items()))
 
 
 def stage_dir(workdir: str, name: str) -> str:

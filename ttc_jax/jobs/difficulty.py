@@ -16,7 +16,6 @@ verifier_eval.samples=samples/difficulty). Writes WORKDIR/difficulty/difficulty.
 No model is loaded: only the tokenizer (to count verifier tokens) and model_config.json files.
 """
 import dataclasses
-import json
 import os
 
 from absl import logging
@@ -25,7 +24,7 @@ from ttc_jax import config_parsing, export, shards
 from ttc_jax.analysis import difficulty as diff
 from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models.flops import span_forward_flops
-from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.provenance import git_commit, read_json, read_jsonl, write_json
 from ttc_jax.tasks import registry
 
 SECTIONS = {"job", "seed", "difficulty"}
@@ -50,8 +49,7 @@ def _read_scores(path: str) -> list[dict]:
   if not os.path.exists(path):
     raise FileNotFoundError(f"difficulty.scores: {path} is missing; run the eval_verifiers job "
                             "(configs/verifier_eval.py) with --config.verifier_eval.samples=samples/difficulty first")
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return read_jsonl(path, "delete it and re-run the eval_verifiers job (configs/verifier_eval.py)")
 
 
 def _verifier(workdir: str, cfg: DifficultyConfig, scores_path: str) -> tuple[str, str]:
@@ -59,8 +57,7 @@ def _verifier(workdir: str, cfg: DifficultyConfig, scores_path: str) -> tuple[st
   results = os.path.join(os.path.dirname(scores_path), "results.json")
   recorded = {}
   if os.path.exists(results):
-    with open(results) as f:
-      recorded = json.load(f)["config"]
+    recorded = read_json(results)["config"]
   elif not cfg.prm:
     raise FileNotFoundError(f"difficulty.prm is '' (take it from {results}), but that file is missing: finish the "
                             "eval_verifiers job or set difficulty.prm to the verifier that wrote the scores")
@@ -138,8 +135,7 @@ def run(config, workdir: str) -> None:
   seed = int(config.get("seed", 0))
   out_path = os.path.join(resolve(workdir, cfg.out), "difficulty.json")
   if os.path.exists(out_path):
-    with open(out_path) as f:
-      old = json.load(f)
+    old = read_json(out_path, "delete it to recompute it")
     if old.get("config") == {**dataclasses.asdict(cfg), "seed": seed}:
       logging.info("Difficulty already done: %s", out_path)
       return

@@ -280,7 +280,8 @@ def run(config, workdir: str) -> None:
                        step_delimiter=task.step_format.delimiter)
     manifest = shards.run_sharded(run_dir, -(-len(problems) // cfg.problems_per_shard), compute_shard,
                                   spec=spec_json, summarize=_summary(methods), desc=f"revisions {name}",
-                                  write=jax.process_index() == 0)
+                                  write=jax.process_index() == 0,
+                                  job="the eval_revisions job (configs/revision_eval.py)", workdir=workdir)
     by_setting[(parallel, revisions)] = run_dir
     ratio = selection.ratio_label(parallel, revisions)
     for m in methods:

@@ -105,7 +105,8 @@ def run(config, workdir: str) -> None:
     logging.info("Search evaluation already done: %s", results_path)
     return
   mesh = common.setup_mesh(config)
-  problems = common.prepare_task(task).problems(cfg.split, cfg.num_problems)
+  problems = common.require_problems(common.prepare_task(task).problems(cfg.split, cfg.num_problems),
+                                     f"search_eval.split={cfg.split!r}", cfg.split)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
   prm = load_verifier(resolve(workdir, cfg.prm), mesh, cfg.prm_format, task.step_format.delimiter)
   sizes = dict(max_rounds=cfg.max_rounds, max_step_tokens=cfg.max_step_tokens,
@@ -143,7 +144,8 @@ def run(config, workdir: str) -> None:
                    **({"prm_format": cfg.prm_format} if cfg.prm_format != "ttc" else {})}
       manifest = shards.run_sharded(run_dir, -(-len(problems) // cfg.problems_per_shard), compute_shard,
                                     spec=spec_json, summarize=_summary, desc=f"search {spec} N={budget}",
-                                    write=jax.process_index() == 0)
+                                    write=jax.process_index() == 0,
+                                    job="the eval_search job (configs/search_eval.py)", workdir=workdir)
       curves.setdefault(spec, {})[budget] = manifest["accuracy"]
       details.setdefault(spec, {})[str(budget)] = {k: manifest[k] for k in _summary([]) if k in manifest}
       logging.info("%s at generation budget %d: accuracy %.3f", spec, budget, manifest["accuracy"])

@@ -24,7 +24,7 @@ from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.analysis.report_plots import plot_auroc_by_bin
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import resolve
-from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.provenance import git_commit, read_jsonl, write_json
 from ttc_jax.search.aggregation import best_score, majority_vote, weighted_vote
 from ttc_jax.tasks import registry
 from ttc_jax.verify.scored_text import record_prompt
@@ -97,8 +97,7 @@ def run(config, workdir: str) -> None:
 
   scores_path = os.path.join(out_dir, "scores.jsonl")
   if os.path.exists(scores_path):  # Scoring is the expensive part: keep it across a crash in the analysis.
-    with open(scores_path) as f:
-      lines = [json.loads(line) for line in f]
+    lines = read_jsonl(scores_path, "delete it to score the samples again")
     prm, orm = [line["prm_steps"] for line in lines], [line["orm_steps"] for line in lines]
   else:
     # The ttc layout writes the samples' task delimiter after every step (as training did).

@@ -29,6 +29,8 @@ class PolicyEvalConfig:
       raise ValueError(f"eval.samples_per_problem={self.samples_per_problem} must be positive")
     if self.batch_size <= 0:
       raise ValueError(f"eval.batch_size={self.batch_size} must be positive")
+    if self.num_problems == 0 or self.num_problems < -1:
+      raise ValueError(f"eval.num_problems={self.num_problems} must be positive, or -1 for the whole split")
 
   @property
   def sampling(self) -> SamplingConfig:
@@ -39,6 +41,8 @@ def evaluate_policy(model, params, tokenizer, task, cfg: PolicyEvalConfig, rng: 
   """Per-problem pass@1 (temperature sampling) and its spread, overall and by each metadata field of the
   task's problems (pass1_by_num_steps for arith, pass1_by_level for MATH); returns the JSON-ready result."""
   problems = task.problems(cfg.split, None if cfg.num_problems < 0 else cfg.num_problems)
+  if not problems:
+    raise ValueError(f"eval.split={cfg.split!r}, eval.num_problems={cfg.num_problems}: selects no problem")
   solved = sample_solutions(model, params, tokenizer, task, problems, rng, num_samples=cfg.samples_per_problem,
                             cfg=cfg.sampling, batch_size=cfg.batch_size)
   records, pass1 = [], []

@@ -83,7 +83,8 @@ def run(config, workdir: str) -> None:
   spec = {"labels": dataclasses.asdict(cfg), "seed": config.seed, "policy": policy.manifest.get("source_workdir"),
           "policy_step": policy.manifest.get("step"), "num_problems": len(records)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize,
-                                desc="MC rollout labels", write=jax.process_index() == 0)
+                                desc="MC rollout labels", write=jax.process_index() == 0,
+                                job="the label_rollouts job (configs/labels.py)", workdir=workdir)
   logging.info("Labelled %d steps of %d samples with %d rollouts each (%d tokens sampled) -> %s",
                manifest["num_steps_labelled"], manifest["num_samples"], cfg.rollouts,
                manifest["rollout_tokens_sampled"], out_dir)

@@ -6,9 +6,11 @@ are set once and replace those sections in every stage, so all stages see the sa
 problems and devices. Stages run in the order of `STAGE_ORDER`, in this process.
 
 Resuming: a finished stage is recorded in WORKDIR/pipeline/status.json with a hash
-of its config. A re-run skips the leading stages recorded with their current config;
-from the first other one (interrupted, never run, or with a changed config) every
-stage runs again, and each job resumes or skips whatever of its own work it finished
+of its config and the files it wrote. A re-run skips the leading stages recorded with
+their current config whose files are all still there (sharded artifacts also with the
+record counts and digests of their manifest); from the first other one (interrupted,
+never run, with a changed config, or with an output deleted or damaged) every stage
+runs again, and each job resumes or skips whatever of its own work it finished
 before (checkpoints, shards, results files). Jobs judge "finished" by their outputs,
 not by their inputs' freshness: after changing a finished stage's config, delete its
 outputs and those of the stages after it to recompute them.
@@ -29,9 +31,9 @@ import time
 import ml_collections
 from absl import logging
 
-from ttc_jax import config_parsing
+from ttc_jax import config_parsing, shards
 from ttc_jax.jobs import JOBS, get_job
-from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.provenance import git_commit, read_json, write_json
 from ttc_jax.train.metrics import format_seconds
 
 # `experiment`: values an experiment config shares between its stages (FieldReferences the stage
@@ -101,6 +103,74 @@ def config_hash(stage_config: ml_collections.ConfigDict) -> str:
   return hashlib.sha256(json.dumps(stage_config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def snapshot(workdir: str) -> dict[str, int]:
+  """Every file under `workdir` (relative path -> mtime in ns), but the pipeline's own and temp files."""
+  out = {}
+  for root, dirs, files in os.walk(workdir):
+    rel_root = os.path.relpath(root, workdir)
+    if rel_root == "pipeline":
+      dirs[:] = []
+      continue
+    for name in files:
+      if ".tmp-" in name or name.endswith(".damaged"):  # Not results: a write in progress, a shard set aside.
+        continue
+      path = os.path.join(root, name)
+      try:
+        out[os.path.normpath(os.path.join(rel_root, name))] = os.stat(path).st_mtime_ns
+      except FileNotFoundError:  # Removed while walking (a checkpoint being rotated).
+        pass
+  return out
+
+
+def stage_outputs(before: dict[str, int], after: dict[str, int], recorded: list[str]) -> list[str]:
+  """The files a stage owns: those it wrote or touched now, and those it wrote before that still exist."""
+  written = {p for p, mtime in after.items() if before.get(p) != mtime}
+  return sorted(p for p in written | set(recorded) if p in after)
+
+
+def missing_outputs(workdir: str, outputs: list[str]) -> list[str]:
+  """Recorded outputs that are gone or damaged (a sharded artifact whose shards no longer match its manifest)."""
+  bad = [p for p in outputs if not os.path.exists(os.path.join(workdir, p))]
+  for p in outputs:
+    if os.path.basename(p) == "manifest.json" and p not in bad:
+      directory = os.path.join(workdir, os.path.dirname(p))
+      if any(n.startswith("shard-") for n in os.listdir(directory)):
+        bad.extend(os.path.relpath(f, workdir) for f in shards.problems(directory))
+  return bad
+
+
+def is_done(workdir: str, name: str, entry: dict, stage_config: ml_collections.ConfigDict) -> bool:
+  """Recorded with this config, and every file it recorded is still there and sound."""
+  if entry.get("config_hash") != config_hash(stage_config):
+    return False
+  bad = missing_outputs(workdir, entry.get("outputs", []))
+  if bad:
+    logging.warning("[pipeline] stage %s is recorded done but %d of its outputs are missing or damaged (%s%s): "
+                    "running it again", name, len(bad), ", ".join(bad[:3]), ", ..." if len(bad) > 3 else "")
+  return not bad
+
+
+def read_status(path: str) -> dict:
+  if not os.path.exists(path):
+    return {}
+  return read_json(path, "delete it to re-run every stage (each skips the work it finished)").get("stages", {})
+
+
+def finish_message(workdir: str, selected: list[str], status: dict) -> str:
+  """What the run leaves: the report if it exists, else the outputs of the stages run (pipeline.only)."""
+  workdir = os.path.abspath(workdir)
+  report = os.path.join(workdir, "report", "report.md")
+  if os.path.exists(report):
+    return f"Pipeline finished. Report: {report}"
+  lines = [f"Pipeline finished stage(s) {', '.join(selected)}; no report yet ({report} does not exist: the "
+           "report stage has not run)."]
+  for name in selected:
+    tops = sorted({p.split(os.sep)[0] for p in status.get(name, {}).get("outputs", [])
+                   if os.path.exists(os.path.join(workdir, p))})
+    lines.append(f"  {name}: {', '.join(os.path.join(workdir, t) for t in tops) or 'no output files recorded'}")
+  return "\n".join(lines)
+
+
 class _Progress:
   """ETA = remaining stages' estimates x (actual / estimated time of the stages run so far)."""
 
@@ -130,14 +200,15 @@ def run(config, workdir: str) -> None:
   stages = stage_configs(config)
 
   status_path = os.path.join(workdir, "pipeline", "status.json")
-  status = {}
-  if os.path.exists(status_path):
-    with open(status_path) as f:
-      status = json.load(f).get("stages", {})
+  status = read_status(status_path)
   selected = [s for s in STAGE_ORDER if not cfg.only or s in cfg.only]
-  # From the first stage not recorded as done with its current config, every later stage runs again:
-  # its inputs may have changed, and its job skips whatever of its own work is already finished.
-  pending = [status.get(s, {}).get("config_hash") != config_hash(stages[s]) for s in selected]
+  # From the first stage not recorded as done with its current config and outputs, every later stage runs
+  # again: its inputs may have changed, and its job skips whatever of its own work is already finished.
+  pending = []
+  for s in selected:
+    pending.append(not is_done(workdir, s, status.get(s, {}), stages[s]))
+    if pending[-1]:
+      break
   first = pending.index(True) if any(pending) else len(selected)
   todo, done = selected[first:], selected[:first]
   if done:
@@ -155,14 +226,17 @@ def run(config, workdir: str) -> None:
     logging.info("[pipeline] stage %d/%d %s (job %s) starting; elapsed %s, ETA %s", i, len(todo), name, stage.job,
                  format_seconds(progress.elapsed()), format_seconds(progress.eta()))
     started = time.time()
+    before = snapshot(workdir)
     get_job(stage.job)(stage, workdir)
     seconds = time.time() - started
     progress.finish(name)
+    outputs = stage_outputs(before, snapshot(workdir), status.get(name, {}).get("outputs", []))
     status[name] = {"job": stage.job, "config_hash": config_hash(stages[name]), "seconds": round(seconds, 1),
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "git_commit": git_commit()}
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "git_commit": git_commit(),
+                    "outputs": outputs}
     write_json(status_path, {"stages": status, "order": list(STAGE_ORDER)})
     logging.info("[pipeline] stage %d/%d %s done in %s; elapsed %s, ETA %s", i, len(todo), name,
                  format_seconds(seconds), format_seconds(progress.elapsed()), format_seconds(progress.eta()))
-  report = os.path.join(os.path.abspath(workdir), "report", "report.md")
-  logging.info("[pipeline] finished in %s. Report: %s", format_seconds(progress.elapsed()), report)
-  print(f"\nPipeline finished. Report: {report}\n", flush=True)
+  message = finish_message(workdir, selected, status)
+  logging.info("[pipeline] finished in %s. %s", format_seconds(progress.elapsed()), message)
+  print(f"\n{message}\n", flush=True)

@@ -70,8 +70,8 @@ def _finished(dirs: list[str]) -> tuple[list[list[dict]], list[str]]:
   """Records of each finished shard directory (with manifest.json); the unfinished ones' paths."""
   done, unfinished = [], []
   for path in dirs:
-    if shards.is_complete(path):
-      done.append(shards.read_records(path))
+    if os.path.exists(os.path.join(path, "manifest.json")):
+      done.append(shards.read_records(path))  # Damaged (no longer its manifest's) is an error, not "unfinished".
     else:
       unfinished.append(path)
   return done, unfinished

@@ -10,13 +10,13 @@ trajectory, with its fixed-format prompt and text, see ttc_jax/revise/dataset.py
 dataset.json (file, record count, trajectories by k), which train_reviser reads.
 """
 import dataclasses
-import json
 import os
 
 from absl import logging
 
 from ttc_jax import config_parsing, shards
 from ttc_jax.model_refs import resolve
+from ttc_jax.provenance import read_json
 from ttc_jax.revise import dataset, trajectories
 
 SECTIONS = {"job", "seed", "revision"}
@@ -53,9 +53,8 @@ def run(config, workdir: str) -> None:
   if shards.is_complete(out_dir):
     logging.info("Revision shards already complete: %s", out_dir)
   else:
-    _write_shards(cfg, traj_cfg, samples_dir, out_dir, config.seed)
-  with open(os.path.join(out_dir, "manifest.json")) as f:
-    manifest = json.load(f)
+    _write_shards(cfg, traj_cfg, samples_dir, out_dir, config.seed, workdir)
+  manifest = read_json(os.path.join(out_dir, "manifest.json"))
   if dataset.is_current(out_dir, manifest):
     logging.info("Revision dataset already written: %s", os.path.join(out_dir, dataset.FILENAME))
     return
@@ -64,7 +63,7 @@ def run(config, workdir: str) -> None:
 
 
 def _write_shards(cfg: RevisionDataConfig, traj_cfg: trajectories.TrajectoryConfig, samples_dir: str, out_dir: str,
-                  seed: int) -> None:
+                  seed: int, workdir: str) -> None:
   records = shards.read_records(samples_dir)
   num_shards = max(1, -(-len(records) // cfg.problems_per_shard))
 
@@ -75,7 +74,8 @@ def _write_shards(cfg: RevisionDataConfig, traj_cfg: trajectories.TrajectoryConf
   spec = {"revision": dataclasses.asdict(cfg), "seed": seed, "samples": samples_dir,
           "num_problems": len(records)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec,
-                                summarize=lambda trajs: trajectories.summarize(records, trajs), desc="revision data")
+                                summarize=lambda trajs: trajectories.summarize(records, trajs), desc="revision data",
+                                job="the revision_data job (configs/revision_data.py)", workdir=workdir)
   logging.info("%d revision trajectories (by k: %s; %.2f with k = 0) from %d problems (%d without a correct sample, "
                "%d without an incorrect one) -> %s", manifest["num_trajectories"], manifest["trajectories_by_k"],
                manifest["first_attempt_fraction"] or 0.0,

@@ -36,6 +36,8 @@ class SampleJobConfig:
     for field in ("samples_per_problem", "problems_per_shard", "batch_size"):
       if getattr(self, field) <= 0:
         raise ValueError(f"sampling.{field}={getattr(self, field)} must be positive")
+    if self.num_problems == 0 or self.num_problems < -1:
+      raise ValueError(f"sampling.num_problems={self.num_problems} must be positive, or -1 for the whole split")
     if self.split not in ("train", "validation", "test"):
       raise ValueError(f"sampling.split={self.split!r} must be train, validation or test")
 
@@ -72,6 +74,8 @@ def run(config, workdir: str) -> None:
   mesh = common.setup_mesh(config)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
   problems = common.prepare_task(task).problems(cfg.split, None if cfg.num_problems < 0 else cfg.num_problems)
+  common.require_problems(problems, f"sampling.split={cfg.split!r}, sampling.num_problems={cfg.num_problems}",
+                          cfg.split)
   num_shards = -(-len(problems) // cfg.problems_per_shard)
   base_rng = jax.random.key(config.seed)
 
@@ -86,6 +90,7 @@ def run(config, workdir: str) -> None:
           "policy": policy.manifest.get("source_workdir"), "task": task_record(task_spec, task_cfg),
           "num_problems": len(problems)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize_samples,
-                                desc=f"sample {cfg.split}", write=jax.process_index() == 0)
+                                desc=f"sample {cfg.split}", write=jax.process_index() == 0,
+                                job="the sample_solutions job (configs/samples.py)", workdir=workdir)
   logging.info("Sampled %d solutions for %d problems (accuracy %.3f, %d tokens) -> %s", manifest["num_samples"],
                manifest["num_problems"], manifest["accuracy"], manifest["tokens_sampled"], out_dir)

@@ -6,7 +6,6 @@ train_summary.json, eval.json.
 Re-running resumes training from the last checkpoint and skips what is done.
 """
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -20,7 +19,7 @@ from ttc_jax.jobs import common
 from ttc_jax.jobs.evaluate_policy import PolicyEvalConfig, evaluate_policy, log_summary
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params, train_flops_per_token
-from ttc_jax.provenance import git_commit, write_json
+from ttc_jax.provenance import fingerprint, git_commit, write_json
 from ttc_jax.tasks import grain_pipeline, tfds_builder
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.train import TrainConfig, checkpoint_dir, next_token_loss, train
@@ -44,6 +43,10 @@ def run(config, workdir: str) -> None:
   task = common.make_task(config.task, workdir)  # The same data, read through the Task interface for eval.
 
   model = Transformer(model_cfg)
+  # What the trained parameters are a function of: a checkpoint from another config is not this model.
+  identity = fingerprint({"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
+                          "seed": config.seed, "task": dataclasses.asdict(task_spec),
+                          "generator": dataclasses.asdict(task_cfg)})
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
   shutil.copyfile(tokenizer.model_path, os.path.join(out_dir, "tokenizer.model"))  # Stage is self-describing.
   data_iter = grain_pipeline.make_train_iterator(
@@ -61,24 +64,18 @@ def run(config, workdir: str) -> None:
         "git_commit": git_commit(), "params": count_params(model_cfg), "steps": train_cfg.steps,
         "train_tokens": tokens, "train_flops": tokens * train_flops_per_token(model_cfg, train_cfg.seq_len),
         "wall_time_s": time.time() - start, "resumed_from_step": resumed_from, "devices": jax.device_count(),
-        "platform": jax.devices()[0].platform, "model": dataclasses.asdict(model_cfg),
+        "platform": jax.devices()[0].platform, "model_fingerprint": identity, "model": dataclasses.asdict(model_cfg),
         "train": dataclasses.asdict(train_cfg)})
 
   eval_path = os.path.join(out_dir, "eval.json")
-  if _is_current(eval_path, eval_cfg, train_cfg.steps):
+  if common.is_current(eval_path, train_cfg.steps, identity, config=dataclasses.asdict(eval_cfg)):
     logging.info("Evaluation already done: %s", eval_path)
     return
   with jax.set_mesh(mesh):
     result = evaluate_policy(model, state.params, tokenizer, task, eval_cfg, jax.random.key(config.seed + 1))
   result["step"] = train_cfg.steps
+  result["model_fingerprint"] = identity
   if jax.process_index() == 0:
     write_json(eval_path, result)
   log_summary(result, eval_path)
 
-
-def _is_current(path: str, eval_cfg: PolicyEvalConfig, step: int) -> bool:
-  if not os.path.exists(path):
-    return False
-  with open(path) as f:
-    old = json.load(f)
-  return old.get("step") == step and old.get("config") == dataclasses.asdict(eval_cfg)

@@ -35,7 +35,7 @@ from ttc_jax.jobs import common
 from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
-from ttc_jax.provenance import git_commit, read_json_field, write_json
+from ttc_jax.provenance import fingerprint, git_commit, input_fingerprint, read_json_field, write_json
 from ttc_jax.revise import dataset
 from ttc_jax.revise import heldout as rheldout
 from ttc_jax.revise.data import revision_examples
@@ -117,6 +117,11 @@ def run(config, workdir: str) -> None:
 
   mesh = common.setup_mesh(config)
   out_dir = common.stage_dir(workdir, cfg.stage)
+  identity = fingerprint({"reviser": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
+                          "train": dataclasses.asdict(train_cfg), "seed": config.seed,
+                          "data": input_fingerprint(data_dir),
+                          "policy": read_json_field(os.path.join(hf_path(policy_dir), "train_summary.json"),
+                                                    "model_fingerprint")})
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
   export.copy_tokenizer(hf_path(policy_dir), out_dir)
   data_iter = make_iterator(examples, batch_size=train_cfg.batch_size, seed=config.seed,
@@ -130,18 +135,19 @@ def run(config, workdir: str) -> None:
                 seed=config.seed, initial_params=initial_params)
   wall = time.time() - start
   summary_path = os.path.join(out_dir, "train_summary.json")
-  if jax.process_index() == 0 and read_json_field(summary_path, "steps") != train_cfg.steps:
+  if jax.process_index() == 0 and not common.is_current(summary_path, None, identity, steps=train_cfg.steps):
     write_json(summary_path, {
         "git_commit": git_commit(), "params": count_params(model_cfg), "steps": train_cfg.steps,
         "configured_steps": configured.steps, "epochs": epochs,
         "trajectories": len(trajectories), **k_distribution(trajectories), **stats,
-        "heldout_trajectories": len(heldout), "heldout_problems": heldout_problems, "data": data_dir,
+        "heldout_trajectories": len(heldout), "heldout_problems": heldout_problems, "model_fingerprint": identity,
+        "data": data_dir,
         "policy": policy_dir, "wall_time_s": wall, "devices": jax.device_count(),
         "reviser": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
         "train": dataclasses.asdict(train_cfg)})
 
   eval_path = os.path.join(out_dir, "reviser_eval.json")
-  if read_json_field(eval_path, "step") == train_cfg.steps:
+  if common.is_current(eval_path, train_cfg.steps, identity):
     logging.info("Held-out evaluation already done: %s", eval_path)
     return
   if not heldout and not cfg.check_problems:
@@ -157,8 +163,8 @@ def run(config, workdir: str) -> None:
   if cfg.check_problems:  # Sampled as eval_revisions samples chains (outside the training mesh context).
     result["first_attempt"] = _first_attempt_check(cfg, task, model, state.params, policy_params, tokenizer,
                                                    jax.random.fold_in(jax.random.key(config.seed), 1))
-  result.update(step=train_cfg.steps, heldout_problems=heldout_problems, heldout_trajectories=len(heldout),
-                train_problems=len({t["problem_id"] for t in trajectories}), git_commit=git_commit())
+  result.update(step=train_cfg.steps, model_fingerprint=identity, heldout_problems=heldout_problems,
+                heldout_trajectories=len(heldout), train_problems=len({t["problem_id"] for t in trajectories}), git_commit=git_commit())
   if jax.process_index() == 0:
     write_json(eval_path, result)
   if heldout:

@@ -32,7 +32,7 @@ from ttc_jax.jobs import common, eval_revisions
 from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models import Transformer
 from ttc_jax.models.flops import count_params
-from ttc_jax.provenance import git_commit, read_json_field, write_json
+from ttc_jax.provenance import fingerprint, git_commit, input_fingerprint, read_json_field, write_json
 from ttc_jax.tasks import registry
 from ttc_jax.tasks.loaders import prm800k
 from ttc_jax.tasks.synthetic_task import NAME as ARITH
@@ -151,6 +151,11 @@ def run(config, workdir: str) -> None:
                                   max_len=max(policy_cfg.max_len, train_cfg.seq_len))
   model = Transformer(model_cfg)
   out_dir = common.stage_dir(workdir, cfg.stage or cfg.kind)
+  identity = fingerprint({"verifier": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
+                          "train": dataclasses.asdict(train_cfg), "seed": config.seed,
+                          "data": input_fingerprint(data_dir),
+                          "policy": read_json_field(os.path.join(hf_path(policy_dir), "train_summary.json"),
+                                                    "model_fingerprint")})
 
   train_records, heldout_records = verifier_data.split_heldout(records, cfg.heldout_fraction)
   build = verifier_data.EXAMPLE_BUILDERS[cfg.kind]
@@ -184,25 +189,25 @@ def run(config, workdir: str) -> None:
   wall = time.time() - start
   summary_path = os.path.join(out_dir, "train_summary.json")
   # A no-op re-run keeps the summary (and timing) of the run that trained.
-  if jax.process_index() == 0 and read_json_field(summary_path, "steps") != train_cfg.steps:
+  if jax.process_index() == 0 and not common.is_current(summary_path, None, identity, steps=train_cfg.steps):
     write_json(summary_path, {
         "git_commit": git_commit(), "kind": cfg.kind, "labels": cfg.labels, "label_stats": label_stats,
         "params": count_params(model_cfg), "steps": train_cfg.steps,
         "examples": len(train_examples), "skipped": skipped, "train_problems": len(train_records),
         "heldout_problems": len(heldout_records), "targets": int(sum(e["value_mask"].sum() for e in train_examples)),
-        "mean_target": mean_target(train_examples), "data": data_dir, "policy": policy_dir, "wall_time_s": wall,
+        "mean_target": mean_target(train_examples), "model_fingerprint": identity, "data": data_dir, "policy": policy_dir, "wall_time_s": wall,
         "devices": jax.device_count(), "verifier": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
         "train": dataclasses.asdict(train_cfg)})
 
   eval_path = os.path.join(out_dir, "verifier_eval.json")
-  if read_json_field(eval_path, "step") == train_cfg.steps:
+  if common.is_current(eval_path, train_cfg.steps, identity):
     logging.info("Held-out evaluation already done: %s", eval_path)
     return
   with jax.set_mesh(mesh):
     result = evaluate_examples(model, state.params, heldout_examples, batch_size=cfg.eval_batch_size,
                                train_mean_target=mean_target(train_examples))
-  result.update(step=train_cfg.steps, kind=cfg.kind, labels=cfg.labels, skipped=heldout_skipped,
-                heldout_problems=len(heldout_records), git_commit=git_commit())
+  result.update(step=train_cfg.steps, model_fingerprint=identity, kind=cfg.kind, labels=cfg.labels,
+                skipped=heldout_skipped, heldout_problems=len(heldout_records), git_commit=git_commit())
   if jax.process_index() == 0:
     write_json(eval_path, result)
   logging.info("Held-out %s: %s -> %s", cfg.kind.upper(),

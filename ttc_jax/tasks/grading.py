@@ -13,7 +13,7 @@ import re
 import threading
 from typing import Protocol, runtime_checkable
 
-from ttc_jax.tasks import synthetic
+from ttc_jax.tasks import math_verify_worker, synthetic
 
 
 @runtime_checkable
@@ -62,43 +62,26 @@ class MathVerifyGrader:
   """Grader for MATH-style solutions (`\\boxed{...}` answers) via `math_verify`.
 
   Attributes:
-    timeout_seconds: per-call parse/verify timeout. math_verify implements it with
-      signals, which only work on the main thread, so other threads run without one.
+    timeout_seconds: per parse/verify call, in any thread. math_verify times out with signals,
+      which only the main thread has; other threads grade in a helper process that is killed
+      if it runs past its limit (`math_verify_worker`), so no model output stalls a job.
+      None: no timeout (in-process everywhere).
   """
 
   timeout_seconds: int | None = 5
 
-  def _timeout(self) -> int | None:
-    if threading.current_thread() is threading.main_thread():
-      return self.timeout_seconds
-    return None
-
-  def _parse(self, text: str):
-    import math_verify  # Lazy: sympy + latex parser are slow to import.
-    return math_verify.parse(text, parsing_timeout=self._timeout())
+  def _isolated(self) -> bool:
+    return self.timeout_seconds is not None and threading.current_thread() is not threading.main_thread()
 
   def extract_answer(self, text: str) -> str | None:
-    try:
-      parsed = self._parse(text)
-    except Exception:  # Never raise on model output.
-      return None
-    if not parsed:
-      return None
-    # parse() returns [sympy_expr, matched_string]; the string is the answer as written.
-    return str(parsed[-1]) if len(parsed) > 1 else str(parsed[0])
+    if self._isolated():
+      return math_verify_worker.call_isolated("extract", self.timeout_seconds, text=text)
+    return math_verify_worker.extract(text, self.timeout_seconds)
 
   def is_correct(self, text: str, reference: str) -> bool:
-    import math_verify
-    try:
-      # A bare reference like "\frac{1}{2}" has no delimiters for the extractor to find.
-      gold = self._parse(reference if "$" in reference or "\\boxed" in reference
-                         else f"${reference}$")
-      pred = self._parse(text)
-      if not gold or not pred:
-        return False
-      return bool(math_verify.verify(gold, pred, timeout_seconds=self._timeout()))
-    except Exception:  # Never raise on model output.
-      return False
+    if self._isolated():
+      return bool(math_verify_worker.call_isolated("correct", self.timeout_seconds, text=text, reference=reference))
+    return math_verify_worker.correct(text, reference, self.timeout_seconds)
 
 
 @dataclasses.dataclass(frozen=True)

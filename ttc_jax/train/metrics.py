@@ -5,6 +5,8 @@ import time
 
 from absl import logging
 
+from ttc_jax.provenance import CorruptFileError
+
 
 class MetricsWriter:
   """Appends one JSON object per logged step; on resume drops lines past the restored step."""
@@ -24,10 +26,24 @@ class MetricsWriter:
   def _truncate_after(self, step: int) -> None:
     # Steps logged after the last checkpoint were lost with the process; they are
     # re-run and re-logged, so keeping them would duplicate lines.
+    # A kill mid-write can leave a torn last line: it is dropped (its step is re-logged); a bad line
+    # anywhere else is damage this must not paper over.
     if not os.path.exists(self._path):
       return
     with open(self._path) as f:
-      kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+      lines = [line for line in f if line.strip()]
+    kept = []
+    for number, line in enumerate(lines, 1):
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError as e:
+        if number == len(lines):
+          logging.warning("%s:%d: dropping a torn last line (%s) before resuming", self._path, number, e)
+          break
+        raise CorruptFileError(f"{self._path}:{number}: invalid JSON line ({e}); only a torn last line is "
+                               "dropped on resume: fix or delete the file") from None
+      if record["step"] <= step:
+        kept.append(line if line.endswith("\n") else line + "\n")
     with open(self._path, "w") as f:
       f.writelines(kept)
 
