@@ -114,6 +114,12 @@ class Puzzle:
       raise ValueError(f"not a countdown reference (want '17 from 3,4,7,9'): {reference!r}")
     return cls(tuple(int(x) for x in m.group(2).split(",")), int(m.group(1)), ops, use_all)
 
+  @classmethod
+  def from_metadata(cls, metadata: Mapping) -> "Puzzle":
+    """The puzzle of a task problem or a sample record (`decode.solutions` records keep the metadata)."""
+    return cls(tuple(int(x) for x in metadata["numbers"]), int(metadata["target"]), metadata["ops"],
+               bool(metadata["use_all"]))
+
 
 def reference_of(value: int, numbers: Sequence[int]) -> str:
   return f"{value} from {','.join(str(x) for x in sorted(numbers))}"
