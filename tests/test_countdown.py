@@ -196,7 +196,7 @@ def test_countdown_through_the_task_interface(tmp_path):
     for p in got:
       assert task.prompt(p, tok) == synthetic.prompt_text(p)
       assert task.grader.is_correct(p.solution, p.answer)
-      assert cd.Puzzle.from_metadata(p.metadata) == cd.Puzzle.from_reference(p.answer)  # Records rebuild it.
+      assert cd.Puzzle.from_metadata(p.metadata).reference == p.answer  # Records rebuild the puzzle.
       assert tok.decode(tok.encode(p.solution)) == p.solution  # The shipped vocabulary spells it.
   with pytest.raises(ValueError, match="task.generator.*did you mean"):
     common.parse_task({"name": "countdown", "generator": {"max_number": 9, "max_numbrs": 4}})
