@@ -77,8 +77,9 @@ def task_data(spec: TaskSpec, task_cfg: Any, workdir: str):
   """Prepares (once, see `prepare_task`) and returns a generated task's tfds builder (training reads it)."""
   task = registry.make_task(spec, spec.data_dir or os.path.join(workdir, "data"), task_cfg)
   if not isinstance(task, registry.GENERATED_TASK_TYPES):
-    raise ValueError(f"task.name={spec.name!r}: only the generated tasks ({', '.join(t.name for t in registry.GENERATED_TASK_TYPES)}) "
-                     "have training data in tfds form; benchmark tasks are read through Task.problems")
+    names = ", ".join(t.name for t in registry.GENERATED_TASK_TYPES)
+    raise ValueError(f"task.name={spec.name!r}: only the generated tasks ({names}) have training data in tfds form; "
+                     "benchmark tasks are read through Task.problems")
   return prepare_task(task).builder()
 
 

@@ -9,8 +9,9 @@ Unlike arith (one correct solution text per question, so every correct candidate
 PRM score), a countdown problem has many correct texts: independent operations can be reordered
 and different expressions reach the same target. Its errors are locally checkable: a line is
 wrong iff its arithmetic is wrong or it uses a number that is not available, and a prefix is a
-dead end iff the numbers left can no longer reach the target (`prefix_solvable`, an exact solver,
-cheap for <= 6 numbers). That gives search something to choose between and exact step labels.
+dead end iff the numbers left can no longer reach the target (`prefix_solvable`, an exact memoised
+solver: milliseconds for <= 5 numbers, about 0.3 s for 6). That gives search something to choose
+between, and exact step labels.
 
 Rules (`grade`): every line is "a op b = c" with op among the puzzle's ops and c the exact,
 positive integer result (no zero, no negatives, "/" only when exact); a and b are available:

@@ -58,9 +58,9 @@ def countdown_report(cfg: countdown.CountdownConfig, n: int) -> str:
     for p in group:
       firsts = [line for line, _ in countdown._moves(tuple(sorted(p.numbers)), p.ops)]
       dead.append(sum(not countdown.prefix_solvable(p.puzzle, [line]) for line in firsts) / len(firsts))
-    rows.append(f"numbers={k!s:>3} n={len(group):4d}  solutions: {_quantiles(counts)}  "
-                f"=1: {sum(c == 1 for c in counts) / len(group):.0%}  <=10: {sum(c <= 10 for c in counts) / len(group):.0%}"
-                f"  dead-end first lines: {sum(dead) / len(dead):.0%}")
+    share = lambda pred: sum(map(pred, counts)) / len(counts)
+    rows.append(f"numbers={k!s:>3} n={len(group):4d}  solutions: {_quantiles(counts)}  =1: {share(lambda c: c == 1):.0%}"
+                f"  <=10: {share(lambda c: c <= 10):.0%}  dead-end first lines: {sum(dead) / len(dead):.0%}")
   rows.append(f"tokens (bos+prompt+solution+eos): mean {sum(lengths) / n:.1f}  p50 {lengths[n // 2]}  "
               f"max {lengths[-1]}  (DEFAULT_SEQ_LEN {examples.DEFAULT_SEQ_LEN})")
   return "\n".join(rows)
