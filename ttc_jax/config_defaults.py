@@ -12,7 +12,7 @@ def task(smoke: bool = False) -> ml_collections.ConfigDict:
   # math500, math, gsm8k, aime2024, aime2025, prm800k.
   c.path = ""  # Benchmarks: the published file or directory.
   c.prompt = "auto"  # Benchmarks: "auto" (chat if the tokenizer has a template, else few-shot), "chat", "few_shot".
-  c.grader = ""  # "" = the task's own: "exact" (arith), "math_verify" (benchmarks).
+  c.grader = ""  # "" = the task's own: "exact" (arith), "countdown", "math_verify" (benchmarks).
   c.step_delimiter = ""  # "" = the task's own: "\n" (arith), "\n\n" (benchmarks).
   c.train_size, c.validation_size, c.test_size = (512, 32, 32) if smoke else (20_000, 500, 500)
   c.data_dir = ""  # "" = WORKDIR/data

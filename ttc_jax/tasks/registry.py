@@ -62,8 +62,9 @@ class TaskSpec:
     name: one of TASK_NAMES ("arith" and "countdown" are generated).
     path: benchmark tasks: the published file or directory (README "Tasks and data files").
     prompt: benchmark tasks: "auto", "chat" or "few_shot" (`tasks.prompts`).
-    grader: "" = the task's own ("exact" for arith, "math_verify" for the benchmarks).
-    step_delimiter: "" = the task's own ("\\n" for arith, "\\n\\n" for the benchmarks).
+    grader: "" = the task's own ("exact" for arith, "countdown" with its generator's rules, "math_verify" for
+      the benchmarks).
+    step_delimiter: "" = the task's own ("\\n" for arith and countdown, "\\n\\n" for the benchmarks).
     train_size, validation_size, test_size: problems generated per split (generated tasks only).
     data_dir: where a generated task's data goes; "" = WORKDIR/data.
     tokenizer: the tokenizer of trained policies; "" = the shipped SentencePiece model.
