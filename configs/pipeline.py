@@ -22,7 +22,7 @@ Arguments:
          and a 13.9x larger one, 500 test problems.
   "smoke" tiny, for tests (seconds per stage; results meaningless).
   "countdown", "countdown_gpu", "countdown_smoke": the same sizes on the countdown task (tasks/countdown.py:
-         reach a target from 3-4 numbers 1..9 with + - *, many correct solutions; smoke: 2-3 numbers 1..5).
+         reach a target from 2-4 numbers 1..9 with + - *, many correct solutions; smoke: 2-3 numbers 1..5).
          Change its difficulty with --config.task.generator.<field> (README "Built-in task and data").
 """
 import importlib.util

@@ -23,10 +23,11 @@ def task(smoke: bool = False) -> ml_collections.ConfigDict:
 
 def countdown_task(c: ml_collections.ConfigDict, smoke: bool = False) -> None:
   """Switches a `task` section to countdown: fields of tasks.countdown.CountdownConfig under `generator`
-  (written out so --config.task.generator.<field>=... overrides them). Smoke: 2-3 numbers up to 5."""
+  (written out so --config.task.generator.<field>=... overrides them). 2-4 numbers from 1..9: a 0.16M
+  policy's pass@1 spans 0.41 (2 numbers) to 0.005 (4) after 600 CPU steps (README); smoke: 2-3 up to 5."""
   c.name = "countdown"
   c.generator = ml_collections.ConfigDict({
-      "min_numbers": 2 if smoke else 3, "max_numbers": 3 if smoke else 4, "min_number": 1,
+      "min_numbers": 2, "max_numbers": 3 if smoke else 4, "min_number": 1,
       "max_number": 5 if smoke else 9, "ops": "+-*", "use_all": True, "max_target": 99,
       "min_solutions": 1, "max_solutions": 0, "seed": 0})
 
