@@ -227,3 +227,10 @@ def test_policy_smoke_on_countdown(tmp_path):
   assert set(evaluation["pass1_by_num_numbers"]) <= {"3", "4", "5"} and "pass1_by_num_solutions" in evaluation
   assert "pass1_by_generating_solution" not in evaluation  # Not a difficulty knob.
   assert "reference " in result.stderr and " from " in result.stderr  # Graded against "target from inputs".
+
+
+def test_task_report_prints_solution_counts_by_number_count():
+  from ttc_jax.tasks import task_report
+  text = task_report.countdown_report(cd.CountdownConfig(max_numbers=4), 30)
+  assert "numbers=  3" in text and "numbers=  4" in text and "numbers=all n=  30" in text
+  assert "dead-end first lines" in text and "p50" in text
