@@ -3,6 +3,7 @@
   python -m ttc_jax.main --config=configs/pipeline.py --workdir=workdirs/demo        # `make demo`
   python -m ttc_jax.main --config=configs/pipeline.py:gpu --workdir=workdirs/gpu     # one H100-class GPU
   python -m ttc_jax.main --config=configs/pipeline.py:smoke --workdir=/tmp/smoke     # tests
+  python -m ttc_jax.main --config=configs/pipeline.py:countdown --workdir=workdirs/countdown  # countdown task
 
 Each stage is the config of its own job (configs/<file>.py, see STAGE_FILES) with the
 pipeline's sizes applied, under `stages.<name>`; override any field with
@@ -22,6 +23,9 @@ Arguments:
          it stops between stages to fit runs of <= 10 minutes): the default task, a 3.2M policy
          and a 13.9x larger one, 500 test problems.
   "smoke" tiny, for tests (seconds per stage; results meaningless).
+  "countdown", "countdown_gpu", "countdown_smoke": the same sizes on the countdown task (tasks/countdown.py:
+         reach a target from 2-4 numbers 1..9 with + - *, many correct solutions; smoke: 2-3 numbers 1..5).
+         Change its difficulty with --config.task.generator.<field> (README "Built-in task and data").
 """
 import importlib.util
 import os
@@ -230,11 +234,20 @@ def _quickstart_task(task: ml_collections.ConfigDict) -> None:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  arg = config_defaults.check_arg(arg, ("", "gpu", "smoke"), "configs/pipeline.py")
+  arg = config_defaults.check_arg(arg, ("", "gpu", "smoke", "countdown", "countdown_gpu", "countdown_smoke"),
+                                  "configs/pipeline.py")
+  countdown = arg.startswith("countdown")
+  arg = arg.removeprefix("countdown").removeprefix("_")  # The sizes: "", "gpu" or "smoke".
   c = ml_collections.ConfigDict()
   c.job = "pipeline"
   c.task = config_defaults.task(smoke=arg == "smoke")
-  if arg == "":
+  if countdown:
+    config_defaults.countdown_task(c.task, smoke=arg == "smoke")
+    if arg == "":
+      c.task.train_size, c.task.validation_size, c.task.test_size = 5000, 100, 200
+    elif arg == "gpu":
+      c.task.train_size = 100_000
+  elif arg == "":
     _quickstart_task(c.task)
   elif arg == "gpu":  # The policies' 500 steps x 128 sequences see 64,000 of these 100,000 questions, each once.
     c.task.train_size = 100_000

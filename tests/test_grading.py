@@ -65,5 +65,6 @@ def test_get_grader():
   assert isinstance(grading.get_grader("exact"), grading.ExactAnswerGrader)
   assert isinstance(grading.get_grader("math_verify"), grading.MathVerifyGrader)
   assert isinstance(grading.get_grader("exact"), grading.Grader)
-  with pytest.raises(ValueError, match=r"valid names: \['exact', 'math_verify'\]"):
+  assert isinstance(grading.get_grader("countdown"), grading.Grader)
+  with pytest.raises(ValueError, match=r"valid names: \['countdown', 'exact', 'math_verify'\]"):
     grading.get_grader("regex")

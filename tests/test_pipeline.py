@@ -76,7 +76,7 @@ def test_missing_stage_is_named():
     pipeline.stage_configs(config)
 
 
-@pytest.mark.parametrize("arg", ["", "gpu", "smoke"])
+@pytest.mark.parametrize("arg", ["", "gpu", "smoke", "countdown", "countdown_gpu", "countdown_smoke"])
 def test_every_pipeline_config_builds_valid_stage_configs(arg):
   config = load_config_module("pipeline").get_config(arg)
   stages = pipeline.stage_configs(config)
@@ -89,3 +89,14 @@ def test_every_pipeline_config_builds_valid_stage_configs(arg):
   assert stages["samples_difficulty"].sampling.num_problems == n
   assert stages["samples_difficulty"].sampling.split == "test"
   assert stages["large_policy"].eval.num_problems == n
+  # The countdown arguments change the task only; the arith ones keep arith.
+  from ttc_jax.jobs import common
+  spec, generator = common.parse_task(config.task)
+  assert spec.name == ("countdown" if arg.startswith("countdown") else "arith")
+  if arg.startswith("countdown"):
+    plain = pipeline.stage_configs(load_config_module("pipeline").get_config(arg.removeprefix("countdown_")
+                                                                             .removeprefix("countdown")))
+    drop_task = lambda cs: {k: {f: x for f, x in v.to_dict().items() if f != "task"} for k, v in cs.items()}
+    assert drop_task(stages) == drop_task(plain)  # The same sizes as the arith argument.
+    assert generator.max_steps + 1 <= stages["search_eval"].search_eval.max_solution_tokens // \
+        stages["search_eval"].search_eval.max_step_tokens

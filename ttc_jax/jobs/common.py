@@ -14,15 +14,15 @@ from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_ini
 from ttc_jax.tasks import registry, synthetic, tfds_builder
 from ttc_jax.tasks.base import Task
 from ttc_jax.tasks.registry import TaskSpec
-from ttc_jax.tasks.synthetic_task import SyntheticTask
 from ttc_jax.tasks.tokenizer import Tokenizer
 
 
-def parse_task(section: Any) -> tuple[TaskSpec, synthetic.TaskConfig]:
+def parse_task(section: Any) -> tuple[TaskSpec, Any]:
+  """(TaskSpec, the generator: `synthetic.TaskConfig` for arith, `countdown.CountdownConfig` for countdown)."""
   values = section.to_dict() if hasattr(section, "to_dict") else dict(section)
   generator = values.pop("generator", {})
-  return (config_parsing.parse_section(TaskSpec, values, "task"),
-          config_parsing.parse_section(synthetic.TaskConfig, generator, "task.generator"))
+  spec = config_parsing.parse_section(TaskSpec, values, "task")
+  return spec, config_parsing.parse_section(registry.generator_class(spec.name), generator, "task.generator")
 
 
 def make_task(section: Any, workdir: str) -> Task:
@@ -37,7 +37,7 @@ def prepare_task(task: Task) -> Task:
   Call after `setup_mesh`: on several hosts the lead host writes the data and the others wait,
   then read it (tfds does not lock a shared data_dir). Tasks read from files need nothing.
   """
-  if isinstance(task, SyntheticTask):
+  if isinstance(task, registry.GENERATED_TASK_TYPES):
     tfds.disable_progress_bar()  # Progress bars flood job logs; the job logs its own progress.
     if jax.process_count() > 1:
       if jax.process_index() == 0:
@@ -74,12 +74,13 @@ def setup_mesh(config: Any):
   return mesh
 
 
-def task_data(spec: TaskSpec, task_cfg: synthetic.TaskConfig, workdir: str):
-  """Prepares (once, see `prepare_task`) and returns the synthetic task's tfds builder (training reads it)."""
+def task_data(spec: TaskSpec, task_cfg: Any, workdir: str):
+  """Prepares (once, see `prepare_task`) and returns a generated task's tfds builder (training reads it)."""
   task = registry.make_task(spec, spec.data_dir or os.path.join(workdir, "data"), task_cfg)
-  if not isinstance(task, SyntheticTask):
-    raise ValueError(f"task.name={spec.name!r}: only the generated {SyntheticTask.name!r} task has training data "
-                     "in tfds form; benchmark tasks are read through Task.problems")
+  if not isinstance(task, registry.GENERATED_TASK_TYPES):
+    names = ", ".join(t.name for t in registry.GENERATED_TASK_TYPES)
+    raise ValueError(f"task.name={spec.name!r}: only the generated tasks ({names}) have training data in tfds form; "
+                     "benchmark tasks are read through Task.problems")
   return prepare_task(task).builder()
 
 

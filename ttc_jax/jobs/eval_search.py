@@ -20,7 +20,7 @@ from ttc_jax.model_refs import resolve
 from ttc_jax.provenance import git_commit, write_json
 from ttc_jax.search.run import run_search, search_spec
 from ttc_jax.search.strategies import parse_strategy, search_config
-from ttc_jax.tasks.synthetic_task import SyntheticTask
+from ttc_jax.tasks.registry import GENERATED_TASK_TYPES
 from ttc_jax.verify.formats import get_format
 from ttc_jax.verify.verifier import load_verifier
 
@@ -83,7 +83,7 @@ def _warn_if_too_short(cfg: "SearchEvalConfig", task) -> None:
   synthetic task's longest solution (max_steps lines + the answer line) ends some searches unanswered,
   graded wrong, and more so at large budgets (more rows, more likely one long step per round).
   Benchmark tasks have no known longest solution: nothing to check."""
-  if not isinstance(task, SyntheticTask):
+  if not isinstance(task, GENERATED_TASK_TYPES):
     return
   needed = (task.generator.max_steps + 1) * cfg.max_step_tokens
   if cfg.max_solution_tokens < needed:

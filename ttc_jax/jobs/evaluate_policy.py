@@ -10,7 +10,7 @@ from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.provenance import git_commit
 
 # Metadata that names where a problem comes from, not how hard it is: not summarised.
-_NOT_DIFFICULTY = ("source", "url", "year", "exam")
+_NOT_DIFFICULTY = ("source", "url", "year", "exam", "numbers", "target", "generating_solution")  # The last: countdown.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +39,8 @@ class PolicyEvalConfig:
 
 def evaluate_policy(model, params, tokenizer, task, cfg: PolicyEvalConfig, rng: jax.Array) -> dict:
   """Per-problem pass@1 (temperature sampling) and its spread, overall and by each metadata field of the
-  task's problems (pass1_by_num_steps for arith, pass1_by_level for MATH); returns the JSON-ready result."""
+  task's problems (pass1_by_num_steps for arith, pass1_by_level for MATH, pass1_by_num_numbers and
+  pass1_by_num_solutions for countdown); returns the JSON-ready result."""
   problems = task.problems(cfg.split, None if cfg.num_problems < 0 else cfg.num_problems)
   if not problems:
     raise ValueError(f"eval.split={cfg.split!r}, eval.num_problems={cfg.num_problems}: selects no problem")
@@ -71,7 +72,7 @@ def evaluate_policy(model, params, tokenizer, task, cfg: PolicyEvalConfig, rng: 
 
 def log_summary(result: dict, path: str) -> None:
   s = result["summary"]
-  by = next((k for k in ("pass1_by_num_steps", "pass1_by_level") if k in result), None)
+  by = next((k for k in ("pass1_by_num_steps", "pass1_by_level", "pass1_by_num_numbers") if k in result), None)
   logging.info("pass@1 %.3f (std across problems %.3f) on %d problems; never solved %.0f%%, always %.0f%%, "
                "in between %.0f%%; %s %s. Written to %s", s["mean_pass1"], s["std_pass1"], s["num_problems"],
                100 * s["frac_never_solved"], 100 * s["frac_always_solved"], 100 * s["frac_strictly_between"],

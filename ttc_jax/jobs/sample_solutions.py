@@ -51,7 +51,10 @@ def task_record(spec, generator) -> dict:
   for the others (a changed file or prompt layout then refuses to resume into old shards)."""
   if spec.name == "arith" and not spec.grader:
     return dataclasses.asdict(generator)
-  return {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("data_dir", "tokenizer")}
+  record = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("data_dir", "tokenizer")}
+  if spec.name == "countdown":  # Generated: its problems depend on the generator too.
+    record["generator"] = dataclasses.asdict(generator)
+  return record
 
 
 def summarize_samples(records: list[dict]) -> dict:

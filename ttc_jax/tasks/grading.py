@@ -13,7 +13,7 @@ import re
 import threading
 from typing import Protocol, runtime_checkable
 
-from ttc_jax.tasks import math_verify_worker, synthetic
+from ttc_jax.tasks import countdown, math_verify_worker, synthetic
 
 
 @runtime_checkable
@@ -100,6 +100,7 @@ class CutAtGrader:
 
 
 _GRADERS = {
+    "countdown": countdown.CountdownGrader,  # The default rules; the countdown task builds its own.
     "exact": ExactAnswerGrader,
     "math_verify": MathVerifyGrader,
 }
@@ -109,7 +110,7 @@ GRADER_NAMES = tuple(sorted(_GRADERS))
 
 
 def get_grader(name: str) -> Grader:
-  """Returns a grader by name: "exact" (synthetic task) or "math_verify" (MATH)."""
+  """Returns a grader by name: "exact" (synthetic task), "countdown" (default rules) or "math_verify" (MATH)."""
   try:
     return _GRADERS[name]()
   except KeyError:
