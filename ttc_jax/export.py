@@ -12,6 +12,7 @@ logical axis names on the loading side, not from how they were saved.
 """
 import dataclasses
 import datetime
+import hashlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from ttc_jax.models import ModelConfig, Transformer
 from ttc_jax.model_refs import HF_PREFIX, hf_path, is_hf
 from ttc_jax.models.flops import tree_param_count
 from ttc_jax.parallel import RULES, logical_shardings
-from ttc_jax.provenance import git_commit, read_json, write_json
+from ttc_jax.provenance import fingerprint, git_commit, read_json, write_json
 from ttc_jax.tasks.tokenizer import Tokenizer, load_tokenizer
 
 FORMAT_VERSION = 1
@@ -99,6 +100,18 @@ def copy_tokenizer(src_dir: str, out_dir: str) -> None:
     shutil.copyfile(path, os.path.join(out_dir, os.path.basename(path)))
 
 
+def params_digest(params: Any) -> str:
+  """A fingerprint of parameter values: per leaf, its sum, sum of squares and a position-weighted sum,
+  reduced on the device (a few floats per leaf cross to the host, whatever the model's size)."""
+  def sums(x):
+    x = x.astype(jnp.float32).ravel()
+    w = (jnp.arange(x.size, dtype=jnp.int32) % 7 + 1).astype(jnp.float32)
+    return jnp.stack([jnp.sum(x), jnp.sum(x * x), jnp.sum(x * w)])
+  leaves = jax.tree_util.tree_leaves_with_path(params)
+  values = jax.device_get(jax.jit(lambda ls: [sums(v) for v in ls])([v for _, v in leaves]))
+  return fingerprint({jax.tree_util.keystr(k): [float(f"{x:.6g}") for x in v] for (k, _), v in zip(leaves, values)})
+
+
 def export_model(out_dir: str, params: Any, cfg: ModelConfig, tokenizer_path: str | Sequence[str], *, step: int,
                  source: str, extra_manifest: dict | None = None) -> dict:
   """Writes the export directory; the manifest is written last, so its presence means complete.
@@ -118,7 +131,7 @@ def export_model(out_dir: str, params: Any, cfg: ModelConfig, tokenizer_path: st
     for path in tokenizer_path:
       shutil.copyfile(path, os.path.join(out_dir, os.path.basename(path)))
   manifest = {"format_version": FORMAT_VERSION, "param_count": tree_param_count(params), "step": step,
-              "source_workdir": os.path.abspath(source), "git_commit": git_commit(),
+              "params_digest": params_digest(params), "source_workdir": os.path.abspath(source), "git_commit": git_commit(),
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(), **(extra_manifest or {})}
   write_json(os.path.join(out_dir, "manifest.json"), manifest)
   return manifest
@@ -196,3 +209,43 @@ def load_model(path: str, mesh: Mesh) -> ExportedModel:
     return load_stage(path, mesh)
   raise FileNotFoundError(f"{path} is neither an export (manifest.json), a training stage (checkpoints/) "
                           f"nor an hf:/path reference")
+
+
+def _file_sample_digest(path: str, chunk: int = 1 << 20) -> str:
+  """A digest of a weight file's size, first and last MiB (its header and both ends of the data): reading
+  gigabytes to identify a model would cost more than most jobs that check it."""
+  size = os.path.getsize(path)
+  h = hashlib.sha256(str(size).encode())
+  with open(path, "rb") as f:
+    h.update(f.read(chunk))
+    if size > chunk:
+      f.seek(max(chunk, size - chunk))
+      h.update(f.read(chunk))
+  return h.hexdigest()[:16]
+
+
+def model_identity(ref: str) -> str:
+  """A fingerprint of the model `ref` names (stage, export or `hf:DIR`), read from its files without loading it.
+
+  Artifacts made from a model record it (`shards.run_sharded(inputs=)`, results files), so a retrained or
+  replaced model makes them stale instead of silently reusing them. A stage: its training fingerprint
+  (train_summary.json) and newest checkpoint step; an export: its manifest (not the time or commit it was
+  written at), which holds `params_digest`; `hf:`: config.json and a sample digest of every weight file.
+  """
+  if is_hf(ref):
+    d = hf_path(ref)
+    weights = sorted(n for n in os.listdir(d) if n.endswith((".safetensors", ".bin")))
+    return fingerprint({"hf_config": read_json(os.path.join(d, "config.json")),
+                        "weights": {n: _file_sample_digest(os.path.join(d, n)) for n in weights}})
+  manifest_path = os.path.join(ref, "manifest.json")
+  if os.path.exists(manifest_path):  # Its params_digest identifies the weights (exports made since it exists).
+    manifest = read_json(manifest_path)
+    return fingerprint({k: v for k, v in manifest.items() if k not in ("git_commit", "created", "source_workdir")})
+  from ttc_jax.train import checkpoint_dir  # Training-side import, only for stage directories.
+  from ttc_jax.train.checkpoint import latest_step
+  summary_path = os.path.join(ref, "train_summary.json")
+  summary = read_json(summary_path) if os.path.exists(summary_path) else {}
+  config_path = os.path.join(ref, "model_config.json")
+  return fingerprint({"model_fingerprint": summary.get("model_fingerprint"),
+                      "model_config": read_json(config_path) if os.path.exists(config_path) else None,
+                      "step": latest_step(checkpoint_dir(ref))})

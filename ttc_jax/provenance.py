@@ -37,6 +37,15 @@ def fingerprint(value: Any) -> str:
   return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def file_digest(path: str) -> str:
+  """SHA-256 (16 hex digits) of a file's bytes: the identity of a single-file input (e.g. scores.jsonl)."""
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()[:16]
+
+
 def input_fingerprint(directory: str) -> str | None:
   """The identity of an artifact directory's content, from its manifest (shard digests where it has them),
   or None without one; the commit and time it was made at are left out (same content, same identity)."""

@@ -128,11 +128,40 @@ def _same(old: Any, new: Any) -> bool:
   return old == new
 
 
+def made_from(out_dir: str, inputs: dict) -> bool:
+  """Whether the artifact's spec records these `inputs` (or none: made before inputs were recorded)."""
+  path = os.path.join(out_dir, "spec.json")
+  recorded = read_json(path).get("inputs") if os.path.exists(path) else None
+  return recorded is None or _same(recorded, json.loads(json.dumps(inputs)))
+
+
+def stale_path(path: str) -> str:
+  """The first free `<path>.stale-<n>`: where a result made from other inputs is moved (kept, never deleted)."""
+  n = 1
+  while os.path.exists(f"{path}.stale-{n}"):
+    n += 1
+  return f"{path}.stale-{n}"
+
+
 def _check_spec(out_dir: str, spec: dict) -> None:
   path = os.path.join(out_dir, "spec.json")
   spec = json.loads(json.dumps(spec))
   if os.path.exists(path):
     old = read_json(path, f"delete {path} to adopt the current config for the shards already there")
+    rest = lambda s: {k: v for k, v in s.items() if k != "inputs"}
+    if "inputs" in spec and _same(rest(old), rest(spec)) and not _same(old.get("inputs"), spec["inputs"]):
+      if "inputs" not in old:  # Written before inputs were recorded: adopt them, keep the shards.
+        write_json(path, spec)
+        return
+      changed = [k for k in sorted(set(old["inputs"]) | set(spec["inputs"]))
+                 if old["inputs"].get(k) != spec["inputs"].get(k)]
+      aside = stale_path(out_dir)
+      os.replace(out_dir, aside)
+      os.makedirs(out_dir)
+      write_json(path, spec)
+      logging.warning("%s was made from other inputs (%s changed): moved to %s, computing it again", out_dir,
+                      ", ".join(changed), aside)
+      return
     if not _same(old, spec):
       changed = {k: (old.get(k), spec.get(k)) for k in sorted(set(old) | set(spec)) if not _same(old.get(k), spec.get(k))}
       done = sum(1 for name in os.listdir(out_dir) if name.startswith("shard-") and name.endswith(".jsonl"))
@@ -146,7 +175,7 @@ def _check_spec(out_dir: str, spec: dict) -> None:
 
 def run_sharded(out_dir: str, num_shards: int, compute_shard: Callable[[int], list[dict]], *, spec: dict,
                 summarize: Callable[[list[dict]], dict] | None = None, desc: str = "shards",
-                write: bool = True, job: str = "", workdir: str | None = None) -> dict:
+                write: bool = True, job: str = "", workdir: str | None = None, inputs: dict | None = None) -> dict:
   """Computes every missing shard, then writes the manifest; returns the manifest.
 
   Args:
@@ -156,6 +185,9 @@ def run_sharded(out_dir: str, num_shards: int, compute_shard: Callable[[int], li
     write: False on non-lead hosts of a multi-host job (they compute, host 0 writes).
     job: the job (and config) that makes this artifact, named in errors about it.
     workdir: paths in `spec` under it are stored relative to it (a moved workdir still resumes).
+    inputs: {name: identity} of the models and artifacts the records are computed from
+      (`export.model_identity`, `provenance.input_fingerprint`). When only these differ from the
+      stored spec's, the old artifact is stale: it is moved to `<out_dir>.stale-<n>` and made again.
 
   The manifest records each shard's record count and SHA-256; a shard that no longer matches
   (edited, truncated) is moved aside to `<file>.damaged` and computed again.
@@ -166,6 +198,8 @@ def run_sharded(out_dir: str, num_shards: int, compute_shard: Callable[[int], li
   os.makedirs(out_dir, exist_ok=True)
   if workdir is not None:
     spec = _portable(spec, os.path.abspath(workdir))
+  if inputs is not None:
+    spec = {**spec, "inputs": inputs}
   if write:
     _check_spec(out_dir, spec)
   damaged = problems(out_dir)

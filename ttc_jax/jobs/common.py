@@ -7,7 +7,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 from jax.experimental import multihost_utils
 
-from ttc_jax import config_parsing
+from ttc_jax import config_parsing, shards
 from ttc_jax.models import ModelConfig
 from ttc_jax.provenance import read_json
 from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_initialize_distributed
@@ -105,6 +105,28 @@ def is_current(path: str, step: int | None, identity: str, **fields) -> bool:
   old = read_json(path, "delete it to recompute it")
   return ((step is None or old.get("step") == step) and old.get("model_fingerprint") == identity
           and all(old.get(k) == v for k, v in fields.items()))
+
+
+def current_result(path: str, inputs: dict, *also: str) -> bool:
+  """Whether the result at `path` exists and was made from `inputs` ({name: identity} of the models and
+  artifacts it reads: `export.model_identity`, `provenance.input_fingerprint`).
+
+  A result made from other inputs is stale: it is moved to `<path>.stale-<n>` (and so is every file in
+  `also` computed with it, e.g. cached scores), kept rather than deleted, and False is returned so the job
+  makes it again. A result that records no inputs (written before they were recorded) counts as current.
+  """
+  if not os.path.exists(path):
+    return False
+  old = read_json(path, "delete it to recompute it").get("inputs")
+  if old is None or old == inputs:
+    return True
+  changed = sorted(k for k in set(old) | set(inputs) if old.get(k) != inputs.get(k))
+  for p in (path, *also):
+    if os.path.exists(p):
+      os.replace(p, shards.stale_path(p))
+  logging.warning("%s was made from other inputs (%s changed): moved aside, computing it again", path,
+                  ", ".join(changed))
+  return False
 
 
 def stage_dir(workdir: str, name: str) -> str:

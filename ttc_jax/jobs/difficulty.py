@@ -24,7 +24,8 @@ from ttc_jax import config_parsing, export, shards
 from ttc_jax.analysis import difficulty as diff
 from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models.flops import span_forward_flops
-from ttc_jax.provenance import git_commit, read_json, read_jsonl, write_json
+from ttc_jax.jobs import common
+from ttc_jax.provenance import file_digest, git_commit, input_fingerprint, read_json, read_jsonl, write_json
 from ttc_jax.tasks import registry
 
 SECTIONS = {"job", "seed", "difficulty"}
@@ -134,17 +135,20 @@ def run(config, workdir: str) -> None:
   cfg = config_parsing.parse_section(DifficultyConfig, config.difficulty, "difficulty")
   seed = int(config.get("seed", 0))
   out_path = os.path.join(resolve(workdir, cfg.out), "difficulty.json")
-  if os.path.exists(out_path):
+  samples_dir = resolve(workdir, cfg.samples)
+  scores_path = resolve(workdir, cfg.scores)
+  # What the bins are computed from: the samples, the verifier's scores of them and the policy (its size).
+  inputs = {"samples": input_fingerprint(samples_dir), "policy": export.model_identity(resolve(workdir, cfg.policy)),
+            "scores": file_digest(scores_path) if os.path.exists(scores_path) else None}
+  if common.current_result(out_path, inputs):
     old = read_json(out_path, "delete it to recompute it")
     if old.get("config") == {**dataclasses.asdict(cfg), "seed": seed}:
       logging.info("Difficulty already done: %s", out_path)
       return
-  samples_dir = resolve(workdir, cfg.samples)
   shards.require_complete(samples_dir, f"difficulty.samples={cfg.samples!r}",
                           "the sample_solutions job (configs/samples.py:test with "
                           "--config.sampling.name=difficulty)")
   records = shards.read_records(samples_dir)
-  scores_path = resolve(workdir, cfg.scores)
   score_lines = _read_scores(scores_path)
   policy_dir = resolve(workdir, cfg.policy)
   verifier_dir, verifier_format = _verifier(workdir, cfg, scores_path)
@@ -158,7 +162,7 @@ def run(config, workdir: str) -> None:
   verifier_tokenizer = None if verifier_format == "ttc" else export.tokenizer_in(hf_path(verifier_dir))
   delimiter = registry.samples_step_format(samples_dir, workdir).delimiter
   costs = problem_costs(records, tokenizer, policy_cfg, verifier_cfg, verifier_format, verifier_tokenizer, delimiter)
-  result = {"git_commit": git_commit(), "config": {**dataclasses.asdict(cfg), "seed": seed},
+  result = {"git_commit": git_commit(), "config": {**dataclasses.asdict(cfg), "seed": seed}, "inputs": inputs,
             "policy": policy_dir, "verifier": verifier_dir,
             **compute(records, score_lines, costs, cfg.num_bins, seed)}
   write_json(out_path, result)

@@ -222,7 +222,9 @@ def run(config, workdir: str) -> None:
   grader = task.grader
   out_dir = resolve(workdir, cfg.out)
   results_path = os.path.join(out_dir, "results.json")
-  if os.path.exists(results_path):
+  inputs = {"reviser": export.model_identity(resolve(workdir, cfg.reviser)),
+            "verifier": export.model_identity(resolve(workdir, cfg.verifier)) if cfg.verifier else None}
+  if common.current_result(results_path, inputs):
     logging.info("Revision evaluation already done: %s", results_path)
     return
   mesh = common.setup_mesh(config)
@@ -281,7 +283,8 @@ def run(config, workdir: str) -> None:
     manifest = shards.run_sharded(run_dir, -(-len(problems) // cfg.problems_per_shard), compute_shard,
                                   spec=spec_json, summarize=_summary(methods), desc=f"revisions {name}",
                                   write=jax.process_index() == 0,
-                                  job="the eval_revisions job (configs/revision_eval.py)", workdir=workdir)
+                                  job="the eval_revisions job (configs/revision_eval.py)", workdir=workdir,
+                                  inputs=inputs)
     by_setting[(parallel, revisions)] = run_dir
     ratio = selection.ratio_label(parallel, revisions)
     for m in methods:
@@ -292,7 +295,8 @@ def run(config, workdir: str) -> None:
   longest = max(by_setting, key=lambda pl: (pl[1], pl[0]))  # most revisions, then most chains
   grids = [r["attempt_correct"] for r in shards.read_records(by_setting[longest])]
   steps = selection.pass_at_step(grids)
-  result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "num_problems": len(problems),
+  result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "inputs": inputs,
+            "num_problems": len(problems),
             "verifier_format": cfg.verifier_format if verifier is not None else None,
             "verifier_scoring": (None if verifier is None else "standalone" if standalone else "revision_context"),
             "methods": methods, "settings": [f"P{p}xL{l}" for p, l in cfg.settings()],

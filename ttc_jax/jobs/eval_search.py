@@ -101,7 +101,9 @@ def run(config, workdir: str) -> None:
   _warn_if_too_short(cfg, task)
   out_dir = resolve(workdir, cfg.out)
   results_path = os.path.join(out_dir, "results.json")
-  if os.path.exists(results_path):
+  inputs = {"policy": export.model_identity(resolve(workdir, cfg.policy)),
+            "prm": export.model_identity(resolve(workdir, cfg.prm))}
+  if common.current_result(results_path, inputs):
     logging.info("Search evaluation already done: %s", results_path)
     return
   mesh = common.setup_mesh(config)
@@ -145,11 +147,13 @@ def run(config, workdir: str) -> None:
       manifest = shards.run_sharded(run_dir, -(-len(problems) // cfg.problems_per_shard), compute_shard,
                                     spec=spec_json, summarize=_summary, desc=f"search {spec} N={budget}",
                                     write=jax.process_index() == 0,
-                                    job="the eval_search job (configs/search_eval.py)", workdir=workdir)
+                                    job="the eval_search job (configs/search_eval.py)", workdir=workdir,
+                                    inputs=inputs)
       curves.setdefault(spec, {})[budget] = manifest["accuracy"]
       details.setdefault(spec, {})[str(budget)] = {k: manifest[k] for k in _summary([]) if k in manifest}
       logging.info("%s at generation budget %d: accuracy %.3f", spec, budget, manifest["accuracy"])
-  result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "num_problems": len(problems),
+  result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "inputs": inputs,
+            "num_problems": len(problems),
             "curves": {s: {str(b): a for b, a in c.items()} for s, c in curves.items()}, "details": details,
             "skipped": skipped}
   plot_curves(curves, os.path.join(out_dir, "accuracy_vs_budget.png"), title="Search against the PRM",

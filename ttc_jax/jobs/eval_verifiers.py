@@ -16,7 +16,7 @@ import os
 import jax
 from absl import logging
 
-from ttc_jax import config_parsing, shards
+from ttc_jax import config_parsing, export, shards
 from ttc_jax.analysis import ranking
 from ttc_jax.analysis.accuracy_vs_n import accuracy_vs_n, budgets_up_to
 from ttc_jax.analysis.difficulty import quantile_bins
@@ -24,7 +24,7 @@ from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.analysis.report_plots import plot_auroc_by_bin
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import resolve
-from ttc_jax.provenance import git_commit, read_jsonl, write_json
+from ttc_jax.provenance import git_commit, input_fingerprint, read_jsonl, write_json
 from ttc_jax.search.aggregation import best_score, majority_vote, weighted_vote
 from ttc_jax.tasks import registry
 from ttc_jax.verify.scored_text import record_prompt
@@ -84,18 +84,22 @@ def run(config, workdir: str) -> None:
   cfg = config_parsing.parse_section(VerifierEvalConfig, config.verifier_eval, "verifier_eval")
   out_dir = resolve(workdir, cfg.out)
   results_path = os.path.join(out_dir, "results.json")
-  if os.path.exists(results_path):
-    logging.info("Verifier evaluation already done: %s", results_path)
-    return
+  scores_path = os.path.join(out_dir, "scores.jsonl")
   samples_dir = resolve(workdir, cfg.samples)
   shards.require_complete(samples_dir, f"verifier_eval.samples={cfg.samples!r}",
                           "the sample_solutions job (configs/samples.py:test)")
+  inputs = {"samples": input_fingerprint(samples_dir), "prm": export.model_identity(resolve(workdir, cfg.prm)),
+            "orm": export.model_identity(resolve(workdir, cfg.orm))}
+  inputs_path = os.path.join(out_dir, "scores_inputs.json")  # What scores.jsonl was scored from.
+  if common.current_result(results_path, inputs, scores_path, inputs_path):
+    logging.info("Verifier evaluation already done: %s", results_path)
+    return
+  common.current_result(inputs_path, inputs, scores_path)  # Scores of other inputs (a crash before results).
   records = shards.read_records(samples_dir)
   k = min(len(r["samples"]) for r in records)
   mesh = common.setup_mesh(config)
   os.makedirs(out_dir, exist_ok=True)
 
-  scores_path = os.path.join(out_dir, "scores.jsonl")
   if os.path.exists(scores_path):  # Scoring is the expensive part: keep it across a crash in the analysis.
     lines = read_jsonl(scores_path, "delete it to score the samples again")
     prm, orm = [line["prm_steps"] for line in lines], [line["orm_steps"] for line in lines]
@@ -109,6 +113,7 @@ def run(config, workdir: str) -> None:
       for r, p, o in zip(records, prm, orm):
         f.write(json.dumps({"problem_id": r["problem_id"], "prm_steps": p, "orm_steps": o}) + "\n")
     os.replace(tmp, scores_path)
+    write_json(inputs_path, {"inputs": inputs})
 
   scores = {"orm": [[aggregate(s, "last") for s in o] for o in orm]}
   for how in ("last", "min", "prod"):
@@ -122,7 +127,8 @@ def run(config, workdir: str) -> None:
   bins = quantile_bins({p: sum(c) / k for p, c in zip(pids, correct)}, cfg.num_bins, seed=config.seed)
   ranks = ranking.ranking({n: [v[:k] for v in vals] for n, vals in scores.items()}, correct, pids, bins,
                           cfg.num_bins)
-  result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "num_problems": len(records),
+  result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "inputs": inputs,
+            "num_problems": len(records),
             "samples_per_problem": k, "curves": {name: {str(n): a for n, a in c.items()} for name, c in curves.items()},
             "ranking": ranks}
   plot_curves(curves, os.path.join(out_dir, "accuracy_vs_n.png"), title="Verifier selection on held-out problems",

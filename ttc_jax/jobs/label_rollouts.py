@@ -16,6 +16,7 @@ from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import resolve
 from ttc_jax.models.flops import forward_flops_per_token
+from ttc_jax.provenance import input_fingerprint
 from ttc_jax.verify.rollouts import label_records
 
 SECTIONS = {"job", "seed", "task", "labels", "mesh", "distributed"}
@@ -48,12 +49,13 @@ def run(config, workdir: str) -> None:
   cfg = config_parsing.parse_section(LabelJobConfig, config.labels, "labels")
   task = common.make_task(config.task, workdir)  # Its grader and step delimiter; its problems are not read.
   out_dir = os.path.join(os.path.abspath(workdir), "labels", cfg.name)
-  if shards.is_complete(out_dir):
-    logging.info("Labels already complete: %s", out_dir)
-    return
   samples_dir = resolve(workdir, cfg.samples)
   shards.require_complete(samples_dir, f"labels.samples={cfg.samples!r}",
                           "the sample_solutions job (configs/samples.py)")
+  inputs = {"policy": export.model_identity(resolve(workdir, cfg.policy)), "samples": input_fingerprint(samples_dir)}
+  if shards.is_complete(out_dir) and shards.made_from(out_dir, inputs):
+    logging.info("Labels already complete: %s", out_dir)
+    return
   records = shards.read_records(samples_dir)
   mesh = common.setup_mesh(config)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
@@ -84,7 +86,8 @@ def run(config, workdir: str) -> None:
           "policy_step": policy.manifest.get("step"), "num_problems": len(records)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize,
                                 desc="MC rollout labels", write=jax.process_index() == 0,
-                                job="the label_rollouts job (configs/labels.py)", workdir=workdir)
+                                job="the label_rollouts job (configs/labels.py)", workdir=workdir,
+                                inputs=inputs)
   logging.info("Labelled %d steps of %d samples with %d rollouts each (%d tokens sampled) -> %s",
                manifest["num_steps_labelled"], manifest["num_samples"], cfg.rollouts,
                manifest["rollout_tokens_sampled"], out_dir)

@@ -16,7 +16,7 @@ from absl import logging
 
 from ttc_jax import config_parsing, shards
 from ttc_jax.model_refs import resolve
-from ttc_jax.provenance import read_json
+from ttc_jax.provenance import input_fingerprint, read_json
 from ttc_jax.revise import dataset, trajectories
 
 SECTIONS = {"job", "seed", "revision"}
@@ -50,10 +50,8 @@ def run(config, workdir: str) -> None:
   shards.require_complete(samples_dir, f"revision.samples={cfg.samples!r}",
                           "the sample_solutions job (configs/samples.py, e.g. --config.sampling.samples_per_problem=64)")
   out_dir = resolve(workdir, cfg.out)
-  if shards.is_complete(out_dir):
-    logging.info("Revision shards already complete: %s", out_dir)
-  else:
-    _write_shards(cfg, traj_cfg, samples_dir, out_dir, config.seed, workdir)
+  # run_sharded skips finished shards itself, after checking they were made from these samples.
+  _write_shards(cfg, traj_cfg, samples_dir, out_dir, config.seed, workdir)
   manifest = read_json(os.path.join(out_dir, "manifest.json"))
   if dataset.is_current(out_dir, manifest):
     logging.info("Revision dataset already written: %s", os.path.join(out_dir, dataset.FILENAME))
@@ -75,7 +73,8 @@ def _write_shards(cfg: RevisionDataConfig, traj_cfg: trajectories.TrajectoryConf
           "num_problems": len(records)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec,
                                 summarize=lambda trajs: trajectories.summarize(records, trajs), desc="revision data",
-                                job="the revision_data job (configs/revision_data.py)", workdir=workdir)
+                                job="the revision_data job (configs/revision_data.py)", workdir=workdir,
+                                inputs={"samples": input_fingerprint(samples_dir)})
   logging.info("%d revision trajectories (by k: %s; %.2f with k = 0) from %d problems (%d without a correct sample, "
                "%d without an incorrect one) -> %s", manifest["num_trajectories"], manifest["trajectories_by_k"],
                manifest["first_attempt_fraction"] or 0.0,

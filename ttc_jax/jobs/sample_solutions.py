@@ -71,7 +71,8 @@ def run(config, workdir: str) -> None:
   task_spec, task_cfg = common.parse_task(config.task)
   task = common.make_task(config.task, workdir)
   out_dir = os.path.join(os.path.abspath(workdir), "samples", cfg.name or cfg.split)
-  if shards.is_complete(out_dir):
+  inputs = {"policy": export.model_identity(resolve(workdir, cfg.policy))}
+  if shards.is_complete(out_dir) and shards.made_from(out_dir, inputs):
     logging.info("Samples already complete: %s", out_dir)
     return
   mesh = common.setup_mesh(config)
@@ -94,6 +95,7 @@ def run(config, workdir: str) -> None:
           "num_problems": len(problems)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize_samples,
                                 desc=f"sample {cfg.split}", write=jax.process_index() == 0,
-                                job="the sample_solutions job (configs/samples.py)", workdir=workdir)
+                                job="the sample_solutions job (configs/samples.py)", workdir=workdir,
+                                inputs=inputs)
   logging.info("Sampled %d solutions for %d problems (accuracy %.3f, %d tokens) -> %s", manifest["num_samples"],
                manifest["num_problems"], manifest["accuracy"], manifest["tokens_sampled"], out_dir)
