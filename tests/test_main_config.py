@@ -37,7 +37,7 @@ def run_main(workdir, *overrides, config="configs/policy.py:smoke", timeout=300)
 
 @pytest.mark.parametrize("overrides,expected", [
     (["--config.job=nope"], ["nope", "known jobs", "train_policy"]),
-    (["--config.train.stepz=3"], ["stepz", 'Did you mean "steps"']),
+    (["--config.train.stepz=3"], ["'train.stepz'", "did you mean 'train.steps'"]),
     (["--config.train.batch_size=10", "--config.train.grad_accum_steps=4"],
      ["train.batch_size=10", "train.grad_accum_steps=4"]),
     (["--config.model.n_heads=3"], ["model.n_heads=3"]),

@@ -66,3 +66,25 @@ def check_sections(config: Any, allowed: set[str], job: str) -> None:
     valid = sorted(allowed)
     details = ", ".join(f"'{k}'{_suggest(k, valid)}" for k in unknown)
     raise ValueError(f"Unknown top-level config field(s) {details} for job '{job}'; valid: {', '.join(valid)}")
+
+
+def unknown_override(config: Any, dotted: str) -> str | None:
+  """Why `--config.<dotted>` names no field of `config` (one sentence with the dotted name), or None."""
+  node, walked = config, []
+  for part in dotted.split("."):
+    keys = sorted(_as_dict(node)) if _is_section(node) else []
+    if part not in keys:
+      where = ".".join(walked)
+      name = f"{where}.{part}" if where else part
+      if not keys:
+        return f"Config field '{where}' is a value, not a section, so '{name}' does not exist"
+      close = difflib.get_close_matches(part, keys, n=1)
+      hint = f" (did you mean '{where + '.' if where else ''}{close[0]}'?)" if close else ""
+      return (f"Unknown config field '{name}'{hint}; valid fields of '{where or 'config'}': {', '.join(keys)}")
+    node = node[part]
+    walked.append(part)
+  return None
+
+
+def _is_section(node: Any) -> bool:
+  return hasattr(node, "to_dict") or isinstance(node, Mapping)

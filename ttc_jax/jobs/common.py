@@ -1,4 +1,6 @@
-"""Wiring shared by jobs: config sections -> dataclasses, mesh, task data, tokenizer."""
+"""Wiring shared by jobs: config sections -> dataclasses, mesh, task data, tokenizer, stage dirs."""
+import contextlib
+import dataclasses
 import os
 from typing import Any
 
@@ -15,6 +17,7 @@ from ttc_jax.tasks import registry, synthetic, tfds_builder
 from ttc_jax.tasks.base import Task
 from ttc_jax.tasks.registry import TaskSpec
 from ttc_jax.tasks.tokenizer import Tokenizer
+from ttc_jax.train import checkpoint_dir, stage
 
 
 def parse_task(section: Any) -> tuple[TaskSpec, Any]:
@@ -133,3 +136,17 @@ def stage_dir(workdir: str, name: str) -> str:
   path = os.path.join(os.path.abspath(workdir), name)
   os.makedirs(path, exist_ok=True)
   return path
+
+
+@contextlib.contextmanager
+def training_stage(workdir: str, name: str, model_cfg: ModelConfig):
+  """WORKDIR/<name> for a training job: locked for the with-block, refused if it holds another model.
+
+  Enter it after the config is validated and before writing anything in the stage. The lead host
+  holds the lock; the other hosts of a multi-host run are the same run.
+  """
+  path = stage_dir(workdir, name)
+  what = f"stage {name!r}"
+  with stage.locked(path, what, enabled=jax.process_index() == 0):
+    stage.check_model_config(path, dataclasses.asdict(model_cfg), what, checkpoint_dir(path))
+    yield path

@@ -116,66 +116,66 @@ def run(config, workdir: str) -> None:
                heldout_problems, train_cfg.steps, train_cfg.batch_size, epochs, configured.steps, cfg.epochs)
 
   mesh = common.setup_mesh(config)
-  out_dir = common.stage_dir(workdir, cfg.stage)
-  identity = fingerprint({"reviser": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
-                          "train": dataclasses.asdict(train_cfg), "seed": config.seed,
-                          "data": input_fingerprint(data_dir),
-                          "policy": read_json_field(os.path.join(hf_path(policy_dir), "train_summary.json"),
-                                                    "model_fingerprint")})
-  write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
-  export.copy_tokenizer(hf_path(policy_dir), out_dir)
-  data_iter = make_iterator(examples, batch_size=train_cfg.batch_size, seed=config.seed,
-                            shard_index=jax.process_index(), shard_count=jax.process_count())
-  dummy = np.zeros((1, train_cfg.seq_len), np.int32)
-  init_fn = lambda rng: model.init(rng, dummy)
-  initial_params = policy_initializer(policy_dir, mesh, init_fn, jax.random.key(config.seed))
-  start = time.time()
-  loss_fn = next_token_loss(model)
-  state = train(init_fn=init_fn, loss_fn=loss_fn, cfg=train_cfg, data_iter=data_iter, mesh=mesh, workdir=out_dir,
-                seed=config.seed, initial_params=initial_params)
-  wall = time.time() - start
-  summary_path = os.path.join(out_dir, "train_summary.json")
-  if jax.process_index() == 0 and not common.is_current(summary_path, None, identity, steps=train_cfg.steps):
-    write_json(summary_path, {
-        "git_commit": git_commit(), "params": count_params(model_cfg), "steps": train_cfg.steps,
-        "configured_steps": configured.steps, "epochs": epochs,
-        "trajectories": len(trajectories), **k_distribution(trajectories), **stats,
-        "heldout_trajectories": len(heldout), "heldout_problems": heldout_problems, "model_fingerprint": identity,
-        "data": data_dir,
-        "policy": policy_dir, "wall_time_s": wall, "devices": jax.device_count(),
-        "reviser": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
-        "train": dataclasses.asdict(train_cfg)})
+  with common.training_stage(workdir, cfg.stage, model_cfg) as out_dir:
+    identity = fingerprint({"reviser": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
+                            "train": dataclasses.asdict(train_cfg), "seed": config.seed,
+                            "data": input_fingerprint(data_dir),
+                            "policy": read_json_field(os.path.join(hf_path(policy_dir), "train_summary.json"),
+                                                      "model_fingerprint")})
+    write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
+    export.copy_tokenizer(hf_path(policy_dir), out_dir)
+    data_iter = make_iterator(examples, batch_size=train_cfg.batch_size, seed=config.seed,
+                              shard_index=jax.process_index(), shard_count=jax.process_count())
+    dummy = np.zeros((1, train_cfg.seq_len), np.int32)
+    init_fn = lambda rng: model.init(rng, dummy)
+    initial_params = policy_initializer(policy_dir, mesh, init_fn, jax.random.key(config.seed))
+    start = time.time()
+    loss_fn = next_token_loss(model)
+    state = train(init_fn=init_fn, loss_fn=loss_fn, cfg=train_cfg, data_iter=data_iter, mesh=mesh, workdir=out_dir,
+                  seed=config.seed, initial_params=initial_params)
+    wall = time.time() - start
+    summary_path = os.path.join(out_dir, "train_summary.json")
+    if jax.process_index() == 0 and not common.is_current(summary_path, None, identity, steps=train_cfg.steps):
+      write_json(summary_path, {
+          "git_commit": git_commit(), "params": count_params(model_cfg), "steps": train_cfg.steps,
+          "configured_steps": configured.steps, "epochs": epochs,
+          "trajectories": len(trajectories), **k_distribution(trajectories), **stats,
+          "heldout_trajectories": len(heldout), "heldout_problems": heldout_problems, "model_fingerprint": identity,
+          "data": data_dir,
+          "policy": policy_dir, "wall_time_s": wall, "devices": jax.device_count(),
+          "reviser": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
+          "train": dataclasses.asdict(train_cfg)})
 
-  eval_path = os.path.join(out_dir, "reviser_eval.json")
-  if common.is_current(eval_path, train_cfg.steps, identity):
-    logging.info("Held-out evaluation already done: %s", eval_path)
-    return
-  if not heldout and not cfg.check_problems:
-    logging.info("reviser.heldout_fraction=0 and reviser.check_problems=0: no held-out evaluation")
-    return
-  result = {}
-  with jax.set_mesh(mesh):
-    # The policy is the same network (every parameter was copied from it), so the reviser's model applies.
-    policy_params = export.load_model(policy_dir, mesh).params
+    eval_path = os.path.join(out_dir, "reviser_eval.json")
+    if common.is_current(eval_path, train_cfg.steps, identity):
+      logging.info("Held-out evaluation already done: %s", eval_path)
+      return
+    if not heldout and not cfg.check_problems:
+      logging.info("reviser.heldout_fraction=0 and reviser.check_problems=0: no held-out evaluation")
+      return
+    result = {}
+    with jax.set_mesh(mesh):
+      # The policy is the same network (every parameter was copied from it), so the reviser's model applies.
+      policy_params = export.load_model(policy_dir, mesh).params
+      if heldout:
+        result = evaluate_heldout(loss_fn, {"reviser": state.params, "policy": policy_params}, heldout, tokenizer,
+                                  seq_len=train_cfg.seq_len, batch_size=cfg.eval_batch_size)
+    if cfg.check_problems:  # Sampled as eval_revisions samples chains (outside the training mesh context).
+      result["first_attempt"] = _first_attempt_check(cfg, task, model, state.params, policy_params, tokenizer,
+                                                     jax.random.fold_in(jax.random.key(config.seed), 1))
+    result.update(step=train_cfg.steps, model_fingerprint=identity, heldout_problems=heldout_problems,
+                  heldout_trajectories=len(heldout), train_problems=len({t["problem_id"] for t in trajectories}), git_commit=git_commit())
+    if jax.process_index() == 0:
+      write_json(eval_path, result)
     if heldout:
-      result = evaluate_heldout(loss_fn, {"reviser": state.params, "policy": policy_params}, heldout, tokenizer,
-                                seq_len=train_cfg.seq_len, batch_size=cfg.eval_batch_size)
-  if cfg.check_problems:  # Sampled as eval_revisions samples chains (outside the training mesh context).
-    result["first_attempt"] = _first_attempt_check(cfg, task, model, state.params, policy_params, tokenizer,
-                                                   jax.random.fold_in(jax.random.key(config.seed), 1))
-  result.update(step=train_cfg.steps, model_fingerprint=identity, heldout_problems=heldout_problems,
-                heldout_trajectories=len(heldout), train_problems=len({t["problem_id"] for t in trajectories}), git_commit=git_commit())
-  if jax.process_index() == 0:
-    write_json(eval_path, result)
-  if heldout:
-    logging.info("Held-out final-attempt loss, reviser vs policy: %s; by k: %s",
-                 (result["reviser"]["loss"], result["policy"]["loss"]),
-                 {k: (r["reviser"]["loss"], r["policy"]["loss"]) for k, r in result["by_k"].items()})
-  if "first_attempt" in result:
-    check = result["first_attempt"]
-    log = logging.warning if check["gate"] in rheldout.WARN else logging.info
-    log("First attempt on held-out problems (%s split): %s", cfg.check_split, rheldout.gate_summary(check))
-  logging.info("Held-out checks -> %s", eval_path)
+      logging.info("Held-out final-attempt loss, reviser vs policy: %s; by k: %s",
+                   (result["reviser"]["loss"], result["policy"]["loss"]),
+                   {k: (r["reviser"]["loss"], r["policy"]["loss"]) for k, r in result["by_k"].items()})
+    if "first_attempt" in result:
+      check = result["first_attempt"]
+      log = logging.warning if check["gate"] in rheldout.WARN else logging.info
+      log("First attempt on held-out problems (%s split): %s", cfg.check_split, rheldout.gate_summary(check))
+    logging.info("Held-out checks -> %s", eval_path)
 
 
 def _first_attempt_check(cfg: ReviserConfig, task, model, reviser_params, policy_params, tokenizer,

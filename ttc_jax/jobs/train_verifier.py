@@ -150,7 +150,6 @@ def run(config, workdir: str) -> None:
   model_cfg = dataclasses.replace(policy_cfg, scalar_head=True, lm_head=False,
                                   max_len=max(policy_cfg.max_len, train_cfg.seq_len))
   model = Transformer(model_cfg)
-  out_dir = common.stage_dir(workdir, cfg.stage or cfg.kind)
   identity = fingerprint({"verifier": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
                           "train": dataclasses.asdict(train_cfg), "seed": config.seed,
                           "data": input_fingerprint(data_dir),
@@ -175,40 +174,41 @@ def run(config, workdir: str) -> None:
                f"; {label_stats}" if label_stats else "")
 
   mesh = common.setup_mesh(config)
-  write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
-  export.copy_tokenizer(hf_path(policy_dir), out_dir)
-  data_iter = verifier_data.make_iterator(train_examples, batch_size=train_cfg.batch_size, seed=config.seed,
-                                          shard_index=jax.process_index(), shard_count=jax.process_count())
-  dummy = np.zeros((1, train_cfg.seq_len), np.int32)
-  init_fn = lambda rng: model.init(rng, dummy)
+  with common.training_stage(workdir, cfg.stage or cfg.kind, model_cfg) as out_dir:
+    write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
+    export.copy_tokenizer(hf_path(policy_dir), out_dir)
+    data_iter = verifier_data.make_iterator(train_examples, batch_size=train_cfg.batch_size, seed=config.seed,
+                                            shard_index=jax.process_index(), shard_count=jax.process_count())
+    dummy = np.zeros((1, train_cfg.seq_len), np.int32)
+    init_fn = lambda rng: model.init(rng, dummy)
 
-  initial_params = policy_initializer(policy_dir, mesh, init_fn, jax.random.key(config.seed))
-  start = time.time()
-  state = train(init_fn=init_fn, loss_fn=value_loss(model), cfg=train_cfg, data_iter=data_iter, mesh=mesh,
-                workdir=out_dir, seed=config.seed, initial_params=initial_params)
-  wall = time.time() - start
-  summary_path = os.path.join(out_dir, "train_summary.json")
-  # A no-op re-run keeps the summary (and timing) of the run that trained.
-  if jax.process_index() == 0 and not common.is_current(summary_path, None, identity, steps=train_cfg.steps):
-    write_json(summary_path, {
-        "git_commit": git_commit(), "kind": cfg.kind, "labels": cfg.labels, "label_stats": label_stats,
-        "params": count_params(model_cfg), "steps": train_cfg.steps,
-        "examples": len(train_examples), "skipped": skipped, "train_problems": len(train_records),
-        "heldout_problems": len(heldout_records), "targets": int(sum(e["value_mask"].sum() for e in train_examples)),
-        "mean_target": mean_target(train_examples), "model_fingerprint": identity, "data": data_dir, "policy": policy_dir, "wall_time_s": wall,
-        "devices": jax.device_count(), "verifier": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
-        "train": dataclasses.asdict(train_cfg)})
+    initial_params = policy_initializer(policy_dir, mesh, init_fn, jax.random.key(config.seed))
+    start = time.time()
+    state = train(init_fn=init_fn, loss_fn=value_loss(model), cfg=train_cfg, data_iter=data_iter, mesh=mesh,
+                  workdir=out_dir, seed=config.seed, initial_params=initial_params)
+    wall = time.time() - start
+    summary_path = os.path.join(out_dir, "train_summary.json")
+    # A no-op re-run keeps the summary (and timing) of the run that trained.
+    if jax.process_index() == 0 and not common.is_current(summary_path, None, identity, steps=train_cfg.steps):
+      write_json(summary_path, {
+          "git_commit": git_commit(), "kind": cfg.kind, "labels": cfg.labels, "label_stats": label_stats,
+          "params": count_params(model_cfg), "steps": train_cfg.steps,
+          "examples": len(train_examples), "skipped": skipped, "train_problems": len(train_records),
+          "heldout_problems": len(heldout_records), "targets": int(sum(e["value_mask"].sum() for e in train_examples)),
+          "mean_target": mean_target(train_examples), "model_fingerprint": identity, "data": data_dir, "policy": policy_dir, "wall_time_s": wall,
+          "devices": jax.device_count(), "verifier": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
+          "train": dataclasses.asdict(train_cfg)})
 
-  eval_path = os.path.join(out_dir, "verifier_eval.json")
-  if common.is_current(eval_path, train_cfg.steps, identity):
-    logging.info("Held-out evaluation already done: %s", eval_path)
-    return
-  with jax.set_mesh(mesh):
-    result = evaluate_examples(model, state.params, heldout_examples, batch_size=cfg.eval_batch_size,
-                               train_mean_target=mean_target(train_examples))
-  result.update(step=train_cfg.steps, model_fingerprint=identity, kind=cfg.kind, labels=cfg.labels,
-                skipped=heldout_skipped, heldout_problems=len(heldout_records), git_commit=git_commit())
-  if jax.process_index() == 0:
-    write_json(eval_path, result)
-  logging.info("Held-out %s: %s -> %s", cfg.kind.upper(),
-               ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float)), eval_path)
+    eval_path = os.path.join(out_dir, "verifier_eval.json")
+    if common.is_current(eval_path, train_cfg.steps, identity):
+      logging.info("Held-out evaluation already done: %s", eval_path)
+      return
+    with jax.set_mesh(mesh):
+      result = evaluate_examples(model, state.params, heldout_examples, batch_size=cfg.eval_batch_size,
+                                 train_mean_target=mean_target(train_examples))
+    result.update(step=train_cfg.steps, model_fingerprint=identity, kind=cfg.kind, labels=cfg.labels,
+                  skipped=heldout_skipped, heldout_problems=len(heldout_records), git_commit=git_commit())
+    if jax.process_index() == 0:
+      write_json(eval_path, result)
+    logging.info("Held-out %s: %s -> %s", cfg.kind.upper(),
+                 ", ".join(f"{k}={v:.4f}" for k, v in result.items() if isinstance(v, float)), eval_path)

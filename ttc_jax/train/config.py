@@ -19,6 +19,7 @@ class TrainConfig:
   checkpoint_every: int = 200
   keep_checkpoints: int = 2
   async_checkpoint: bool = True
+  checkpoint_timeout_s: float = 1800.0  # Longest wait for one save to commit; past it the run stops with an error.
   log_every: int = 20
 
   def __post_init__(self):
@@ -32,6 +33,8 @@ class TrainConfig:
                     f"train.grad_accum_steps={self.grad_accum_steps}")
     if not 0 <= self.warmup_steps <= self.steps:
       errors.append(f"train.warmup_steps={self.warmup_steps} must be within [0, train.steps={self.steps}]")
+    if self.checkpoint_timeout_s <= 0:
+      errors.append(f"train.checkpoint_timeout_s={self.checkpoint_timeout_s} must be positive")
     if self.learning_rate <= 0:
       errors.append(f"train.learning_rate={self.learning_rate} must be positive")
     if not 0 <= self.min_lr_ratio <= 1:

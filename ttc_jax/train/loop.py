@@ -1,8 +1,9 @@
 """The one training loop: policy, PRM/ORM and revision model differ only in loss and batches.
 
-Resumes from the latest committed checkpoint (state + data iterator), reads
+Resumes from the latest committed checkpoint that restores (state + data iterator), reads
 metrics one step late so the host never stalls dispatch, stops on a non-finite
-loss before anything non-finite is checkpointed, and saves at the end.
+loss before anything non-finite is checkpointed, stops at the next step when a
+background save fails (`CheckpointError`), and saves at the end.
 """
 import os
 from typing import Any, Callable, Iterator
@@ -57,7 +58,7 @@ def train(*, init_fn: Callable[[jax.Array], Any], loss_fn: LossFn, cfg: TrainCon
   param_shardings = logical_shardings(boxed, mesh, rules)
   shardings = state_shardings(tx, nn.unbox(boxed), param_shardings, mesh)
   ckpt = Checkpointer(checkpoint_dir(workdir), keep=cfg.keep_checkpoints, save_every=cfg.checkpoint_every,
-                      async_save=cfg.async_checkpoint)
+                      async_save=cfg.async_checkpoint, timeout_s=cfg.checkpoint_timeout_s)
 
   # Created outside `activate`: flax's DenseGeneral init reshapes kernels, which
   # clashes with activation sharding hints.
@@ -67,7 +68,11 @@ def train(*, init_fn: Callable[[jax.Array], Any], loss_fn: LossFn, cfg: TrainCon
                      f"train.steps={cfg.steps}: this directory belongs to a longer run; use another workdir / stage")
   if ckpt.latest_step is not None:
     abstract = jax.eval_shape(lambda p: TrainState(step=np.int32(0), params=p, opt_state=tx.init(p)), nn.unbox(boxed))
-    state, start = ckpt.restore(abstract_with_shardings(abstract, shardings), data_iter)
+    try:  # Falls back past a damaged newest step, with a warning naming it.
+      state, start = ckpt.restore(abstract_with_shardings(abstract, shardings), data_iter)
+    except BaseException:
+      _close_quietly(ckpt)
+      raise
   else:
     if initial_params is not None:
       params = initial_params(param_shardings)
@@ -89,6 +94,7 @@ def train(*, init_fn: Callable[[jax.Array], Any], loss_fn: LossFn, cfg: TrainCon
         state, metrics = step_fn(state, batch, step_rng)
         if on_step_end is not None:
           on_step_end(step, state, ckpt)
+        ckpt.check()  # A failed background save stops the run now, not at exit.
         if pending is not None:
           _check_and_log(*pending, cfg, writer)
         pending = (step, metrics)
@@ -98,10 +104,21 @@ def train(*, init_fn: Callable[[jax.Array], Any], loss_fn: LossFn, cfg: TrainCon
           ckpt.save(step, state, data_iter, force=step == cfg.steps)
       if pending is not None:
         _check_and_log(*pending, cfg, writer)
-    finally:
+    except BaseException:
+      _close_quietly(ckpt)  # Still commits in-flight saves; the first error is the one reported.
+      raise
+    else:
       ckpt.close()  # Waits for in-flight saves: finished work is never lost.
+    finally:
       writer.close()
   return state
+
+
+def _close_quietly(ckpt: Checkpointer) -> None:
+  try:
+    ckpt.close()
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("While stopping on an earlier error: %s", e)
 
 
 def _check_and_log(step: int, metrics: dict[str, jax.Array], cfg: TrainConfig, writer: MetricsWriter) -> None:
