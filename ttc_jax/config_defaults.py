@@ -65,6 +65,7 @@ def train(*, steps: int, batch_size: int, learning_rate: float, warmup_steps: in
   c.weight_decay = 0.1
   c.checkpoint_every = checkpoint_every
   c.log_every = log_every
+  c.checkpoint_timeout_s = 1800.0  # Longest wait for one checkpoint save; past it the run stops with an error.
   return c
 
 

@@ -24,7 +24,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Job config file (ml_c
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for this job's inputs and outputs.")
 flags.mark_flags_as_required(["config", "workdir"])
 
-_THREAD_GRACE_S = 10  # How long a failed job's leftover threads may take, in all, to finish before the process exits anyway.
+_THREAD_GRACE_S = 10  # Seconds a failed job's leftover threads get, in all, before the process exits anyway.
 
 
 class _QuietLibraries(std_logging.Filter):

@@ -143,7 +143,8 @@ class Checkpointer:
     # Orbax reports a folder it cannot write only from its save threads, and the main thread then
     # waits out its 300 s coordination timeout: check here, where the error can name the step.
     check_writable(self._directory, step)
-    check_free_space(self._directory, sum(x.nbytes for x in jax.tree_util.tree_leaves(state)), step)
+    nbytes = sum(getattr(x, "nbytes", 0) for x in jax.tree_util.tree_leaves(state))
+    check_free_space(self._directory, nbytes, step)
     try:
       saved = self._manager.save(step, args=ocp.args.Composite(**items), force=force)
     except Exception as e:  # pylint: disable=broad-except
