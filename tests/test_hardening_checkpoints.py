@@ -73,6 +73,7 @@ def test_unwritable_checkpoint_folder_stops_the_job_at_once(tmp_path):
   assert result.returncode == 1, result.stderr[-3000:]
   fatal = _fatal(result.stderr)
   assert "CheckpointError" in fatal and f"{ckpts} is not writable" in fatal and "Permission denied" in fatal
+  assert "Traceback" not in result.stderr  # The message says it all.
   assert not (tmp_path / "policy" / "metrics.jsonl").exists()  # Stopped before training.
   assert not (tmp_path / "policy" / stage.LOCK_NAME).exists()
   assert seconds < 200

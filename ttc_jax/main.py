@@ -7,7 +7,8 @@ locked, so a mistyped `--config.x.y` override fails at flag parsing, with its
 dotted name. The workdir is not created here: jobs create what they write once
 their config is validated, and a failed job whose workdir is new leaves no
 empty folders behind. A failure ends the process with a one-paragraph message
-(the traceback comes first); it never waits on stuck background threads.
+(after the traceback, except for errors that name their cause: checkpoint, stage,
+non-finite loss); it never waits on stuck background threads.
 """
 import importlib.util
 import logging as std_logging
@@ -92,7 +93,11 @@ def _prune_empty_dirs(root: str) -> None:
 
 
 def _exit_failed(job: str, workdir: str, error: BaseException) -> None:
-  traceback.print_exception(error)
+  from ttc_jax.train import NonFiniteLossError
+  from ttc_jax.train.checkpoint import CheckpointError
+  from ttc_jax.train.stage import StageError
+  if not isinstance(error, (CheckpointError, StageError, NonFiniteLossError)):  # Those say all there is to say.
+    traceback.print_exception(error)
   message = " ".join(str(error).split()) or type(error).__name__
   sys.stderr.write(f"\nFATAL job {job!r} (workdir {workdir}) failed: {type(error).__name__}: {message}\n")
   sys.stderr.flush()
