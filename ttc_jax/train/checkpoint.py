@@ -24,6 +24,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
+from jax.experimental import multihost_utils
 
 
 class CheckpointError(RuntimeError):
@@ -194,13 +195,16 @@ class Checkpointer:
 
   def _move_aside(self, steps: list[int]) -> None:
     self.wait()
-    damaged = self._directory + ".damaged"
-    os.makedirs(damaged, exist_ok=True)
-    for s in steps:
-      target = os.path.join(damaged, str(s))
-      if os.path.exists(target):
-        target = f"{target}.{int(time.time())}"
-      shutil.move(os.path.join(self._directory, str(s)), target)
+    if jax.process_index() == 0:  # One host moves (the folder is shared); the others wait for it.
+      damaged = self._directory + ".damaged"
+      os.makedirs(damaged, exist_ok=True)
+      for s in steps:
+        target = os.path.join(damaged, str(s))
+        if os.path.exists(target):
+          target = f"{target}.{int(time.time())}"
+        shutil.move(os.path.join(self._directory, str(s)), target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("ttc_jax.checkpoint_move_aside")
     self._manager.reload()
 
   def wait(self) -> None:
