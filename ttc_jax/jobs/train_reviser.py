@@ -164,7 +164,8 @@ def run(config, workdir: str) -> None:
       result["first_attempt"] = _first_attempt_check(cfg, task, model, state.params, policy_params, tokenizer,
                                                      jax.random.fold_in(jax.random.key(config.seed), 1))
     result.update(step=train_cfg.steps, model_fingerprint=identity, heldout_problems=heldout_problems,
-                  heldout_trajectories=len(heldout), train_problems=len({t["problem_id"] for t in trajectories}), git_commit=git_commit())
+                  heldout_trajectories=len(heldout), train_problems=len({t["problem_id"] for t in trajectories}),
+                  git_commit=git_commit())
     if jax.process_index() == 0:
       write_json(eval_path, result)
     if heldout:

@@ -195,7 +195,8 @@ def run(config, workdir: str) -> None:
           "params": count_params(model_cfg), "steps": train_cfg.steps,
           "examples": len(train_examples), "skipped": skipped, "train_problems": len(train_records),
           "heldout_problems": len(heldout_records), "targets": int(sum(e["value_mask"].sum() for e in train_examples)),
-          "mean_target": mean_target(train_examples), "model_fingerprint": identity, "data": data_dir, "policy": policy_dir, "wall_time_s": wall,
+          "mean_target": mean_target(train_examples), "model_fingerprint": identity, "data": data_dir,
+          "policy": policy_dir, "wall_time_s": wall,
           "devices": jax.device_count(), "verifier": dataclasses.asdict(cfg), "model": dataclasses.asdict(model_cfg),
           "train": dataclasses.asdict(train_cfg)})
 

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Mapping
 
 from absl import logging
 
+from ttc_jax.provenance import read_json
 from ttc_jax.train.checkpoint import latest_step
 
 LOCK_NAME = ".lock"
@@ -104,8 +105,7 @@ def check_model_config(stage_dir: str, model: Mapping[str, Any], what: str, chec
   path = os.path.join(stage_dir, "model_config.json")
   if not os.path.exists(path) or latest_step(checkpoints) is None:
     return
-  with open(path) as f:
-    old = json.load(f)
+  old = read_json(path, "it records the model of the stage's checkpoints")
   model = json.loads(json.dumps(dict(model)))  # Tuples read back as lists.
   diffs = [f"model.{k}: {old.get(k, '(unset)')!r} in the stage, {model.get(k, '(unset)')!r} now"
            for k in sorted(set(old) | set(model)) if old.get(k) != model.get(k)]
