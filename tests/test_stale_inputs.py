@@ -97,3 +97,24 @@ def test_samples_of_a_replaced_policy_are_made_again(tmp_path):
   assert os.path.exists(f"{out}.stale-1")
   assert [s["text"] for r in shards.read_records(f"{out}.stale-1") for s in r["samples"]] == first
   assert shards.is_complete(str(out))
+
+
+def test_one_writer_per_artifact(tmp_path):
+  """Two jobs writing one artifact at once: the second is refused, naming the first; a dead one's lock is taken."""
+  import socket
+  import subprocess
+  import sys
+
+  from ttc_jax import locks
+  out = tmp_path / "art"
+  holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  try:
+    (tmp_path / "art.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid}))
+    with pytest.raises(locks.LockError, match=rf"\({out}\) is in use by pid {holder.pid}"):
+      _run(out, {"policy": "a"}, [])
+  finally:
+    holder.kill()
+    holder.wait()
+  calls = []
+  _run(out, {"policy": "a"}, calls)  # The holder is gone: its lock is taken over, then released.
+  assert calls == [0, 1] and not (tmp_path / "art.lock").exists()

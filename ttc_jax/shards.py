@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 from absl import logging
 
+from ttc_jax import locks
 from ttc_jax.provenance import git_commit, read_json, read_jsonl, write_json
 
 
@@ -196,6 +197,13 @@ def run_sharded(out_dir: str, num_shards: int, compute_shard: Callable[[int], li
     raise ValueError(f"{desc}: nothing to compute for {out_dir} (0 shards): the selection of problems or records "
                      "is empty")
   os.makedirs(out_dir, exist_ok=True)
+  # One writer per artifact (`ttc_jax.locks`): the lock sits beside the folder, which may be moved aside.
+  with locks.locked(os.path.normpath(out_dir) + ".lock", f"{desc} ({out_dir})", enabled=write):
+    return _run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize, desc=desc, write=write,
+                        job=job, workdir=workdir, inputs=inputs)
+
+
+def _run_sharded(out_dir, num_shards, compute_shard, *, spec, summarize, desc, write, job, workdir, inputs) -> dict:
   if workdir is not None:
     spec = _portable(spec, os.path.abspath(workdir))
   if inputs is not None:
