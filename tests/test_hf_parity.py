@@ -19,9 +19,11 @@ from ttc_jax.parallel import MeshConfig, make_mesh
 from ttc_jax.testing.hf_goldens import FAMILIES, GOLDEN_DIR, NEW_TOKENS, PROMPT_LEN
 from ttc_jax.tokenization.steps import StopRule
 
-# fp32 accumulation order differs from torch's: the largest difference seen is 1.5e-5 (Mistral,
-# 5 of 3,840 logits above 1e-5; the other families stay under 1.3e-5). A wrong switch moves logits by >1e-2.
-LOGIT_ATOL = 2e-5
+# fp32 accumulation order differs from torch's, and by CPU: on the machine the goldens were checked on
+# the largest difference was 1.5e-5 (Mistral, 5 of 3,840 logits above 1e-5; the others under 1.3e-5);
+# on an AVX-512 Xeon (2026-12-02) Llama 3 reaches 3.1e-5 (1 logit of 3,840) with the same code (the last
+# commit that passed CI fails a 2e-5 bound there). A wrong switch moves logits by more than 1e-2.
+LOGIT_ATOL = 4e-5
 
 _FAMILY_SWITCHES = {  # What each family must turn on: a loader that drops a switch fails here too.
     "llama3": dict(rope_scaling="llama3"), "qwen2": dict(qkv_bias=True), "qwen3": dict(qk_norm=True),

@@ -34,8 +34,10 @@ NEW_TOKENS = 32
 # and transformers' own eager and sdpa differ by 5.9e-5. A wrong switch (RoPE theta, norm eps,
 # untied head) moves logits by more than 1e-2.
 LOGIT_ATOL = 2.5e-4
-# Ours may be at most this many times further from float64 than transformers' float32 is.
-ERROR_RATIO = 2.0
+# Ours may be at most this many times further from float64 than transformers' float32 is. The
+# ratio depends on the CPU: 1.2x on the machine above, 2.5x (ours 1.7e-4, transformers 6.7e-5) on
+# an AVX-512 Xeon (2026-12-02), with the same code (the last commit that passed CI fails 2.0 there).
+ERROR_RATIO = 3.0
 
 
 @pytest.fixture(scope="module")
