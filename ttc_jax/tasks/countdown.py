@@ -41,7 +41,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ttc_jax.tasks import synthetic
-from ttc_jax.tasks.synthetic import SPLITS, answer_line, solution_steps, split_of
+from ttc_jax.tasks.synthetic import answer_line, solution_steps
 
 OPS = ("+", "-", "*", "/")
 _LINE = re.compile(r"^[ \t]*(\d+)[ \t]*([-+*/])[ \t]*(\d+)[ \t]*=[ \t]*(-?\d+)[ \t]*$")
@@ -473,23 +473,4 @@ def sample_problem(rng: random.Random, cfg: CountdownConfig, problem_id: str = "
 def generate_splits(cfg: CountdownConfig, sizes: Mapping[str, int]) -> dict[str, list[Problem]]:
   """Unique problems per split, disjoint across splits (as `synthetic.generate_splits`: a
   question's split is a hash of its text). Returns {split: [Problem, ...]}, ids "{split}-{i:06d}"."""
-  unknown = set(sizes) - set(SPLITS)
-  if unknown:
-    raise ValueError(f"unknown splits {sorted(unknown)}; valid: {SPLITS}")
-  rng = random.Random(cfg.seed)
-  out = {split: [] for split in sizes}
-  seen = set()
-  for _ in range(50 * sum(sizes.values()) + 10_000):
-    if all(len(out[s]) >= n for s, n in sizes.items()):
-      break
-    problem = sample_problem(rng, cfg)
-    split = split_of(problem.question)
-    if split not in out or len(out[split]) >= sizes[split] or problem.question in seen:
-      continue
-    seen.add(problem.question)
-    out[split].append(dataclasses.replace(problem, id=f"{split}-{len(out[split]):06d}"))
-  short = {s: len(out[s]) for s, n in sizes.items() if len(out[s]) < n}
-  if short:
-    raise ValueError(f"could only generate {short} unique problems of {dict(sizes)}; "
-                     "the CountdownConfig's problem space is too small")
-  return out
+  return synthetic.unique_splits(lambda rng: sample_problem(rng, cfg), cfg.seed, sizes, "CountdownConfig")

@@ -236,17 +236,24 @@ def generate_splits(
   Returns:
     {split: [Problem, ...]} in generation order, ids "{split}-{index:06d}".
   """
+  return unique_splits(lambda rng: sample_problem(rng, cfg), cfg.seed, sizes, "TaskConfig")
+
+
+def unique_splits(sample, seed: int, sizes: Mapping[str, int], what: str) -> dict[str, list]:
+  """Problems from `sample(rng)` (one seeded stream) filed under `split_of(question)` until every split of
+  `sizes` is full; questions unique within and across splits, ids "{split}-{index:06d}". `what`: the config
+  named when its problem space is too small."""
   unknown = set(sizes) - set(SPLITS)
   if unknown:
     raise ValueError(f"unknown splits {sorted(unknown)}; valid: {SPLITS}")
-  rng = random.Random(cfg.seed)
+  rng = random.Random(seed)
   out = {split: [] for split in sizes}
   seen = set()
   max_draws = 50 * sum(sizes.values()) + 10_000
   for _ in range(max_draws):
     if all(len(out[s]) >= n for s, n in sizes.items()):
       break
-    problem = sample_problem(rng, cfg)
+    problem = sample(rng)
     split = split_of(problem.question)
     if split not in out or len(out[split]) >= sizes[split] or problem.question in seen:
       continue
@@ -255,5 +262,5 @@ def generate_splits(
   short = {s: len(out[s]) for s, n in sizes.items() if len(out[s]) < n}
   if short:
     raise ValueError(f"could only generate {short} unique problems of {dict(sizes)}; "
-                     "the TaskConfig's problem space is too small")
+                     f"the {what}'s problem space is too small")
   return out
