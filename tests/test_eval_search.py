@@ -37,11 +37,20 @@ def _config(**overrides):
   return c
 
 
-def test_search_eval_job_writes_records_and_curves(tmp_path):
+def test_search_eval_job_writes_records_and_curves(tmp_path, monkeypatch):
   tokenizer = load_tokenizer()
   for stage, head in (("policy", {}), ("prm", {"scalar_head": True, "lm_head": False})):
     export_tiny_model(str(tmp_path / stage), tokenizer, **head)
-  eval_search.run(_config(), str(tmp_path))
+  seen, real = [], eval_search.run_search
+
+  def spy(*args, cfg, batch_size, **kwargs):
+    seen.append((cfg.budget, batch_size))
+    return real(*args, cfg=cfg, batch_size=batch_size, **kwargs)
+
+  monkeypatch.setattr(eval_search, "run_search", spy)
+  eval_search.run(_config(rows_per_call=4), str(tmp_path))
+  # rows_per_call // candidates problems per device call (lookahead:2:1 at N = 4 has 2 candidates).
+  assert sorted(set(seen)) == [(1, 4), (2, 2), (4, 1)]
   out = tmp_path / "eval" / "search"
   result = json.loads((out / "results.json").read_text())
   assert result["curves"].keys() == {"best_of_n", "beam:2", "lookahead:2:1"}
@@ -60,7 +69,7 @@ def test_search_eval_job_writes_records_and_curves(tmp_path):
     assert all({"text", "steps", "step_scores", "score", "extracted"} <= c.keys() for c in r["candidates"])
   assert result["details"]["lookahead:2:1"]["4"]["mean_generations"] == 4
   mtime = (out / "results.json").stat().st_mtime_ns
-  eval_search.run(_config(), str(tmp_path))
+  eval_search.run(_config(rows_per_call=4), str(tmp_path))
   assert (out / "results.json").stat().st_mtime_ns == mtime
 
 
@@ -95,22 +104,11 @@ def test_shipped_configs_leave_room_for_the_longest_solution(file, arg):
   assert _warnings(section, c.task) == []
 
 
-def test_rows_per_call_sets_problems_per_call_at_each_budget(tmp_path, monkeypatch):
-  """rows_per_call keeps the candidate rows of a device call (its memory) the same at every budget."""
+def test_rows_per_call_sets_problems_per_call_at_each_budget():
+  """rows_per_call keeps the candidate rows of a device call (its memory) the same at every budget; the job
+  test above checks that eval_search passes it to run_search."""
   cfg = eval_search.SearchEvalConfig(rows_per_call=8, batch_size=5)
   assert [cfg.problems_per_call(n) for n in (1, 4, 8, 16)] == [8, 2, 1, 1]
   assert eval_search.SearchEvalConfig(batch_size=5).problems_per_call(16) == 5
   with pytest.raises(ValueError, match="search_eval.rows_per_call=-1"):
     eval_search.SearchEvalConfig(rows_per_call=-1)
-  tokenizer = load_tokenizer()
-  for stage, head in (("policy", {}), ("prm", {"scalar_head": True, "lm_head": False})):
-    export_tiny_model(str(tmp_path / stage), tokenizer, **head)
-  seen, real = [], eval_search.run_search
-
-  def spy(*args, cfg, batch_size, **kwargs):
-    seen.append((cfg.budget, batch_size))
-    return real(*args, cfg=cfg, batch_size=batch_size, **kwargs)
-
-  monkeypatch.setattr(eval_search, "run_search", spy)
-  eval_search.run(_config(strategies=("best_of_n",), rows_per_call=4), str(tmp_path))
-  assert sorted(set(seen)) == [(1, 4), (4, 1)]

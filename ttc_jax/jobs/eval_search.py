@@ -47,7 +47,8 @@ class SearchEvalConfig:
   problems_per_shard: int = 25
   batch_size: int = 25  # Problems per device call (x N candidates).
   # > 0: candidate rows per device call instead, the same at every budget (problems per call =
-  # rows_per_call // N, at least one): memory is set by rows, so one value fits N = 4 and N = 256.
+  # rows_per_call // candidates, at least one; candidates = N, or N / (k + 1) for lookahead): memory is
+  # set by rows, so one value fits N = 4 and N = 256.
   rows_per_call: int = 0
 
   def __post_init__(self):
@@ -64,9 +65,9 @@ class SearchEvalConfig:
     if self.rows_per_call < 0:
       raise ValueError(f"search_eval.rows_per_call={self.rows_per_call} must be >= 0 (0: use batch_size)")
 
-  def problems_per_call(self, budget: int) -> int:
-    """Problems in one device call at generation budget N."""
-    return max(1, self.rows_per_call // budget) if self.rows_per_call else self.batch_size
+  def problems_per_call(self, candidates: int) -> int:
+    """Problems in one device call when each has `candidates` rows (the search's SearchConfig.budget)."""
+    return max(1, self.rows_per_call // candidates) if self.rows_per_call else self.batch_size
 
 
 def _summary(records: list[dict]) -> dict:
@@ -132,7 +133,7 @@ def run(config, workdir: str) -> None:
                     else prm.search_kwargs([p.question for p in chunk]))
         records = run_search(policy.model, policy.params, prm.model, prm.params, policy.tokenizer, task.grader,
                              [task.prompt(p, policy.tokenizer) for p in chunk], jax.random.fold_in(rng, index),
-                             cfg=search_cfg, batch_size=cfg.problems_per_call(budget),
+                             cfg=search_cfg, batch_size=cfg.problems_per_call(search_cfg.budget),
                              references=[p.answer for p in chunk],
                              step_format=task.step_format, verifier_feed_mode=cfg.verifier_feed, **verifier)
         # "answer" stays the reference (as in sample records); the search's pick is "chosen_answer".
