@@ -136,6 +136,11 @@ def made_from(out_dir: str, inputs: dict) -> bool:
   return recorded is None or _same(recorded, json.loads(json.dumps(inputs)))
 
 
+def changed_inputs(old: dict, new: dict) -> list[str]:
+  """The names whose identity differs between two `inputs` records (a name on one side only counts)."""
+  return sorted(k for k in set(old) | set(new) if not _same(old.get(k), new.get(k)))
+
+
 def stale_path(path: str) -> str:
   """The first free `<path>.stale-<n>`: where a result made from other inputs is moved (kept, never deleted)."""
   n = 1
@@ -154,8 +159,7 @@ def _check_spec(out_dir: str, spec: dict) -> None:
       if "inputs" not in old:  # Written before inputs were recorded: adopt them, keep the shards.
         write_json(path, spec)
         return
-      changed = [k for k in sorted(set(old["inputs"]) | set(spec["inputs"]))
-                 if old["inputs"].get(k) != spec["inputs"].get(k)]
+      changed = changed_inputs(old["inputs"], spec["inputs"])
       aside = stale_path(out_dir)
       os.replace(out_dir, aside)
       os.makedirs(out_dir)

@@ -123,7 +123,7 @@ def current_result(path: str, inputs: dict, *also: str) -> bool:
   old = read_json(path, "delete it to recompute it").get("inputs")
   if old is None or old == inputs:
     return True
-  changed = sorted(k for k in set(old) | set(inputs) if old.get(k) != inputs.get(k))
+  changed = shards.changed_inputs(old, inputs)
   for p in (path, *also):
     if os.path.exists(p):
       os.replace(p, shards.stale_path(p))
