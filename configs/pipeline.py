@@ -19,9 +19,9 @@ Arguments:
          included): an easier task (2-digit values, at most 4 operations) so a 0.16M-parameter
          policy learns it in 600 steps; the larger policy is only 2.65x larger (M is measured
          from parameter counts and stated in the report), 100 test problems.
-  "gpu"  one H100-class GPU (about 12 minutes of stages; with --config.pipeline.time_limit_s=400
+  "gpu"  one H100-class GPU (about 20 minutes of stages; with --config.pipeline.time_limit_s=300
          it stops between stages to fit runs of <= 10 minutes): the default task, a 3.2M policy
-         and a 13.9x larger one, 500 test problems.
+         and a 13.9x larger one, PRM and ORM fine-tuned from the larger one, 1,000 test problems.
   "smoke" tiny, for tests (seconds per stage; results meaningless).
   "countdown", "countdown_gpu", "countdown_smoke": the same sizes on the countdown task (tasks/countdown.py:
          reach a target from 2-4 numbers 1..9 with + - *, many correct solutions; smoke: 2-3 numbers 1..5).
@@ -97,7 +97,7 @@ def _set(c: ml_collections.ConfigDict, overrides: dict) -> None:
 # Sizes per argument: stage -> {dotted field: value}. Everything not named keeps its config file's default.
 def _sizes(arg: str) -> dict:
   smoke = arg == "smoke"
-  n_test = {"": 100, "gpu": 500, "smoke": 8}[arg]  # The same first test problems in every evaluation stage.
+  n_test = {"": 100, "gpu": 1000, "smoke": 8}[arg]  # The same first test problems in every evaluation stage.
   sizes = {
       "policy": {"eval.num_problems": n_test},
       "large_policy": {"stage": "large_policy", "eval.temperature": 0.0, "eval.samples_per_problem": 1,
@@ -142,13 +142,17 @@ def _gpu_scale(sizes: dict) -> None:
                           "model.d_ff": 768, **train, "eval.samples_per_problem": 16, "eval.batch_size": 64})
   sizes["large_policy"].update({"model.d_model": 640, "model.n_layers": 9, "model.n_heads": 10,
                                 "model.n_kv_heads": 5, "model.d_ff": 1920, **train, "eval.batch_size": 256})
-  # PRM / ORM data: 3,000 training questions x 4 samples; labels from 16 rollouts per step prefix (the paper's).
-  sizes["samples_train"].update({"sampling.num_problems": 3000, "sampling.samples_per_problem": 4,
+  # PRM / ORM data: 4,000 training questions x 6 samples (~24,000 solutions); labels from 16 rollouts per step
+  # prefix (the paper's). Both verifiers start from the large policy (a generator-verifier gap: 13.9x the
+  # policy's parameters) and fine-tune at 3e-4 for 600 steps (~3 epochs): the 3.2M-policy initialisation at
+  # 1e-3 had a held-out loss flat from step 50 and ranked one question's samples barely above chance.
+  sizes["samples_train"].update({"sampling.num_problems": 4000, "sampling.samples_per_problem": 6,
                                  "sampling.problems_per_shard": 500, "sampling.batch_size": 256})
   sizes["labels"].update({"labels.rollouts": 16, "labels.problems_per_shard": 250, "labels.batch_size": 128})
-  for verifier in ("prm", "orm"):  # ~10,800 training solutions: about 3.5 epochs (see configs/prm.py).
-    sizes[verifier].update({"train.steps": 300, "train.batch_size": 128, "train.warmup_steps": 30,
-                            "train.checkpoint_every": 300, "verifier.eval_batch_size": 256})
+  for verifier in ("prm", "orm"):
+    sizes[verifier].update({"verifier.policy": "large_policy", "train.steps": 600, "train.batch_size": 128,
+                            "train.learning_rate": 3e-4, "train.warmup_steps": 60, "train.checkpoint_every": 300,
+                            "verifier.eval_batch_size": 256})
   # Revision data: 64 samples for each of 3,000 training questions (the paper samples 64), about 3 trajectories
   # per problem with a correct sample; the reviser trains one epoch of them (reviser.epochs), at most 300 steps.
   sizes["samples_revision"].update({"sampling.num_problems": 3000, "sampling.problems_per_shard": 750,
@@ -246,11 +250,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg == "":
       c.task.train_size, c.task.validation_size, c.task.test_size = 5000, 100, 200
     elif arg == "gpu":
-      c.task.train_size = 100_000
+      c.task.train_size, c.task.test_size = 100_000, 1000
   elif arg == "":
     _quickstart_task(c.task)
   elif arg == "gpu":  # The policies' 500 steps x 128 sequences see 64,000 of these 100,000 questions, each once.
-    c.task.train_size = 100_000
+    c.task.train_size, c.task.test_size = 100_000, 1000
   elif arg == "smoke":
     c.task.generator.max_steps = 2
     c.task.generator.max_value = 40
