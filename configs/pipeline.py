@@ -19,7 +19,7 @@ Arguments:
          included): an easier task (2-digit values, at most 4 operations) so a 0.16M-parameter
          policy learns it in 600 steps; the larger policy is only 2.65x larger (M is measured
          from parameter counts and stated in the report), 100 test problems.
-  "gpu"  one H100-class GPU (about 20 minutes of stages; with --config.pipeline.time_limit_s=300
+  "gpu"  one H100-class GPU (about 15 minutes of stages on an H200; with --config.pipeline.time_limit_s=300
          it stops between stages to fit runs of <= 10 minutes): the default task, a 3.2M policy
          and a 13.9x larger one, PRM and ORM fine-tuned from the larger one, 1,000 test problems.
   "smoke" tiny, for tests (seconds per stage; results meaningless).
@@ -134,7 +134,7 @@ def _sizes(arg: str) -> dict:
 def _gpu_scale(sizes: dict) -> None:
   """One H100-class GPU: the default task, a few-million-parameter policy and a ~14x larger one."""
   # Both policies: the same data, steps, batch and sequence length (the same training tokens). 500 steps leave
-  # room for test-time compute (H100 run: pass@1 0.56, large greedy 0.82); at 2,500 both reached 0.97-0.98.
+  # room for test-time compute (H200 run: pass@1 0.59, large greedy 0.79); at 2,500 both reached 0.97-0.98.
   # Training is host-bound on an H100 (grain input, 65-105 ms a step for either model).
   train = {"train.steps": 500, "train.batch_size": 128, "train.seq_len": 128, "train.learning_rate": 1e-3,
            "train.warmup_steps": 50, "train.checkpoint_every": 250, "train.log_every": 100}
@@ -222,10 +222,10 @@ _QUICKSTART_SECONDS = {"policy": 105, "large_policy": 166, "samples_train": 4, "
                        "revision_orm": 46, "samples_difficulty": 3, "verifier_eval": 3, "difficulty": 1,
                        "search_eval": 59, "revision_eval": 124, "report": 1}
 
-_GPU_SECONDS = {"policy": 110, "large_policy": 86, "samples_train": 10, "labels": 59, "prm": 24, "orm": 13,
-                "samples_revision": 11, "revision_data": 1, "reviser": 29, "revision_chains": 25, "revision_orm": 25,
-                "samples_difficulty": 4, "verifier_eval": 19, "difficulty": 2, "search_eval": 122,
-                "revision_eval": 170, "report": 8}
+_GPU_SECONDS = {"policy": 87, "large_policy": 57, "samples_train": 9, "labels": 86, "prm": 41, "orm": 29,
+                "samples_revision": 19, "revision_data": 2, "reviser": 33, "revision_chains": 23, "revision_orm": 23,
+                "samples_difficulty": 5, "verifier_eval": 21, "difficulty": 2, "search_eval": 225,
+                "revision_eval": 233, "report": 9}
 
 
 def _quickstart_task(task: ml_collections.ConfigDict) -> None:
@@ -267,7 +267,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.pipeline = ml_collections.ConfigDict()
   c.pipeline.only = ()
   c.pipeline.time_limit_s = 0.0
-  # Seconds per stage for the console's ETA: measured on the 2-core CPU machine and on one H100.
+  # Seconds per stage for the console's ETA: measured on the 2-core CPU machine and on one H200.
   c.pipeline.expected_s = ml_collections.ConfigDict({"": _QUICKSTART_SECONDS, "gpu": _GPU_SECONDS}.get(arg, {}))
   c.stages = ml_collections.ConfigDict()
   for name, overrides in _sizes(arg).items():
