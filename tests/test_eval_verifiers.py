@@ -72,6 +72,23 @@ def test_curves_scores_and_plot(workdir):
     assert rank["per_question"][name]["test-000000"]["auroc"] == pytest.approx(
         sum((s[0] > x) + 0.5 * (s[0] == x) for x in s[1:]) / 3)
   assert (out / "auroc_by_bin.png").stat().st_size > 1000
+  # Selectors against majority vote, question by question: the per-question hit rates average to the curves.
+  selection = rank["selection"]
+  assert selection["n"] == 4 and set(selection["versus_majority"]) == set(eval_verifiers.SELECTORS) - {"majority"}
+  hits = selection["per_question"]["prm_last_weighted"]["4"]
+  assert sum(hits.values()) / 3 == pytest.approx(result["curves"]["prm_last_weighted"]["4"])
+  contrast = selection["versus_majority"]["prm_last_weighted"]["all"]
+  majority = selection["per_question"]["majority"]["4"]
+  assert contrast["n"] == 3 and contrast["difference"] == pytest.approx(sum(hits[p] - majority[p] for p in hits) / 3)
+  assert set(selection["best_rises"]) == {"prm_last_best"}
+  # These are arith questions, so every line has an exact label: "2 + 3 = 5" is right, "2 + 3 = 6" is the first
+  # wrong line; problem 2's samples are all wrong at line 1 and problem 1's three right ones give the positives.
+  lines_block = rank["first_wrong_line"]["per_question"]
+  prm0 = lines[0]["prm_steps"]  # problem 0: sample 0 right (2 lines), samples 1-3 wrong at their first line
+  positives, negatives = prm0[0], [s[0] for s in prm0[1:]]
+  assert lines_block["test-000000"] == pytest.approx(
+      sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives) / (len(positives) * len(negatives)))
+  assert lines_block["test-000002"] is None  # no right line to compare with
   mtime = (out / "results.json").stat().st_mtime_ns
   eval_verifiers.run(_config(), str(workdir))  # finished: skipped
   assert (out / "results.json").stat().st_mtime_ns == mtime

@@ -55,6 +55,12 @@ def _workdir(tmp_path, revision_problems=N):
   scores = {"prm_last": [[0.9 if c else 0.1 for c in cs] for cs in correct],
             "orm": [[pass1[pid]] * 8 for pid in IDS]}
   block = ranking.ranking(scores, correct, IDS, {pid: 1 for pid in IDS}, 1)  # eval_verifiers' own bins: re-drawn
+  # Its selection block (weighted voting always right, majority right on half) and first-wrong-line AUROCs.
+  half = {pid: float(i % 2) for i, pid in enumerate(IDS)}
+  block["selection"] = {"per_question": {"majority": {"1": half, "8": half},
+                                         "prm_last_weighted": {"1": half, "8": {pid: 1.0 for pid in IDS}}}}
+  block["first_wrong_line"] = {"method": ranking.LINE_METHOD,
+                               "per_question": {pid: (None if i == 0 else 0.75) for i, pid in enumerate(IDS)}}
   (tmp_path / "eval" / "verifiers").mkdir(parents=True)
   (tmp_path / "eval" / "verifiers" / "results.json").write_text(json.dumps({"ranking": block}))
   (tmp_path / "large_policy" / "eval.json").write_text(json.dumps({
@@ -103,6 +109,12 @@ def test_report_end_to_end(tmp_path):
   assert prm["target"]["bins"] == ["2", "3", "4"]
   md = (out / "report.md").read_text()
   assert "## Verifier ranking" in md and "| prm_last | all |" in md and "against the target 0.85" in md
+  weighted = vr["selection"]["versus_majority"]["prm_last_weighted"]["all"]  # re-binned over the 16 questions
+  assert vr["selection"]["n"] == 8 and weighted["n"] == 16 and weighted["difference"] == pytest.approx(0.5)
+  assert weighted["verdict"] == "supported" and "| prm_last_weighted minus majority | all bins | +0.500 |" in md
+  lines = vr["first_wrong_line"]["summary"]["overall"]
+  assert (lines["questions"], lines["used"], lines["auroc"]["mean"]) == (16, 15, 0.75)
+  assert "first wrong line" in md
   assert "## Findings" in md and "## FLOPs-matched exchange" in md
   assert "### Controls" in md and "| 1a |" in md and "95% interval" in md
   for png in ("search_accuracy_vs_budget.png", "search_accuracy_by_bin.png", "revisions_ratios.png",

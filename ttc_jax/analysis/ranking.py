@@ -163,3 +163,46 @@ def ranking(scores: Mapping[str, Sequence[Sequence[float]]], correct: Sequence[S
   return {"method": METHOD, "target_auroc": TARGET_AUROC, "num_bins": num_bins,
           "verifiers": {name: summarise(r, bins, num_bins) for name, r in per_question.items()},
           "per_question": per_question}
+
+
+LINE_METHOD = ("per question: P(a right line's step score > the score at an incorrect sample's first wrong line), ties "
+               "half, over all its samples' lines (right lines: those before a sample's first error); averaged over "
+               "questions with both; 95% percentile bootstrap over questions (stratified by bin when pooling bins)")
+
+
+def first_wrong_line_auroc(step_scores: Sequence[Sequence[float]], line_right: Sequence[Sequence[float]]) -> float | None:
+  """One question: does the step score drop at the first wrong line? AUROC of the scores of right
+  lines (label 1) against the score at each sample's first wrong line (the first label 0); None
+  without both. Samples whose scores and labels differ in length are skipped (no line to align)."""
+  pos, neg = [], []
+  for scores, labels in zip(step_scores, line_right):
+    if len(scores) != len(labels):
+      continue
+    pos += [s for s, right in zip(scores, labels) if right == 1.0]
+    wrong = [i for i, right in enumerate(labels) if right == 0.0]
+    if wrong:
+      neg.append(scores[wrong[0]])
+  return auroc(pos + neg, [True] * len(pos) + [False] * len(neg)) if pos and neg else None
+
+
+def summarise_lines(records: Mapping[str, float | None], bins: Mapping[str, object], num_bins: int) -> dict:
+  """{"overall", "by_bin", "middle_bins"} of first-wrong-line AUROCs ({pid: value or None}): each
+  {"questions", "used", "auroc": bootstrap interval or None}."""
+  def cell(pids):
+    used = [p for p in pids if records[p] is not None]
+    strata = [str(bins[p]) for p in used] if len({str(bins[p]) for p in used}) > 1 else None
+    return {"questions": len(pids), "used": len(used), "auroc": _interval([records[p] for p in used], strata)}
+  pids = [p for p in records if p in bins]
+  middle = middle_bins(num_bins)
+  return {"overall": cell(pids),
+          "by_bin": {str(b): cell([p for p in pids if str(bins[p]) == str(b)]) for b in range(1, num_bins + 1)},
+          "middle_bins": cell([p for p in pids if str(bins[p]) in middle]) if middle else None}
+
+
+def first_wrong_line(step_scores: Sequence[Sequence[Sequence[float]]], line_right: Sequence[Sequence[Sequence[float]]],
+                     pids: Sequence[str], bins: Mapping[str, object], num_bins: int) -> dict:
+  """eval_verifiers' `first_wrong_line` block for the PRM's step scores: step_scores[q][i][j] and
+  line_right[q][i][j] (1.0 right, 0.0 wrong) for line j of sample i of question q (`pids[q]`)."""
+  per_question = {pid: first_wrong_line_auroc(s, r) for pid, s, r in zip(pids, step_scores, line_right)}
+  return {"method": LINE_METHOD, "summary": summarise_lines(per_question, bins, num_bins),
+          "per_question": per_question}

@@ -17,6 +17,7 @@ from ttc_jax.analysis import difficulty as diff
 from ttc_jax.analysis import flops_exchange as fx
 from ttc_jax.analysis import paired as pd
 from ttc_jax.analysis import ranking as rk
+from ttc_jax.analysis import verifier_selection
 
 BASELINE = "best_of_n"
 KINDS = ("oracle", "predicted", "predicted_with_cost")
@@ -77,8 +78,20 @@ def _verifier_ranking(block: dict | None, pids: list[str], bins: dict, num_bins:
   have = min((len(r) for r in per_question.values()), default=0)
   if have < len(pids):
     notes.append(f"verifier ranking: {have} of the {len(pids)} report problems were scored by eval_verifiers")
-  return {"method": block["method"], "target_auroc": block["target_auroc"], "num_problems": have,
-          "verifiers": {name: rk.summarise(r, bins, num_bins) for name, r in per_question.items()}}
+  out = {"method": block["method"], "target_auroc": block["target_auroc"], "num_problems": have,
+         "verifiers": {name: rk.summarise(r, bins, num_bins) for name, r in per_question.items()}}
+  keep = set(pids)
+  if block.get("selection", {}).get("per_question"):
+    records = {name: {n: {p: v for p, v in by_n.items() if p in keep} for n, by_n in r.items()}
+               for name, r in block["selection"]["per_question"].items()}
+    out["selection"] = verifier_selection.summarise(records, bins, num_bins)
+  if "per_question" in block.get("first_wrong_line", {}):
+    lines = {p: v for p, v in block["first_wrong_line"]["per_question"].items() if p in keep}
+    out["first_wrong_line"] = {"method": block["first_wrong_line"]["method"],
+                               "summary": rk.summarise_lines(lines, bins, num_bins)}
+  elif "note" in block.get("first_wrong_line", {}):
+    out["first_wrong_line"] = {"note": block["first_wrong_line"]["note"]}
+  return out
 
 
 def analyse(difficulty: dict, search: dict, revisions: dict | None, small: dict | None, large: dict | None,

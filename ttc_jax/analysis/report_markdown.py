@@ -94,7 +94,40 @@ def verifier_ranking(vr: dict) -> list[str]:
     bins = f"bins {t['bins'][0]}-{t['bins'][-1]}" if t["bins"] else "middle bins"
     s.append(f"- {name}: AUROC on {bins} {_iv(t['measured'])} against the target {t['auroc']:.2f}: "
              f"**{t['verdict']}**" + (f" ({t['reason']})" if t.get("reason") else ""))
-  return s + [""]
+  return s + [""] + _first_wrong_line(vr.get("first_wrong_line")) + _selection(vr.get("selection"))
+
+
+def _first_wrong_line(block: dict | None) -> list[str]:
+  if not block:
+    return []
+  if "note" in block:
+    return [f"First wrong line: {block['note']}.", ""]
+  summary = block["summary"]
+  rows = [[b, f"{c['used']} / {c['questions']}", _iv(c["auroc"])]
+          for b, c in [("all", summary["overall"]), *summary["by_bin"].items(),
+                       *([("middle bins", summary["middle_bins"])] if summary["middle_bins"] else [])]]
+  return [f"**Does the PRM's step score drop at the first wrong line?** ({block['method']}; line labels: the "
+          "built-in task's exact reference computation.)", "",
+          _table(["bin", "questions used / in bin", "PRM step-score AUROC, right lines vs first wrong line [95%]"], rows),
+          ""]
+
+
+def _selection(block: dict | None) -> list[str]:
+  if not block or "versus_majority" not in block:
+    return []
+  rows = []
+  for name, c in block["versus_majority"].items():
+    for where in ("all", "middle_bins"):
+      x = c.get(where)
+      if x:
+        rows.append([f"{name} minus majority", "all bins" if where == "all" else "bins " + ", ".join(block["middle_bins"]),
+                     f"{x['difference']:+.3f}", f"[{x['low']:+.3f}, {x['high']:+.3f}]", x["n"], f"**{x['verdict']}**"])
+  for name, x in block["best_rises"].items():
+    if x:
+      rows.append([f"{name}: N = {block['n']} minus N = 1 (must rise)", "all bins", f"{x['difference']:+.3f}",
+                   f"[{x['low']:+.3f}, {x['high']:+.3f}]", x["n"], f"**{x['verdict']}**"])
+  return [f"**Does the verifier help choose an answer?** Paired over questions at N = {block['n']} ({block['method']}).",
+          "", _table(["contrast", "questions", "difference", "95% interval", "n", "verdict"], rows), ""]
 
 
 def reviser_gate(check: dict) -> list[str]:

@@ -17,8 +17,8 @@ import jax
 from absl import logging
 
 from ttc_jax import config_parsing, export, shards
-from ttc_jax.analysis import ranking
-from ttc_jax.analysis.accuracy_vs_n import accuracy_vs_n, budgets_up_to
+from ttc_jax.analysis import ranking, verifier_selection
+from ttc_jax.analysis.accuracy_vs_n import accuracy_by_problem, budgets_up_to, mean_curves
 from ttc_jax.analysis.difficulty import quantile_bins
 from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.analysis.report_plots import plot_auroc_by_bin
@@ -29,6 +29,7 @@ from ttc_jax.search.aggregation import best_score, majority_vote, weighted_vote
 from ttc_jax.tasks import registry
 from ttc_jax.verify.scored_text import record_prompt
 from ttc_jax.verify.formats import get_format
+from ttc_jax.verify.label_sources import exact_step_labels
 from ttc_jax.verify.scoring import aggregate
 from ttc_jax.verify.verifier import load_verifier
 
@@ -79,6 +80,17 @@ def _score_all(path: str, fmt: str, records: list[dict], mesh, batch_size: int,
   return out
 
 
+def _first_wrong_line(records: list[dict], prm: list, k: int, pids: list[str], bins: dict, num_bins: int) -> dict:
+  """Does the PRM's step score drop at a sample's first wrong line? Needs each line's exact label,
+  which only the built-in arith task defines (`verify.label_sources.exact_step_labels`); other
+  tasks get a note instead."""
+  try:
+    labels = [[exact_step_labels(r["question"], s["steps"]) for s in r["samples"][:k]] for r in records]
+  except ValueError as e:
+    return {"note": f"no exact line labels for these samples ({e}): only the built-in arith task has them"}
+  return ranking.first_wrong_line([p[:k] for p in prm], labels, pids, bins, num_bins)
+
+
 def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "eval_verifiers")
   cfg = config_parsing.parse_section(VerifierEvalConfig, config.verifier_eval, "verifier_eval")
@@ -120,13 +132,18 @@ def run(config, workdir: str) -> None:
     scores[f"prm_{how}"] = [[aggregate(s, how) for s in p] for p in prm]
   answers = [[s["extracted"] for s in r["samples"][:k]] for r in records]
   correct = [[s["correct"] for s in r["samples"][:k]] for r in records]
-  curves = accuracy_vs_n(answers, correct, {n: [v[:k] for v in vals] for n, vals in scores.items()}, SELECTORS,
-                         budgets_up_to(k), num_subsets=cfg.num_subsets, seed=config.seed)
+  by_problem = accuracy_by_problem(answers, correct, {n: [v[:k] for v in vals] for n, vals in scores.items()},
+                                   SELECTORS, budgets_up_to(k), num_subsets=cfg.num_subsets, seed=config.seed)
+  curves = mean_curves(by_problem)
   pids = [r["problem_id"] for r in records]
   # Oracle bins as the difficulty job draws them from the same samples (same quantile rule and tie-break).
   bins = quantile_bins({p: sum(c) / k for p, c in zip(pids, correct)}, cfg.num_bins, seed=config.seed)
   ranks = ranking.ranking({n: [v[:k] for v in vals] for n, vals in scores.items()}, correct, pids, bins,
                           cfg.num_bins)
+  selection_records = verifier_selection.per_question(by_problem, pids)
+  ranks["selection"] = {**verifier_selection.summarise(selection_records, bins, cfg.num_bins),
+                        "per_question": selection_records}
+  ranks["first_wrong_line"] = _first_wrong_line(records, prm, k, pids, bins, cfg.num_bins)
   result = {"git_commit": git_commit(), "config": dataclasses.asdict(cfg), "inputs": inputs,
             "num_problems": len(records),
             "samples_per_problem": k, "curves": {name: {str(n): a for n, a in c.items()} for name, c in curves.items()},
@@ -140,3 +157,7 @@ def run(config, workdir: str) -> None:
   logging.info("Accuracy at N=%d: %s -> %s", k, at_k, results_path)
   for name, summary in ranks["verifiers"].items():
     logging.info("%s: %s", name, ranking.describe(summary))
+  for name, c in ranks["selection"].get("versus_majority", {}).items():
+    if c["all"]:
+      logging.info("%s minus majority at N=%d: %+.3f [%+.3f, %+.3f] (%s)", name, k, c["all"]["difference"],
+                   c["all"]["low"], c["all"]["high"], c["all"]["verdict"])
