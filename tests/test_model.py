@@ -57,10 +57,10 @@ def test_gather_and_repeat_rows_reorder_cache():
   tokens = jax.random.randint(jax.random.key(2), (2, 5), 0, cfg.vocab_size)
   cache = model.apply(params, tokens, cache=init_cache(cfg, 2, 8)).cache
   rep = repeat_rows(cache, 3)
-  assert rep.k_LxBxSxKxH.shape[1] == 6
-  chex.assert_trees_all_equal(rep.k_LxBxSxKxH[:, 3], cache.k_LxBxSxKxH[:, 1])
+  assert all(k.shape[0] == 6 for k in rep.k_BxKxSxH)
+  chex.assert_trees_all_equal([k[3] for k in rep.k_BxKxSxH], [k[1] for k in cache.k_BxKxSxH])
   swapped = gather_rows(cache, jnp.array([1, 0]))
-  chex.assert_trees_all_equal(swapped.v_LxBxSxKxH[:, 0], cache.v_LxBxSxKxH[:, 1])
+  chex.assert_trees_all_equal([v[0] for v in swapped.v_BxKxSxH], [v[1] for v in cache.v_BxKxSxH])
 
 
 @pytest.mark.parametrize("overrides", [{}, {"tie_embeddings": False}, {"scalar_head": True},
