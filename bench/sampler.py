@@ -131,6 +131,49 @@ def kernel_breakdown(run, top: int = 40):
   }
 
 
+_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s16": 2, "u16": 2, "f32": 4, "s32": 4, "u32": 4,
+                "f64": 8, "s64": 8, "u64": 8}
+
+
+def large_copies(hlo_text: str, min_bytes: int = 1 << 20) -> dict:
+  """Copy-like ops (copy, dynamic-slice, slice) of at least `min_bytes` in an optimized HLO module.
+
+  Fusions count by their root op name as XLA prints it (e.g. `%copy.12 = bf16[...] fusion(...)`
+  is not counted; `%dynamic-slice.3 = bf16[...] dynamic-slice(...)` is): what is counted is the
+  ops that materialise a slice of a weight or cache buffer, which the decode loop should not do.
+  """
+  import re
+  found = {}
+  for m in re.finditer(r"= (\w+)\[([\d,]*)\][^ ]* (copy|dynamic-slice|slice)\(", hlo_text):
+    dtype, dims, op = m.groups()
+    n = _DTYPE_BYTES.get(dtype, 4) * math.prod(int(d) for d in dims.split(",") if d)
+    if n >= min_bytes:
+      entry = found.setdefault(op, {"count": 0, "bytes": 0})
+      entry["count"] += 1
+      entry["bytes"] += n
+  return found
+
+
+def device_memory() -> dict:
+  """The device allocator's peak and current bytes in use (None where the backend keeps no stats)."""
+  import jax
+  stats = jax.devices()[0].memory_stats() or {}
+  return {"peak_bytes_in_use": stats.get("peak_bytes_in_use"), "bytes_in_use": stats.get("bytes_in_use")}
+
+
+def program_memory(compiled) -> dict:
+  """What XLA reserves for one compiled program: arguments, outputs and temporaries (bytes)."""
+  try:
+    m = compiled.memory_analysis()
+  except Exception:  # Not every backend reports it.
+    return {}
+  if m is None:
+    return {}
+  total = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+  return {"program_argument_bytes": m.argument_size_in_bytes, "program_output_bytes": m.output_size_in_bytes,
+          "program_temp_bytes": m.temp_size_in_bytes, "program_total_bytes": total}
+
+
 def run_jax(args, save) -> dict:
   import flax
   import flax.linen as nn
@@ -198,11 +241,17 @@ def run_jax(args, save) -> dict:
                "decode_tokens_per_s": batch * NEW_TOKENS / max(t_total - t_prefill, 1e-9),
                "decode_step_ms": (t_total - t_prefill) / NEW_TOKENS * 1e3,
                "prefill_flops": batch * PROMPT_LEN * forward_flops_per_token(cfg, (PROMPT_LEN + 1) // 2),
-               "lengths_all_256": True, "distinct_tokens": int(len(np.unique(tokens)))}
+               "lengths_all_256": True, "distinct_tokens": int(len(np.unique(tokens))),
+               # Monotone over the process (JAX cannot reset it): rows run smallest first, so each
+               # row's peak is its own unless an earlier row of a larger shape was higher.
+               "device_peak_bytes": device_memory()["peak_bytes_in_use"], **program_memory(compiled),
+               "hlo_large_copies": large_copies(compiled.as_text())}
         out["runs"].append(run)
         save(out)
         log(f"[jax {impl}] {shape} b{batch}: {run['tokens_per_s']:,.0f} tok/s  total {t_total * 1e3:.0f} ms  "
-            f"prefill {t_prefill * 1e3:.0f} ms  step {run['decode_step_ms']:.2f} ms  compile {compile_s:.1f}s")
+            f"prefill {t_prefill * 1e3:.0f} ms  step {run['decode_step_ms']:.2f} ms  compile {compile_s:.1f}s  "
+            f"program {run.get('program_total_bytes', 0) / 2 ** 30:.2f} GiB  "
+            f"peak {(run['device_peak_bytes'] or 0) / 2 ** 30:.2f} GiB  copies >= 1 MiB {run['hlo_large_copies']}")
         if (shape, batch) in args.profile:
           if args.dump_hlo:
             import gzip
@@ -395,7 +444,9 @@ def report(parts: list[dict], meta: dict) -> dict:
            "floor_step_ms_mean": roof["floor_s"] / NEW_TOKENS * 1e3,
            "fraction_of_roofline": r["tokens_per_s"] / roof["roofline_tokens_per_s"],
            "decode_fraction_of_roofline": r["decode_tokens_per_s"] / roof["roofline_tokens_per_s"],
-           "prefill_floor_s": r["prefill_flops"] / matmul if matmul else None, "source": r.get("source")}
+           "prefill_floor_s": r["prefill_flops"] / matmul if matmul else None, "source": r.get("source"),
+           "device_peak_bytes": r.get("device_peak_bytes"), "program_total_bytes": r.get("program_total_bytes"),
+           "hlo_large_copies": r.get("hlo_large_copies")}
     for cache in ("dynamic", "static"):
       h = hf_by.get((r["shape"], cache, r["batch"]))
       if h:
@@ -411,7 +462,8 @@ def table(result: dict) -> str:
            f"commit {result.get('commit', '?')[:10]}{' (dirty)' if result.get('dirty') else ''}",
            f"{'shape':6s} {'impl':22s} {'B':>4s} {'jax tok/s':>10s} {'HF dyn':>9s} {'x dyn':>6s} {'HF stat':>9s} "
            f"{'x stat':>6s} {'roof tok/s':>10s} {'%roof':>6s} {'%roof dec':>9s} {'step ms':>8s} {'floor ms':>8s} "
-           f"{'compile':>7s}"]
+           f"{'compile':>7s} {'prog GiB':>8s}"]
+  gib = lambda n: "-" if n is None else f"{n / 2 ** 30:.2f}"
   for r in result["results"]:
     f = lambda k, fmt: format(r[k], fmt) if r.get(k) is not None else "-"
     lines.append(f"{r['shape']:6s} {r['impl'][:22]:22s} {r['batch']:4d} {r['ttc_jax_tokens_per_s']:10,.0f} "
@@ -419,7 +471,7 @@ def table(result: dict) -> str:
                  f"{f('hf_static_tokens_per_s', '9,.0f'):>9s} {f('speedup_vs_hf_static', '6.1f'):>6s} "
                  f"{r['roofline_tokens_per_s']:10,.0f} {100 * r['fraction_of_roofline']:6.1f} "
                  f"{100 * r['decode_fraction_of_roofline']:9.1f} {r['ttc_jax_decode_step_ms']:8.2f} "
-                 f"{r['floor_step_ms_mean']:8.2f} {r['ttc_jax_compile_s']:7.1f}")
+                 f"{r['floor_step_ms_mean']:8.2f} {r['ttc_jax_compile_s']:7.1f} {gib(r.get('program_total_bytes')):>8s}")
   return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ttc_jax.models import Transformer, gather_rows, init_cache, repeat_rows
+from ttc_jax.models import Transformer, gather_rows, init_cache, repeat_rows, unstack_layers
 from ttc_jax.models.flops import count_params, forward_flops_per_token, train_flops_per_token, tree_param_count
 from ttc_jax.testing.tiny import tiny_model_config
 
@@ -57,10 +57,27 @@ def test_gather_and_repeat_rows_reorder_cache():
   tokens = jax.random.randint(jax.random.key(2), (2, 5), 0, cfg.vocab_size)
   cache = model.apply(params, tokens, cache=init_cache(cfg, 2, 8)).cache
   rep = repeat_rows(cache, 3)
-  assert rep.k_LxBxSxKxH.shape[1] == 6
-  chex.assert_trees_all_equal(rep.k_LxBxSxKxH[:, 3], cache.k_LxBxSxKxH[:, 1])
+  assert all(k.shape[0] == 6 for k in rep.k_BxKxSxH)
+  chex.assert_trees_all_equal([k[3] for k in rep.k_BxKxSxH], [k[1] for k in cache.k_BxKxSxH])
   swapped = gather_rows(cache, jnp.array([1, 0]))
-  chex.assert_trees_all_equal(swapped.v_LxBxSxKxH[:, 0], cache.v_LxBxSxKxH[:, 1])
+  chex.assert_trees_all_equal([v[0] for v in swapped.v_BxKxSxH], [v[1] for v in cache.v_BxKxSxH])
+
+
+def test_unstacked_layers_serve_cached_calls_only():
+  """Decode loops split the scanned layer stack once (`unstack_layers`); cached calls give the same result."""
+  cfg = tiny_model_config(sliding_window=3, layer_types=("sliding", "full"))
+  model, params = _init(cfg)
+  split = unstack_layers(params)
+  assert "layers" not in split["params"] and set(split["params"]) >= {"layer_0", "layer_1"}
+  assert unstack_layers(split) is split
+  tokens = jax.random.randint(jax.random.key(3), (2, 6), 0, cfg.vocab_size)
+  stacked_out = model.apply(params, tokens[:, :5], cache=init_cache(cfg, 2, 8))
+  split_out = model.apply(split, tokens[:, :5], cache=init_cache(cfg, 2, 8))
+  chex.assert_trees_all_equal(split_out, stacked_out)
+  chex.assert_trees_all_equal(model.apply(split, tokens[:, 5:], cache=split_out.cache),
+                              model.apply(params, tokens[:, 5:], cache=stacked_out.cache))
+  with pytest.raises(ValueError, match="unstack_layers"):
+    model.apply(split, tokens)
 
 
 @pytest.mark.parametrize("overrides", [{}, {"tie_embeddings": False}, {"scalar_head": True},

@@ -39,14 +39,16 @@ def _numbered_cache(batch_size, max_len=5):
   """A cache whose every entry is distinct, so any misplaced row shows."""
   cfg = ModelConfig(vocab_size=8, d_model=8, n_layers=2, n_heads=2, n_kv_heads=1, d_ff=8)
   cache = init_cache(cfg, batch_size, max_len)
-  k = jnp.arange(cache.k_LxBxSxKxH.size, dtype=jnp.float32).reshape(cache.k_LxBxSxKxH.shape)
+  shape = cache.k_BxKxSxH[0].shape
+  k = tuple(jnp.arange(i * 1000, i * 1000 + np.prod(shape), dtype=jnp.float32).reshape(shape)
+            for i in range(cache.num_layers))
   valid = (jnp.arange(batch_size * max_len).reshape(batch_size, max_len) % 3) == 0
-  return cache.replace(k_LxBxSxKxH=k, v_LxBxSxKxH=-k, valid_BxS=valid, index=jnp.int32(4))
+  return cache.replace(k_BxKxSxH=k, v_BxKxSxH=tuple(-x for x in k), valid_BxS=valid, index=jnp.int32(4))
 
 
 def _assert_caches_equal(a, b):
-  for x, y in zip((a.k_LxBxSxKxH, a.v_LxBxSxKxH, a.valid_BxS, a.index), (b.k_LxBxSxKxH, b.v_LxBxSxKxH, b.valid_BxS,
-                                                                          b.index)):
+  for x, y in zip((*a.k_BxKxSxH, *a.v_BxKxSxH, a.valid_BxS, a.index), (*b.k_BxKxSxH, *b.v_BxKxSxH, b.valid_BxS,
+                                                                        b.index)):
     np.testing.assert_array_equal(x, y)
 
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from ttc_jax.decode.sampling import SamplingConfig, choose_tokens
-from ttc_jax.models import Transformer, init_cache, repeat_rows
+from ttc_jax.models import Transformer, init_cache, repeat_rows, unstack_layers
 from ttc_jax.models.kv_cache import KVCache
 from ttc_jax.tokenization.steps import StopRule, WithStopRule
 
@@ -73,6 +73,7 @@ def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, 
   """
   b = logits_BxV.shape[0]
   n = cfg.max_new_tokens
+  params = unstack_layers(params)  # Once, outside the loop: no step copies a layer out of the stack.
 
   def cond(s: _LoopState):
     return (s.step < n) & ~jnp.all(s.done_B)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ttc_jax.models.config import ModelConfig, rope_inv_freq
-from ttc_jax.models.kv_cache import KVCache
+from ttc_jax.models.kv_cache import KVCache, write_layer
 
 _MASKED = -1e30  # Finite, so a row with no visible key gives a uniform softmax, not NaN.
 
@@ -63,25 +63,27 @@ def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, mask_BxTxS, *, scale: float, softcap
   return out.reshape(b, t, n, h)
 
 
-def attend_cached(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxSxKxH, cache_v_BxSxKxH,
+def attend_cached(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxKxSxH, cache_v_BxKxSxH,
                   cache_mask_BxTxS, *, scale: float, softcap: float = 0.0) -> jax.Array:
   """`attend` over the cached slots plus the T new tokens, with one softmax over both.
 
-  The cache is only read here; the new keys and values are written into it once,
-  after all layers (`Transformer`). Writing them into each layer's buffer first
-  made every decode step copy the whole cache (bench/results/sampler_NOTES.md).
+  The cache is only read here, in its own [B, K, S, H] layout (rows and kv heads are
+  the matmuls' batch axes, so nothing is transposed or copied); the new keys and
+  values are written into it after the layer (`Transformer`).
   """
   b, t, n, h = q_BxTxNxH.shape
   k_heads = k_BxTxKxH.shape[2]
   q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_heads, n // k_heads, h)
-  s_cache = _scores(q_BxTxKxGxH, cache_k_BxSxKxH, scale, softcap)
+  s_cache = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, cache_k_BxKxSxH, preferred_element_type=jnp.float32) * scale
+  if softcap:
+    s_cache = jnp.tanh(s_cache / softcap) * softcap
   s_self = _scores(q_BxTxKxGxH, k_BxTxKxH, scale, softcap)
   s_cache = jnp.where(cache_mask_BxTxS[:, None, None], s_cache, _MASKED)
   s_self = jnp.where(self_mask_BxTxT[:, None, None], s_self, _MASKED)
   m = jax.lax.stop_gradient(jnp.maximum(s_cache.max(-1, keepdims=True), s_self.max(-1, keepdims=True)))
   e_cache, e_self = jnp.exp(s_cache - m), jnp.exp(s_self - m)
   denom = e_cache.sum(-1, keepdims=True) + e_self.sum(-1, keepdims=True)
-  out = (jnp.einsum("bkgts,bskh->btkgh", (e_cache / denom).astype(cache_v_BxSxKxH.dtype), cache_v_BxSxKxH)
+  out = (jnp.einsum("bkgts,bksh->btkgh", (e_cache / denom).astype(cache_v_BxKxSxH.dtype), cache_v_BxKxSxH)
          + jnp.einsum("bkgtu,bukh->btkgh", (e_self / denom).astype(v_BxTxKxH.dtype), v_BxTxKxH))
   return out.reshape(b, t, n, h)
 
@@ -266,6 +268,9 @@ class Transformer(nn.Module):
     cfg = self.cfg
     b, t = tokens_BxT.shape
     start = 0 if cache is None else cache.index
+    if not self.is_initializing() and "layers" not in self.variables.get("params", {}) and cache is None:
+      raise ValueError("Transformer: these params have their layers unstacked (`unstack_layers`), which only "
+                       "cached calls read; pass the stacked params for a call without a cache")
     if positions_BxT is None:
       positions_BxT = jnp.broadcast_to(start + jnp.arange(t, dtype=jnp.int32), (b, t))
     if valid_BxT is None:
@@ -274,14 +279,13 @@ class Transformer(nn.Module):
     causal_TxT = jnp.arange(t)[None, :] <= jnp.arange(t)[:, None]
     self_mask_BxTxT = causal_TxT[None] & valid_BxT[:, None, :]
     if cache is None:
-      layer_kv, masks = None, (self_mask_BxTxT, None, None)
+      masks = (self_mask_BxTxT, None, None)
     else:
       # The new tokens see each other (causally) and every valid cached slot before `index`.
       cache_mask_BxS = (jnp.arange(cache.max_len) < start)[None, :] & cache.valid_BxS
       # A fresh cache makes this mask a compile-time constant (all False); the barrier keeps
       # XLA from constant-folding the whole masked score tensor of a prefill.
       cache_mask_BxS = jax.lax.optimization_barrier(cache_mask_BxS)
-      layer_kv = (cache.k_LxBxSxKxH, cache.v_LxBxSxKxH)
       masks = (self_mask_BxTxT, cache_mask_BxS, cache.positions_BxS)
 
     embed = nn.Embed(cfg.vocab_size, cfg.d_model, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
@@ -303,7 +307,11 @@ class Transformer(nn.Module):
         length=cfg.n_layers,
         metadata_params={nn.PARTITION_NAME: "layers"},
     )(cfg, name="layers")
-    x_BxTxD, new_kv = layers(x_BxTxD, layer_kv, layer_constants(cfg), positions_BxT, masks)
+    if cache is None:
+      x_BxTxD, _ = layers(x_BxTxD, None, layer_constants(cfg), positions_BxT, masks)
+      new_cache = None
+    else:
+      x_BxTxD, new_cache = self._cached_layers(x_BxTxD, cache, positions_BxT, valid_BxT, masks)
     h_BxTxD = _rms_norm(cfg, "final_norm")(x_BxTxD)
     h_BxTxD = read_positions(h_BxTxD, read_BxK)
 
@@ -332,13 +340,52 @@ class Transformer(nn.Module):
                              name="classifier_hidden")(h_BxTxD))
       class_logits = dense(cfg.classifier_classes, kernel_init=_init(cfg.d_model ** -0.5, ("mlp", None)),
                            name="classifier_out")(hidden).astype(jnp.float32)
-
-    new_cache = None
-    if cache is not None:
-      write = lambda buf, new, axis: jax.lax.dynamic_update_slice_in_dim(buf, new.astype(buf.dtype), start, axis=axis)
-      new_cache = KVCache(k_LxBxSxKxH=write(cache.k_LxBxSxKxH, new_kv[0], 2),
-                          v_LxBxSxKxH=write(cache.v_LxBxSxKxH, new_kv[1], 2),
-                          valid_BxS=write(cache.valid_BxS, valid_BxT, 1),
-                          positions_BxS=write(cache.positions_BxS, positions_BxT, 1),
-                          index=(start + t).astype(jnp.int32))
     return ModelOutput(logits_BxTxV=logits, values_BxT=values, cache=new_cache, class_logits_BxTxC=class_logits)
+
+  def _cached_layers(self, x_BxTxD, cache: KVCache, positions_BxT, valid_BxT, masks):
+    """The layers unrolled over the cache's per-layer buffers; returns (residual stream, updated cache).
+
+    Layer i's weights are a static slice of the scanned stack, or its own subtree once
+    `unstack_layers` has split them (decode loops do that once, before the loop, so no
+    step copies a layer's weights out of the stack).
+    """
+    cfg = self.cfg
+    if self.is_initializing():
+      raise ValueError("Transformer: initialise without a cache (the cache layout follows the scanned parameters)")
+    params = self.variables["params"]
+    inv_freq_LxH2, window_L = layer_constants(cfg)
+    new_k, new_v = [], []
+    for i in range(cfg.n_layers):
+      if "layers" in params:
+        layer_params = jax.tree_util.tree_map(lambda a: a[i], nn.meta.unbox(params["layers"]))
+      else:
+        layer_params = nn.meta.unbox(params[f"layer_{i}"])
+      layer_kv = (cache.k_BxKxSxH[i], cache.v_BxKxSxH[i])
+      x_BxTxD, (k_BxTxKxH, v_BxTxKxH) = Block(cfg, parent=None).apply(
+          {"params": layer_params}, x_BxTxD, layer_kv, (inv_freq_LxH2[i], window_L[i]), positions_BxT, masks)
+      new_k.append(write_layer(layer_kv[0], k_BxTxKxH, cache.index))
+      new_v.append(write_layer(layer_kv[1], v_BxTxKxH, cache.index))
+    write = lambda buf, new: jax.lax.dynamic_update_slice_in_dim(buf, new.astype(buf.dtype), cache.index, axis=1)
+    return x_BxTxD, KVCache(k_BxKxSxH=tuple(new_k), v_BxKxSxH=tuple(new_v),
+                            valid_BxS=write(cache.valid_BxS, valid_BxT),
+                            positions_BxS=write(cache.positions_BxS, positions_BxT),
+                            index=(cache.index + x_BxTxD.shape[1]).astype(jnp.int32))
+
+
+def unstack_layers(params):
+  """`params` with the scanned layer stack split into one subtree per layer ("layer_0", ...).
+
+  Cached calls (prefill, decode steps, search) accept either form; the split one
+  lets a decode loop read each layer's weights where they lie. The split is a copy
+  of the layer weights, so decode loops make it once per call, before the loop (and
+  a caller that only decodes can make it once and drop the stacked tree). Params
+  without a "layers" stack (already split, scripted test models) come back as they are.
+  """
+  inner = params.get("params") if hasattr(params, "get") else None
+  if not hasattr(inner, "get") or "layers" not in inner:
+    return params
+  layers = nn.meta.unbox(inner["layers"])
+  n_layers = jax.tree_util.tree_leaves(layers)[0].shape[0]
+  split = {f"layer_{i}": jax.tree_util.tree_map(lambda a: a[i], layers) for i in range(n_layers)}
+  rest = {name: sub for name, sub in inner.items() if name != "layers"}
+  return {**params, "params": {**rest, **split}}

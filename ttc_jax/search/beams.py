@@ -10,7 +10,7 @@ sharded over devices each device gathers its own rows and nothing crosses device
 import jax
 import jax.numpy as jnp
 
-from ttc_jax.models.kv_cache import KVCache, gather_rows
+from ttc_jax.models.kv_cache import KVCache, map_rows
 
 
 def unflatten_beams(x: jax.Array, num_beams: int, axis: int = 0) -> jax.Array:
@@ -54,24 +54,12 @@ def repeat_beams(tree, num_beams: int, axis: int = 0):
 
 def repeat_cache(cache: KVCache, num_beams: int) -> KVCache:
   """`models.repeat_rows` as a broadcast: N candidates share one prompt prefill."""
-  return cache.replace(k_LxBxSxKxH=repeat_beams(cache.k_LxBxSxKxH, num_beams, 1),
-                       v_LxBxSxKxH=repeat_beams(cache.v_LxBxSxKxH, num_beams, 1),
-                       valid_BxS=repeat_beams(cache.valid_BxS, num_beams, 0),
-                       positions_BxS=repeat_beams(cache.positions_BxS, num_beams, 0))
+  return map_rows(lambda x: repeat_beams(x, num_beams), cache)
 
 
 def gather_cache(cache: KVCache, parents_PxN: jax.Array) -> KVCache:
   """The cache rows reordered like `gather_beams` (`models.gather_rows` per problem)."""
-  num_beams = parents_PxN.shape[1]
-  per_problem = KVCache(k_LxBxSxKxH=unflatten_beams(cache.k_LxBxSxKxH, num_beams, 1),
-                        v_LxBxSxKxH=unflatten_beams(cache.v_LxBxSxKxH, num_beams, 1),
-                        valid_BxS=unflatten_beams(cache.valid_BxS, num_beams, 0),
-                        positions_BxS=unflatten_beams(cache.positions_BxS, num_beams, 0), index=cache.index)
-  axes = KVCache(k_LxBxSxKxH=1, v_LxBxSxKxH=1, valid_BxS=0, positions_BxS=0, index=None)
-  out = jax.vmap(gather_rows, in_axes=(axes, 0), out_axes=axes)(per_problem, parents_PxN)
-  return KVCache(k_LxBxSxKxH=flatten_beams(out.k_LxBxSxKxH, 1), v_LxBxSxKxH=flatten_beams(out.v_LxBxSxKxH, 1),
-                 valid_BxS=flatten_beams(out.valid_BxS, 0), positions_BxS=flatten_beams(out.positions_BxS, 0),
-                 index=out.index)
+  return map_rows(lambda x: gather_beams(x, parents_PxN), cache)
 
 
 def rewind_cache(cache: KVCache, index: jax.Array) -> KVCache:

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 
 from ttc_jax.decode.sampler import STOP_EOS, STOP_LENGTH, STOP_NONE, prefill
 from ttc_jax.decode.sampling import SamplingConfig
+from ttc_jax.models import unstack_layers
 from ttc_jax.search import budget as budget_lib
 from ttc_jax.search.beams import gather_beams, gather_cache, repeat_beams, repeat_cache
 from ttc_jax.search.budget import Budget
@@ -117,6 +118,9 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
   v_block, v_slots = spec.block or w, spec.solution_slots or cfg.max_solution_tokens
   v_room = verifier_prompts_PxL.shape[1] + v_slots  # The verifier's own budget: its index stays below this.
 
+  # Each layer's weights split out of the scanned stack once, not in every decode step.
+  models = models.replace(policy_params=unstack_layers(models.policy_params),
+                          prm_params=unstack_layers(models.prm_params))
   # Both prefills run once per problem; the N candidates share them.
   logits_PxV, pos_P, policy_cache = prefill(models.policy, models.policy_params, prompts_PxL, valid_PxL, cache_len)
   prm_cache, prm_pos_P = prefill_prm(models.prm, models.prm_params, verifier_prompts_PxL, verifier_valid_PxL,

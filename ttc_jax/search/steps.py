@@ -42,7 +42,7 @@ class Context:
   """Where every candidate is: both caches and what the next step starts from."""
   policy_logits_BxV: jax.Array  # float32 next-token logits after the candidate's last token.
   policy_pos_B: jax.Array  # int32 RoPE position of the next policy token.
-  policy_cache: Any  # KVCache [L, B, S, K, H].
+  policy_cache: Any  # KVCache: per layer [B, K, S, H].
   prm_pos_B: jax.Array  # int32 RoPE position of the next verifier token.
   prm_cache: Any  # KVCache of the verifier: its own slots S' and index.
   prm_steps_B: jax.Array  # int32 steps fed to the verifier so far (a format may lay out step 0 apart).

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from ttc_jax.models import ModelConfig, ModelOutput
-from ttc_jax.models.kv_cache import KVCache
+from ttc_jax.models.kv_cache import KVCache, write_layer
 from ttc_jax.models.transformer import read_positions
 
 COPY = -1  # Table entry: repeat the row's last content token (a step that depends on the cache).
@@ -35,14 +35,14 @@ def _store(cache: KVCache, tokens_BxT: jax.Array, valid_BxT: jax.Array):
   """Writes the fed tokens into the cache; returns (new cache, context tokens [B, S], visible [B, T, S])."""
   start = cache.index
   b, t = tokens_BxT.shape
-  l, _, _, k_heads, h = cache.k_LxBxSxKxH.shape
-  update = jnp.broadcast_to(tokens_BxT.astype(cache.k_LxBxSxKxH.dtype)[None, :, :, None, None], (l, b, t, k_heads, h))
-  k = jax.lax.dynamic_update_slice_in_dim(cache.k_LxBxSxKxH, update, start, axis=2)
+  _, k_heads, _, h = cache.k_BxKxSxH[0].shape
+  update_BxTxKxH = jnp.broadcast_to(tokens_BxT[:, :, None, None], (b, t, k_heads, h))
+  k = tuple(write_layer(buf, update_BxTxKxH, start) for buf in cache.k_BxKxSxH)
   valid = jax.lax.dynamic_update_slice_in_dim(cache.valid_BxS, valid_BxT, start, axis=1)
-  new = cache.replace(k_LxBxSxKxH=k, valid_BxS=valid, index=(start + t).astype(jnp.int32))  # Positions unused.
+  new = cache.replace(k_BxKxSxH=k, valid_BxS=valid, index=(start + t).astype(jnp.int32))  # Positions unused.
   slots_S = jnp.arange(cache.max_len)
   visible_BxTxS = (slots_S[None, None] <= (start + jnp.arange(t))[None, :, None]) & valid[:, None]
-  return new, jnp.round(k[0, :, :, 0, 0]).astype(jnp.int32), visible_BxTxS
+  return new, jnp.round(k[0][:, 0, :, 0]).astype(jnp.int32), visible_BxTxS
 
 
 def _last_content(context_BxS, visible_BxTxS, first_content):
