@@ -39,7 +39,7 @@ import os
 import jax
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, export, shards, storage
 from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.decode.solutions import problem_fields, problem_from_record
@@ -199,9 +199,9 @@ def read_chain_records(out_dir: str) -> list[dict]:
   Raises FileNotFoundError if the run has not finished (no results.json).
   """
   results_path = os.path.join(out_dir, "results.json")
-  if not os.path.exists(results_path):
+  if not storage.exists(results_path):
     raise FileNotFoundError(f"{out_dir} is not a finished eval_revisions output (no results.json)")
-  with open(results_path) as f:
+  with storage.open(results_path) as f:
     results = json.load(f)
   merged: dict[str, dict] = {}
   for name in results["settings"]:

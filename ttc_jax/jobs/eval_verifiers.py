@@ -16,7 +16,7 @@ import os
 import jax
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, export, shards, storage
 from ttc_jax.analysis import ranking, verifier_selection
 from ttc_jax.analysis.accuracy_vs_n import accuracy_by_problem, budgets_up_to, mean_curves
 from ttc_jax.analysis.difficulty import quantile_bins
@@ -110,9 +110,9 @@ def run(config, workdir: str) -> None:
   records = shards.read_records(samples_dir)
   k = min(len(r["samples"]) for r in records)
   mesh = common.setup_mesh(config)
-  os.makedirs(out_dir, exist_ok=True)
+  storage.makedirs(out_dir)
 
-  if os.path.exists(scores_path):  # Scoring is the expensive part: keep it across a crash in the analysis.
+  if storage.exists(scores_path):  # Scoring is the expensive part: keep it across a crash in the analysis.
     lines = read_jsonl(scores_path, "delete it to score the samples again")
     prm, orm = [line["prm_steps"] for line in lines], [line["orm_steps"] for line in lines]
   else:
@@ -120,11 +120,8 @@ def run(config, workdir: str) -> None:
     delimiter = registry.samples_step_format(samples_dir, workdir).delimiter
     prm = _score_all(resolve(workdir, cfg.prm), cfg.prm_format, records, mesh, cfg.batch_size, delimiter)
     orm = _score_all(resolve(workdir, cfg.orm), cfg.orm_format, records, mesh, cfg.batch_size, delimiter)
-    tmp = scores_path + ".tmp"
-    with open(tmp, "w") as f:
-      for r, p, o in zip(records, prm, orm):
-        f.write(json.dumps({"problem_id": r["problem_id"], "prm_steps": p, "orm_steps": o}) + "\n")
-    os.replace(tmp, scores_path)
+    storage.write_text(scores_path, "".join(json.dumps({"problem_id": r["problem_id"], "prm_steps": p, "orm_steps": o})
+                                            + "\n" for r, p, o in zip(records, prm, orm)))
     write_json(inputs_path, {"inputs": inputs})
 
   scores = {"orm": [[aggregate(s, "last") for s in o] for o in orm]}

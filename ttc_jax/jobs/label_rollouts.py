@@ -11,7 +11,7 @@ import os
 import jax
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, export, shards, storage
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import resolve
@@ -48,7 +48,7 @@ def run(config, workdir: str) -> None:
   common.reject_moved(config.labels, "labels", {"grader": "task.grader"})
   cfg = config_parsing.parse_section(LabelJobConfig, config.labels, "labels")
   task = common.make_task(config.task, workdir)  # Its grader and step delimiter; its problems are not read.
-  out_dir = os.path.join(os.path.abspath(workdir), "labels", cfg.name)
+  out_dir = os.path.join(storage.abspath(workdir), "labels", cfg.name)
   samples_dir = resolve(workdir, cfg.samples)
   shards.require_complete(samples_dir, f"labels.samples={cfg.samples!r}",
                           "the sample_solutions job (configs/samples.py)")

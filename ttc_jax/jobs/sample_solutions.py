@@ -10,7 +10,7 @@ import os
 import jax
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, export, shards, storage
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.decode.solutions import sample_solutions
 from ttc_jax.jobs import common
@@ -70,7 +70,7 @@ def run(config, workdir: str) -> None:
   cfg = config_parsing.parse_section(SampleJobConfig, config.sampling, "sampling")
   task_spec, task_cfg = common.parse_task(config.task)
   task = common.make_task(config.task, workdir)
-  out_dir = os.path.join(os.path.abspath(workdir), "samples", cfg.name or cfg.split)
+  out_dir = os.path.join(storage.abspath(workdir), "samples", cfg.name or cfg.split)
   inputs = {"policy": export.model_identity(resolve(workdir, cfg.policy))}
   if shards.is_complete(out_dir) and shards.made_from(out_dir, inputs):
     logging.info("Samples already complete: %s", out_dir)

@@ -14,6 +14,7 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
+from ttc_jax import storage
 from ttc_jax.parallel import RULES, activate, host_batch_to_global, logical_shardings
 from ttc_jax.train.checkpoint import Checkpointer, abstract_with_shardings
 from ttc_jax.train.config import TrainConfig
@@ -31,7 +32,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), "checkpoints")
+  return os.path.join(storage.abspath(workdir), "checkpoints")
 
 
 def train(*, init_fn: Callable[[jax.Array], Any], loss_fn: LossFn, cfg: TrainConfig, data_iter: Iterator,

@@ -4,7 +4,7 @@ import json
 import os
 from typing import Any, Mapping
 
-from ttc_jax import locks
+from ttc_jax import locks, storage
 from ttc_jax.provenance import read_json
 from ttc_jax.train.checkpoint import latest_step
 
@@ -31,7 +31,7 @@ def check_model_config(stage_dir: str, model: Mapping[str, Any], what: str, chec
   Called before anything in the stage is written, so the finished stage stays usable.
   """
   path = os.path.join(stage_dir, "model_config.json")
-  if not os.path.exists(path) or latest_step(checkpoints) is None:
+  if not storage.exists(path) or latest_step(checkpoints) is None:
     return
   old = read_json(path, "it records the model of the stage's checkpoints")
   model = json.loads(json.dumps(dict(model)))  # Tuples read back as lists.
