@@ -21,14 +21,6 @@ import time
 from typing import IO, Iterator
 
 os.environ.setdefault("EPATH_USE_TF", "false")  # Before etils is imported anywhere: no TensorFlow gfile.
-if os.environ.get("STORAGE_EMULATOR_HOST"):  # A local GCS emulator (tests): point every client at it.
-  # gcsfs asks the storage-control gRPC API for a bucket's layout; emulators lack it (a 60 s timeout each).
-  os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-  # TensorStore (Orbax's array writer) has its own GCS client: its endpoint, HTTP/1.1, and a token it skips
-  # fetching (an emulator checks none; without one it would look for Google credentials).
-  os.environ.setdefault("TENSORSTORE_GCS_HTTP_URL", os.environ["STORAGE_EMULATOR_HOST"])
-  os.environ.setdefault("TENSORSTORE_GCS_HTTP_VERSION", "1")
-  os.environ.setdefault("GOOGLE_AUTH_TOKEN_FOR_TESTING", "emulator")
 
 SUPPORTED_SCHEMES = ("gs",)
 _CACHE_ENV = "TTC_JAX_CACHE"  # Where local mirrors of remote folders live (default ~/.cache/ttc_jax).
@@ -49,7 +41,25 @@ def is_remote(path: str) -> bool:
   return bool(scheme(path))
 
 
+def _use_emulator() -> None:
+  """With STORAGE_EMULATOR_HOST set (a local GCS emulator, as in the tests), points every client at it.
+
+  Called before each client is made, not at import: a test may start the emulator after this module loads.
+  """
+  host = os.environ.get("STORAGE_EMULATOR_HOST")
+  if not host:
+    return
+  # gcsfs asks the storage-control gRPC API for a bucket's layout; emulators lack it (a 60 s timeout each).
+  os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+  # TensorStore (Orbax's array writer) has its own GCS client: its endpoint, HTTP/1.1, and a token it does
+  # not fetch (the emulator checks none; without one it would look for Google credentials).
+  os.environ["TENSORSTORE_GCS_HTTP_URL"] = host
+  os.environ["TENSORSTORE_GCS_HTTP_VERSION"] = "1"
+  os.environ.setdefault("GOOGLE_AUTH_TOKEN_FOR_TESTING", "emulator")
+
+
 def _filesystem(path: str):
+  _use_emulator()
   import fsspec  # Only remote paths need it.
   # No listings cache: other hosts and processes write the same bucket, and a stale listing would
   # hide a shard or lock they wrote.

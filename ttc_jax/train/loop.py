@@ -102,6 +102,7 @@ def train(*, init_fn: Callable[[jax.Array], Any], loss_fn: LossFn, cfg: TrainCon
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
           _check_and_log(*pending, cfg, writer)  # Never checkpoint a non-finite state.
           pending = None
+          writer.flush()  # The log reaches the step being checkpointed (on a bucket, an upload), so a kill loses none.
           ckpt.save(step, state, data_iter, force=step == cfg.steps)
       if pending is not None:
         _check_and_log(*pending, cfg, writer)

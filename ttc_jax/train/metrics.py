@@ -1,9 +1,9 @@
 """Metrics sinks: DIR/metrics.jsonl, TensorBoard event files and console progress.
 
 On object storage (a gs:// workdir) nothing can be appended to: metrics.jsonl is kept in memory and
-uploaded whole, and TensorBoard writes into a local mirror folder that is uploaded; both every
-`_UPLOAD_EVERY_S` seconds and on close, so a kill loses at most that much of the log (the steps since
-the last checkpoint are re-run and re-logged anyway).
+uploaded whole, and TensorBoard writes into a local mirror folder that is uploaded; both before every
+checkpoint (`flush`), every `_UPLOAD_EVERY_S` seconds and on close. A kill loses only lines of steps
+after the last checkpoint, which the resumed run re-runs and re-logs anyway.
 """
 import json
 import os
@@ -95,6 +95,13 @@ class MetricsWriter:
     eta = (self._total - step) / rate if rate > 0 else float("inf")
     logging.info("step %d/%d loss %.4f | %.2f steps/s, ETA %s", step, self._total, metrics.get("loss", float("nan")),
                  rate, format_seconds(eta))
+
+  def flush(self) -> None:
+    """Makes every line written so far durable: flushed to disk, or uploaded to the bucket."""
+    if self._remote:
+      self._upload()
+    else:
+      self._file.flush()
 
   def close(self) -> None:
     if self._remote:
