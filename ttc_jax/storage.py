@@ -16,6 +16,7 @@ mirror of the remote folder (`local_mirror`) that is copied up with `upload_tree
 import builtins
 import contextlib
 import os
+import re
 import shutil
 import time
 from typing import IO, Iterator
@@ -23,6 +24,8 @@ from typing import IO, Iterator
 os.environ.setdefault("EPATH_USE_TF", "false")  # Before etils is imported anywhere: no TensorFlow gfile.
 
 SUPPORTED_SCHEMES = ("gs",)
+# Cloud Storage bucket names: 3-63 lowercase letters, digits, '-', '_', '.', starting and ending alphanumeric.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
 _CACHE_ENV = "TTC_JAX_CACHE"  # Where local mirrors of remote folders live (default ~/.cache/ttc_jax).
 
 
@@ -66,12 +69,13 @@ def _filesystem(path: str):
   return fsspec.filesystem(scheme(path), use_listings_cache=False, skip_instance_cache=False)
 
 
-def check_path(path: str, what: str = "--workdir") -> str:
+def check_path(path: str, what: str = "--workdir", reach: bool = True) -> str:
   """Raises StorageError, naming `what` and `path`, unless the path can be used; returns it unchanged.
 
   Catches before any work starts what would otherwise fail late or silently: an unsupported scheme,
   a scheme with one slash (`gs:/b`, which os.path would turn into a local folder `gs:`), a URL without
-  a bucket, and missing credentials or an unreachable bucket (a listing of it is tried).
+  a valid bucket name, and (`reach`) missing credentials or an unreachable bucket (a listing of it is
+  tried). `reach=False` checks the spelling only, e.g. in a launcher that runs the job elsewhere.
   """
   path = os.fspath(path)
   if not is_remote(path):
@@ -84,8 +88,11 @@ def check_path(path: str, what: str = "--workdir") -> str:
     raise StorageError(f"{what}={path!r}: the scheme {name}:// is not supported (use a local path or "
                        f"{', '.join(s + '://' for s in SUPPORTED_SCHEMES)})")
   bucket = path.split("://", 1)[1].split("/", 1)[0]
-  if not bucket:
-    raise StorageError(f"{what}={path!r} names no bucket; write {name}://BUCKET/path")
+  if not _BUCKET_NAME.fullmatch(bucket):
+    raise StorageError(f"{what}={path!r}: {bucket!r} is not a bucket name (3-63 lowercase letters, digits, "
+                       f"'-', '_' or '.'); write {name}://BUCKET/path")
+  if not reach:
+    return path
   if not os.environ.get("STORAGE_EMULATOR_HOST"):
     _check_credentials(path, what)
   try:
