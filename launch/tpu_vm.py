@@ -37,7 +37,6 @@ if __package__ in (None, ""):  # run as `python launch/tpu_vm.py`: make `launch`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from launch import common
-from ttc_jax import storage
 
 STEPS = ("create", "copy", "setup", "run", "stop", "delete")
 REMOTE_DIR = "~/ttc_jax"  # unquoted in remote commands so the remote shell expands ~
@@ -139,11 +138,6 @@ def commands(args: argparse.Namespace, jobs: Sequence[common.Job]) -> list[list[
         elif step == "run":
             if not jobs:
                 raise common.LaunchError("run needs --config and --workdir (or a sweep)")
-            for job in jobs:  # Spelling only: the bucket is reached from the VM, with its credentials.
-                try:
-                    storage.check_path(job.workdir, "--workdir", reach=False)
-                except storage.StorageError as e:
-                    raise common.LaunchError(str(e)) from None
             out.append(ssh(args, remote_run_command(
                 jobs, python=args.python, background=args.background,
                 env=common.parse_env(args.env))))
