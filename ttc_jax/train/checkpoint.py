@@ -16,6 +16,7 @@ aside to `<dir>.damaged/` and the newest older step that restores is used.
 """
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -88,7 +89,8 @@ def check_writable(directory: str, step: int | None = None) -> None:
   """Creates `directory` and writes a probe file in it, so a read-only folder fails on the main thread."""
   try:
     if storage.is_remote(directory):  # One small object, written and deleted: the bucket takes writes.
-      probe = storage.join(directory, f".write-probe-{os.getpid()}")
+      # Named per host and process: every host of a slice probes the same folder at once.
+      probe = storage.join(directory, f".write-probe-{socket.gethostname()}-{os.getpid()}")
       storage.write_bytes(probe, b"probe")
       storage.remove(probe)
       return
