@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import chex
 import jax
@@ -14,13 +15,15 @@ from ttc_jax.parallel import MeshConfig, make_mesh
 from ttc_jax.testing.tiny import grain_lm_iterator, random_lm_batches, tiny_model_config
 from ttc_jax.train import LossOutput, NonFiniteLossError, TrainConfig, checkpoint_dir, next_token_loss, train
 from ttc_jax.train.checkpoint import Checkpointer
+from ttc_jax.train.metrics import TIMING_METRICS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _losses(workdir):
+def _losses(workdir, timing=False):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
+    records = [json.loads(line) for line in f]
+  return records if timing else [{k: v for k, v in r.items() if k not in TIMING_METRICS} for r in records]
 
 
 def _run(workdir, mesh_cfg=MeshConfig(), n_devices=1, steps=6, **train_overrides):
@@ -75,16 +78,20 @@ def straight_run(tmp_path_factory):
   return workdir
 
 
-@pytest.mark.parametrize("kill_flag,committed_before_kill", [("--kill_at_step=7", 4), ("--kill_in_save_at_step=8", 4)],
-                         ids=["sigkill_after_checkpoint", "sigkill_during_checkpoint_write"])
-def test_resume_after_sigkill_is_identical(tmp_path, straight_run, kill_flag, committed_before_kill):
-  killed = _train_run(tmp_path, kill_flag)
+# The third case reads its batches in 2 grain worker processes, killed and resumed: the same
+# batches as the straight run's in-process reading, before and after the kill.
+@pytest.mark.parametrize("kill_flag,committed_before_kill,workers", [
+    ("--kill_at_step=7", 4, 0), ("--kill_in_save_at_step=8", 4, 0), ("--kill_at_step=7", 4, 2)],
+                         ids=["sigkill_after_checkpoint", "sigkill_during_checkpoint_write", "input_workers"])
+def test_resume_after_sigkill_is_identical(tmp_path, straight_run, kill_flag, committed_before_kill, workers):
+  workers_flag = f"--input_workers={workers}"
+  killed = _train_run(tmp_path, kill_flag, workers_flag)
   assert killed.returncode == -9, "the run should have died by SIGKILL"
   assert not os.path.exists(tmp_path / "final_params.npz")
   # Only fully written checkpoints count; a half-written one is ignored.
   assert Checkpointer(checkpoint_dir(str(tmp_path)), keep=3, save_every=4).latest_step == committed_before_kill
   assert max(m["step"] for m in _losses(tmp_path)) > committed_before_kill  # Lines past the checkpoint get dropped.
-  resumed = _train_run(tmp_path)
+  resumed = _train_run(tmp_path, workers_flag)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"Restored checkpoint at step {committed_before_kill}" in resumed.stderr
   expected, got = _final_params(straight_run), _final_params(tmp_path)
@@ -133,3 +140,24 @@ def test_fewer_steps_than_the_checkpoint_is_an_error(tmp_path):
   _run(tmp_path, steps=3, checkpoint_every=3)
   with pytest.raises(ValueError, match="step 3, past train.steps=2"):
     _run(tmp_path, steps=2, checkpoint_every=1)
+
+
+def _slow_example(tokens_T):
+  time.sleep(0.05)  # 0.4 s a batch of 8: far longer than the tiny model's step.
+  return {"tokens": tokens_T, "loss_mask": np.ones_like(tokens_T)}
+
+
+def test_input_wait_is_measured(tmp_path):
+  import grain
+  cfg = tiny_model_config()
+  model = Transformer(cfg)
+  ds = grain.MapDataset.source(random_lm_batches(32, 17, cfg.vocab_size)).map(_slow_example)
+  data_iter = iter(ds.batch(8, drop_remainder=True).to_iter_dataset())
+  train(init_fn=lambda rng: model.init(rng, np.zeros((1, 16), np.int32)), loss_fn=next_token_loss(model),
+        cfg=TrainConfig(steps=4, batch_size=8, seq_len=17, warmup_steps=1, checkpoint_every=100, log_every=1),
+        data_iter=data_iter, mesh=make_mesh(MeshConfig(), jax.devices()[:1]), workdir=str(tmp_path), seed=0)
+  records = _losses(tmp_path, timing=True)
+  assert [r["step"] for r in records] == [1, 2, 3, 4]
+  # After the first step (which includes compiling), the loop is host-bound and says so.
+  for r in records[1:]:
+    assert 0.5 < r["input_wait"] <= 1.0 and r["step_time_s"] >= 0.4, r
