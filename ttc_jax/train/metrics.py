@@ -110,7 +110,10 @@ class InputWaitTimer:
 
   def take(self) -> dict[str, float]:
     """{"input_wait": fraction of wall time waiting for input, "step_time_s": wall seconds per step}
-    since the last call (the first window includes compilation); starts a new window."""
+    since the last call (the first window includes compilation), {} if no batch was read in it
+    (the last step's, logged after the loop); starts a new window."""
+    if not self._steps:
+      return {}
     elapsed = max(time.perf_counter() - self._start, 1e-9)
     out = {"input_wait": self._wait / elapsed, "step_time_s": elapsed / max(self._steps, 1)}
     self._reset()
