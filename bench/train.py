@@ -131,7 +131,8 @@ def run_all(args) -> dict:
             row = {"shape": shape, "attention_impl": impl, "remat": remat, "failed": "\n".join(tail)}
         rows.append(row)
         log(f"[train] {label}: {summary(row)}")
-  return {**git_meta(), "seq_len": args.seq_len, "rows": rows}
+  device = next((r["device"] for r in rows if "device" in r), None)
+  return {**git_meta(), "device": device, "seq_len": args.seq_len, "input_workers": args.workers, "rows": rows}
 
 
 def _pythonpath() -> str:
