@@ -67,7 +67,9 @@ def run_row(shape: str, impl: str, remat: str, batch: int, seq_len: int, warmup:
   row["bf16_matmul_flops"] = jax_device_ceilings()["jax_bf16_matmul_flops"]
   model = Transformer(cfg)
   tokens = np.random.RandomState(0).randint(0, cfg.vocab_size, size=(4 * batch, seq_len + 1)).astype(np.int32)
-  steps = warmup + timed + 2  # Metrics are read one step late; the stop comes at the last step.
+  # Logged: steps 1 .. steps - 2 (metrics are read one step late and the stop comes in the last
+  # step, before its predecessor is logged); step 1's window holds the compile, then `warmup`.
+  steps = 1 + warmup + timed + 2
   train_cfg = TrainConfig(steps=steps, batch_size=batch, seq_len=seq_len + 1, warmup_steps=1,
                           checkpoint_every=10 ** 9, log_every=1, input_workers=workers)
   marks = {}
@@ -91,7 +93,8 @@ def run_row(shape: str, impl: str, remat: str, batch: int, seq_len: int, warmup:
   except TrainMemoryError as e:
     return {**row, "refused": str(e)}
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    records = [json.loads(line) for line in f][warmup:]
+    records = [json.loads(line) for line in f][1 + warmup:]
+  assert len(records) == timed, (len(records), timed)
   step_s = statistics.median(r["step_time_s"] for r in records)
   flops_per_step = 3.0 * float(span_forward_flops(cfg, seq_len, 0)) * batch
   row.update(
@@ -157,7 +160,7 @@ def main():
   p.add_argument("--remats", nargs="+", default=["none", "dots"], choices=["none", "dots", "full"])
   p.add_argument("--batch", type=int, default=0, help="per-device batch (0: the shape's default)")
   p.add_argument("--seq_len", type=int, default=SEQ_LEN)
-  p.add_argument("--warmup", type=int, default=2, help="steps after the first not timed")
+  p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first (which compiles)")
   p.add_argument("--steps", type=int, default=8, help="timed steps")
   p.add_argument("--workers", type=int, default=2, help="train.input_workers")
   p.add_argument("--time_limit_s", type=float, default=420.0, help="start no new row after this")
