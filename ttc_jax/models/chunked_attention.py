@@ -7,7 +7,7 @@ running max and sum. The backward pass (`jax.custom_vjp`) walks the key blocks a
 recomputes each block's probabilities from the saved max and sum, so its memory is
 one [T, chunk] block per kv head group, not [T, T].
 
-Masking matches `transformer.attend` exactly, including its finite `_MASKED`
+Masking matches `attention.attend` exactly, including its finite `_MASKED`
 value: a query that sees no key (a padding token after padding only) averages
 all keys uniformly instead of producing NaN. Keys added to round T up to a whole
 number of chunks are excluded with -inf, so they never enter that average.
@@ -17,7 +17,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-MASKED = -1e30  # transformer.attend's value for a masked score (finite on purpose, see there).
+MASKED = -1e30  # A masked score: finite, so a row with no visible key gives a uniform softmax, not NaN.
 
 
 def _block_scores(q_BxTxKxGxH, k_BxCxKxH, scale: float, softcap: float):
@@ -90,14 +90,14 @@ def _forward(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, positions_BxT, valid_BxT, window, 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7, 8))
 def chunked_self_attention(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, positions_BxT, valid_BxT, window,
                            scale: float, softcap: float, chunk: int):
-  """Causal grouped-query self-attention, same result as `transformer.attend` with the causal mask.
+  """Causal grouped-query self-attention, same result as `attention.attend` with the causal mask.
 
   Args:
     q_BxTxNxH, k_BxTxKxH, v_BxTxKxH: queries, keys, values (any float dtype; math in float32).
     positions_BxT: int32 RoPE positions, which sliding windows measure distance in.
     valid_BxT: bool, False for padding tokens, which no query attends to.
     window: int32 scalar, keys a query sees (itself included); <= 0 for no limit.
-    scale, softcap: as in `transformer.attend` (softcap 0 = off).
+    scale, softcap: as in `attention.attend` (softcap 0 = off).
     chunk: keys per block; peak memory is about B * N * T * chunk float32s.
   Returns:
     [B, T, N, H] in the query dtype.

@@ -22,7 +22,8 @@ from ttc_jax.models import attention
 from ttc_jax.models.config import ModelConfig, rope_inv_freq
 from ttc_jax.models.kv_cache import KVCache, write_layer
 
-_MASKED = attention.MASKED
+_MASKED = attention.MASKED  # Also for padded vocabulary logits.
+
 
 def _init(stddev: float, names: tuple[str | None, ...]):
   return nn.with_logical_partitioning(nn.initializers.normal(stddev), names)
