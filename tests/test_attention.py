@@ -61,6 +61,8 @@ def test_auto_picks_a_cpu_path_on_cpu():
                                                   sliding=False, seq_len=t, backend=backend)
   assert pick(128, "cpu") == "xla" and pick(4096, "cpu") == "chunked" and pick(4096, "tpu") == "chunked"
   assert pick(4096, "gpu") == "cudnn"
+  assert attention.choose_impl("auto", dtype=jnp.bfloat16, head_size=64, softcap=0.0, sliding=False, seq_len=4096,
+                               padded=True, backend="gpu") == "chunked"  # Padding: not as a dense cuDNN bias.
   assert attention.choose_impl("auto", dtype=jnp.float32, head_size=64, softcap=0.0, sliding=False,
                                seq_len=4096, backend="gpu") == "chunked"  # cuDNN takes no float32.
   if not ON_GPU:

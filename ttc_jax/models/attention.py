@@ -8,8 +8,8 @@ verifier forward passes) computes causal self-attention:
            attention on NVIDIA GPUs, bf16/fp16 only, no soft-capping or sliding windows.
   chunked  `chunked_attention.chunked_self_attention`: key blocks with an online softmax
            in plain XLA, no [T, T] tensor forward or backward, any backend and feature.
-  auto     cudnn on a GPU when the call allows it, else xla up to one chunk of keys and
-           chunked beyond.
+  auto     cudnn on a GPU when the call allows it (no padding among its tokens), else xla
+           up to one chunk of keys and chunked beyond.
 
 Calls with a cache (prefill, decode steps) always use `attend_cached`, which reads the
 cache in place; a [T, S] score block per layer is what a prefill of T tokens costs.
@@ -38,12 +38,17 @@ def cudnn_unsupported(*, dtype, head_size: int, softcap: float, sliding: bool) -
 
 
 def choose_impl(requested: str, *, dtype, head_size: int, softcap: float, sliding: bool, seq_len: int,
-                backend: str | None = None) -> str:
-  """The implementation a call runs: `requested` unless it is "auto"."""
+                padded: bool = False, backend: str | None = None) -> str:
+  """The implementation a call runs: `requested` unless it is "auto".
+
+  `padded`: the call has padding tokens. auto leaves those calls to the XLA paths: cuDNN would
+  take the padding as a dense additive bias, slower and with shape limits of its own.
+  """
   if requested != "auto":
     return requested
   backend = backend or jax.default_backend()
-  if backend == "gpu" and not cudnn_unsupported(dtype=dtype, head_size=head_size, softcap=softcap, sliding=sliding):
+  if backend == "gpu" and not padded and not cudnn_unsupported(dtype=dtype, head_size=head_size, softcap=softcap,
+                                                                sliding=sliding):
     return "cudnn"
   return "xla" if seq_len <= CHUNK else "chunked"
 
@@ -113,7 +118,7 @@ def causal_self_attention(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, positions_BxT, valid_
   """
   b, t = q_BxTxNxH.shape[:2]
   impl = choose_impl(impl, dtype=q_BxTxNxH.dtype, head_size=q_BxTxNxH.shape[-1], softcap=softcap,
-                     sliding=sliding, seq_len=t)
+                     sliding=sliding, seq_len=t, padded=valid_BxT is not None)
   if impl == "cudnn":
     why = cudnn_unsupported(dtype=q_BxTxNxH.dtype, head_size=q_BxTxNxH.shape[-1], softcap=softcap, sliding=sliding)
     if why:
