@@ -19,12 +19,13 @@ A row the memory check refuses is recorded with its message (nothing compiled).
 
 Each row runs in its own process (peak memory is per process, and a failed row leaves no state):
 
-  PYTHONPATH=. python3 bench/train.py --out bench/results/train/train_<device>.json
+  PYTHONPATH=. python3 bench/train.py     # writes bench/results/train/train_<device>.json
   PYTHONPATH=. python3 bench/train.py --shapes 1.2b --impls cudnn --remats none --batch 8 --out x.json
 """
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -164,14 +165,19 @@ def main():
   p.add_argument("--steps", type=int, default=8, help="timed steps")
   p.add_argument("--workers", type=int, default=2, help="train.input_workers")
   p.add_argument("--time_limit_s", type=float, default=420.0, help="start no new row after this")
-  p.add_argument("--out", required=True)
+  p.add_argument("--out", help="default: bench/results/train/train_<device>.json (--part all only)")
   args = p.parse_args()
+  if args.part == "row" and not args.out:
+    p.error("--part row needs --out")
   if args.part == "row":
     (shape,), (impl,), (remat,) = args.shapes, args.impls, args.remats
     result = run_row(shape, impl, remat, args.batch or BATCHES[shape], args.seq_len, args.warmup, args.steps,
                      args.workers)
   else:
     result = run_all(args)
+    if not args.out:
+      device = re.sub(r"[^A-Za-z0-9]+", "-", result["device"] or "unknown").strip("-").lower()
+      args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "train", f"train_{device}.json")
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(result, f, indent=1)
