@@ -68,12 +68,19 @@ def parse_model(section: Any, tokenizer: Tokenizer) -> ModelConfig:
   return config_parsing.parse_section(ModelConfig, values, "model")
 
 
-def setup_mesh(config: Any):
-  """Starts multi-host JAX if configured, then builds the (data, fsdp, tensor) mesh."""
+def setup_mesh(config: Any, *, per_process: bool = False):
+  """Starts multi-host JAX if configured, then builds the (data, fsdp, tensor) mesh.
+
+  per_process: a mesh over this process's own devices (mesh.data=-1 fills them), for jobs whose
+  processes each run their own share of the work (evaluation and labelling, `parallel.processes`);
+  training meshes span every host.
+  """
   maybe_initialize_distributed(config_parsing.parse_section(DistributedConfig, config.get("distributed"), "distributed"))
-  mesh = make_mesh(config_parsing.parse_section(MeshConfig, config.get("mesh"), "mesh"))
-  logging.info("Mesh %s over %d devices (%s), process %d of %d", dict(mesh.shape), mesh.size,
-               jax.devices()[0].platform, jax.process_index(), jax.process_count())
+  devices = jax.local_devices() if per_process else None
+  mesh = make_mesh(config_parsing.parse_section(MeshConfig, config.get("mesh"), "mesh"), devices)
+  logging.info("Mesh %s over %d devices (%s), process %d of %d%s", dict(mesh.shape), mesh.size,
+               jax.devices()[0].platform, jax.process_index(), jax.process_count(),
+               " (this process's devices)" if per_process and jax.process_count() > 1 else "")
   return mesh
 
 
