@@ -55,14 +55,22 @@ def scenario(workdir: str) -> dict:
   """What each of the two processes runs (`multihost_run.launch`)."""
   import jax
 
-  from ttc_jax.parallel import processes
+  from ttc_jax.parallel import batches, processes
 
   sample_solutions.run(_samples_config("hosts"), workdir)
+  # Only the lead's metrics writer imports tensorboardX (seconds): every process does it first, so
+  # they reach the first collective together (on CPU, gloo gives up on a peer after 30 s).
+  import tensorboardX  # noqa: F401
+  processes.barrier("scenario.train")
+  # Rows over one mesh spanning both processes, as the policy's evaluation after training places them.
+  mesh = parallel.make_mesh(parallel.MeshConfig(), jax.devices())
+  rows = np.arange(8 * 3).reshape(8, 3)
+  doubled = batches.fetch(jax.jit(lambda x: x * 2)(batches.place_rows(rows, mesh)))
   params = _train(jax.devices(), os.path.join(workdir, "train_hosts"))
   if jax.process_index() == 0:
     np.savez(os.path.join(workdir, "params_hosts.npz"), **params)
   return {"process": jax.process_index(), "processes": jax.process_count(), "devices": jax.device_count(),
-          "local_devices": jax.local_device_count(),
+          "local_devices": jax.local_device_count(), "global_rows_doubled": doubled.tolist() == (2 * rows).tolist(),
           "gathered": processes.gather_json({"from": jax.process_index(), "text": "é" * jax.process_index()})}
 
 
@@ -76,8 +84,8 @@ def test_two_processes_equal_one(tmp_path, monkeypatch):
   results = multihost_run.launch("tests.test_multihost:scenario", {"workdir": str(tmp_path)}, num_processes=2,
                                  devices_per_process=2)
   gathered = [{"from": 0, "text": ""}, {"from": 1, "text": "é"}]  # eval_verifiers gathers its scores so.
-  assert results == [{"process": i, "processes": 2, "devices": 4, "local_devices": 2, "gathered": gathered}
-                     for i in range(2)]
+  assert results == [{"process": i, "processes": 2, "devices": 4, "local_devices": 2, "global_rows_doubled": True,
+                      "gathered": gathered} for i in range(2)]
   hosts = shards.read_records(str(tmp_path / "samples" / "hosts"))
   assert len(hosts) == 5 and hosts == shards.read_records(str(tmp_path / "samples" / "one"))
   trained = np.load(tmp_path / "params_hosts.npz")

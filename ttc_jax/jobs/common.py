@@ -7,12 +7,11 @@ from typing import Any
 import jax
 import tensorflow_datasets as tfds
 from absl import logging
-from jax.experimental import multihost_utils
 
 from ttc_jax import config_parsing, shards
 from ttc_jax.models import ModelConfig
 from ttc_jax.provenance import read_json
-from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_initialize_distributed
+from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_initialize_distributed, processes
 from ttc_jax.tasks import registry, synthetic, tfds_builder
 from ttc_jax.tasks.base import Task
 from ttc_jax.tasks.registry import TaskSpec
@@ -45,7 +44,7 @@ def prepare_task(task: Task) -> Task:
     if jax.process_count() > 1:
       if jax.process_index() == 0:
         task.builder()
-      multihost_utils.sync_global_devices("ttc_jax.task_data")
+      processes.barrier("ttc_jax.task_data")
     task.builder()
   return task
 

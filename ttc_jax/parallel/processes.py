@@ -6,6 +6,7 @@ problems (whole shards, `my_share`), runs them on a mesh over its local devices
 merges. A process's share never changes what a problem gets: seeds are derived from the shard
 and chunk a problem sits in, which the job's spec fixes, not from the process that runs it.
 """
+import itertools
 import json
 from typing import Any, Sequence, TypeVar
 
@@ -26,11 +27,20 @@ def my_block(n: int) -> range:
   return range(n * p // count, n * (p + 1) // count)
 
 
+_BARRIER_TIMEOUT_S = 24 * 3600  # A lead building task data or merging a large artifact may take hours.
+_barriers = itertools.count()  # Every process passes its barriers in the same order: one name each.
+
+
 def barrier(name: str) -> None:
-  """Waits for every process (nothing to wait for in a one-process run)."""
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices(name)
+  """Waits for every process (nothing to wait for in a one-process run).
+
+  Waits at the coordination service, not in a device collective: a collective gives up after 30 s
+  on CPU (gloo) when the processes reach it far apart, e.g. while the lead alone builds data.
+  """
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed  # The client jax.distributed.initialize made (orbax reads it so too).
+  distributed.global_state.client.wait_at_barrier(f"{name}.{next(_barriers)}", _BARRIER_TIMEOUT_S * 1000)
 
 
 def gather_json(value: Any) -> list[Any]:
