@@ -375,6 +375,23 @@ def test_single_process_dry_run(capsys, monkeypatch):
         "python -m ttc_jax.main --config=configs/prm.py --workdir=/tmp/prm"]
 
 
+def test_tpu_slice_and_gpu_host_run_the_same_job_command():
+    """A TPU worker and a GPU process run one command: the main module, the job's flags and
+    distributed.initialize; a GPU host adds only what a TPU slice finds itself (coordinator, count, id)."""
+    job = common.Job(config="configs/samples.py:test", workdir="/mnt/w", flags=("--config.seed=2",))
+    tpu = tpu_vm.remote_run_command([job], python="python", background=False, env={})
+    tpu_argv = shlex.split(shlex.split(tpu.split(" -c ", 1)[1])[0].split(" 2>&1")[0])
+    args = multi_gpu.build_parser().parse_args(["--mode=process_per_gpu", "--num_processes=2", "--python=python",
+                                                "--config=configs/samples.py:test", "--workdir=/mnt/w"])
+    for i, process in enumerate(multi_gpu.plan(args, job)):
+        assert process.argv[:len(tpu_argv)] == tpu_argv == [
+            "python", "-m", "ttc_jax.main", "--config=configs/samples.py:test", "--workdir=/mnt/w",
+            "--config.seed=2", "--config.distributed.initialize=True"]
+        assert process.argv[len(tpu_argv):] == [
+            "--config.distributed.coordinator_address=localhost:12355", "--config.distributed.num_processes=2",
+            f"--config.distributed.process_id={i}"]
+
+
 def test_process_per_gpu_count_must_match():
     with pytest.raises(common.LaunchError, match="--num_processes=3 but --gpus lists 2"):
         multi_gpu.main(["--mode=process_per_gpu", "--gpus=0,1", "--num_processes=3",

@@ -172,14 +172,21 @@ def _check_spec(out_dir: str, spec: dict) -> None:
 
 def run_sharded(out_dir: str, num_shards: int, compute_shard: Callable[[int], list[dict]], *, spec: dict,
                 summarize: Callable[[list[dict]], dict] | None = None, desc: str = "shards",
-                write: bool = True, job: str = "", workdir: str | None = None, inputs: dict | None = None) -> dict:
+                write: bool = True, job: str = "", workdir: str | None = None, inputs: dict | None = None,
+                split_over_processes: bool = False) -> dict:
   """Computes every missing shard, then writes the manifest; returns the manifest.
 
   Args:
     compute_shard: shard index -> its records (must be deterministic in the index).
     spec: what the artifact is made from (config, sources); a mismatch on resume raises.
     summarize: all records -> extra manifest fields (totals such as tokens sampled).
-    write: False on non-lead hosts of a multi-host job (they compute, host 0 writes).
+    write: False on non-lead hosts of a multi-host job: they write no spec or manifest (nor, unless
+      split_over_processes, shards), and hold no lock.
+    split_over_processes: each process computes and writes only its share of the missing shards
+      (`parallel.processes.my_share`, on a mesh over its own devices), then every process reads the
+      others' from the shared output directory. The manifest is the one a one-process run writes:
+      shard i holds the same records whoever computed it. Without it every process computes every
+      shard (one mesh over all hosts) and only the lead writes.
     job: the job (and config) that makes this artifact, named in errors about it.
     workdir: paths in `spec` under it are stored relative to it (a moved workdir still resumes).
     inputs: {name: identity} of the models and artifacts the records are computed from
@@ -196,17 +203,20 @@ def run_sharded(out_dir: str, num_shards: int, compute_shard: Callable[[int], li
   # One writer per artifact (`ttc_jax.locks`): the lock sits beside the folder, which may be moved aside.
   with locks.locked(storage.normpath(out_dir) + ".lock", f"{desc} ({out_dir})", enabled=write):
     return _run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize, desc=desc, write=write,
-                        job=job, workdir=workdir, inputs=inputs)
+                        job=job, workdir=workdir, inputs=inputs, split=split_over_processes)
 
 
-def _run_sharded(out_dir, num_shards, compute_shard, *, spec, summarize, desc, write, job, workdir, inputs) -> dict:
+def _run_sharded(out_dir, num_shards, compute_shard, *, spec, summarize, desc, write, job, workdir, inputs,
+                 split) -> dict:
   if workdir is not None:
     spec = _portable(spec, storage.abspath(workdir))
   if inputs is not None:
     spec = {**spec, "inputs": inputs}
   if write:
     _check_spec(out_dir, spec)
+  _barrier("ttc_jax.shards.spec")  # The lead may move a stale artifact aside: look only after it has.
   damaged = problems(out_dir)
+  _barrier("ttc_jax.shards.checked")  # Every host has looked before the lead moves anything.
   if not damaged:
     logging.info("%s: complete, skipping (%s)", desc, out_dir)
     return _manifest(out_dir)
@@ -224,6 +234,9 @@ def _run_sharded(out_dir, num_shards, compute_shard, *, spec, summarize, desc, w
   _barrier("ttc_jax.shards.todo")  # Every host must agree on the work (a shared workdir) before any is written.
   if len(todo) < num_shards:
     logging.info("%s: resuming, %d of %d shards already written", desc, num_shards - len(todo), num_shards)
+  if split:
+    from ttc_jax.parallel import processes  # jax: only multi-process runs split.
+    todo = processes.my_share(todo)
   start = time.time()
   computed: dict[int, list[dict]] = {}
   entries: dict[int, dict] = {}
@@ -232,12 +245,14 @@ def _run_sharded(out_dir, num_shards, compute_shard, *, spec, summarize, desc, w
     path = shard_path(out_dir, index, num_shards)
     data = _serialize(records)
     entries[index] = _shard_entry(path, data)
-    if write:
+    if write or split:
       storage.write_bytes(path, data)
     computed[index] = records  # Non-lead hosts keep theirs: the lead's files may not be there yet.
     rate = (time.time() - start) / n_done
     logging.info("%s: shard %d/%d done (%d records) | ETA %.0fs", desc, index + 1, num_shards, len(records),
                  rate * (len(todo) - n_done))
+  if split:
+    _barrier("ttc_jax.shards.written")  # Every process's shards are on disk before any is read back.
   records = []
   for i in range(num_shards):
     if i not in computed:
@@ -253,6 +268,8 @@ def _run_sharded(out_dir, num_shards, compute_shard, *, spec, summarize, desc, w
     manifest.update(summarize(records))
   if write:
     write_json(manifest_path, manifest)
+  if split:
+    _barrier("ttc_jax.shards.manifest")  # No process moves on (and reads the artifact) before it is complete.
   return manifest
 
 
@@ -288,7 +305,5 @@ def require_complete(out_dir: str, field: str, maker: str) -> None:
 
 
 def _barrier(name: str) -> None:
-  import jax  # Only multi-host runs need it.
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils
-    multihost_utils.sync_global_devices(name)
+  from ttc_jax.parallel.processes import barrier  # jax: only needed once the job has started it.
+  barrier(name)

@@ -8,12 +8,11 @@ from typing import Any
 import jax
 import tensorflow_datasets as tfds
 from absl import logging
-from jax.experimental import multihost_utils
 
 from ttc_jax import config_parsing, shards, storage
 from ttc_jax.models import ModelConfig
 from ttc_jax.provenance import read_json
-from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_initialize_distributed
+from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_initialize_distributed, processes
 from ttc_jax.tasks import registry, synthetic, tfds_builder
 from ttc_jax.tasks.base import Task
 from ttc_jax.tasks.registry import TaskSpec
@@ -58,7 +57,7 @@ def prepare_task(task: Task) -> Task:
       if remote:
         storage.upload_tree(task.data_dir, remote, newer_than=start)
     if jax.process_count() > 1:
-      multihost_utils.sync_global_devices("ttc_jax.task_data")
+      processes.barrier("ttc_jax.task_data")
     if jax.process_index() != 0:
       if remote:
         storage.download_tree(remote, task.data_dir)
@@ -84,12 +83,19 @@ def parse_model(section: Any, tokenizer: Tokenizer) -> ModelConfig:
   return config_parsing.parse_section(ModelConfig, values, "model")
 
 
-def setup_mesh(config: Any):
-  """Starts multi-host JAX if configured, then builds the (data, fsdp, tensor) mesh."""
+def setup_mesh(config: Any, *, per_process: bool = False):
+  """Starts multi-host JAX if configured, then builds the (data, fsdp, tensor) mesh.
+
+  per_process: a mesh over this process's own devices (mesh.data=-1 fills them), for jobs whose
+  processes each run their own share of the work (evaluation and labelling, `parallel.processes`);
+  training meshes span every host.
+  """
   maybe_initialize_distributed(config_parsing.parse_section(DistributedConfig, config.get("distributed"), "distributed"))
-  mesh = make_mesh(config_parsing.parse_section(MeshConfig, config.get("mesh"), "mesh"))
-  logging.info("Mesh %s over %d devices (%s), process %d of %d", dict(mesh.shape), mesh.size,
-               jax.devices()[0].platform, jax.process_index(), jax.process_count())
+  devices = jax.local_devices() if per_process else None
+  mesh = make_mesh(config_parsing.parse_section(MeshConfig, config.get("mesh"), "mesh"), devices)
+  logging.info("Mesh %s over %d devices (%s), process %d of %d%s", dict(mesh.shape), mesh.size,
+               jax.devices()[0].platform, jax.process_index(), jax.process_count(),
+               " (this process's devices)" if per_process and jax.process_count() > 1 else "")
   return mesh
 
 

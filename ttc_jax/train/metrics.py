@@ -1,10 +1,11 @@
-"""Metrics sinks: DIR/metrics.jsonl, TensorBoard event files and console progress.
+"""Metrics sinks: DIR/metrics.jsonl, TensorBoard event files and console progress; the input-wait timer.
 
 On object storage (a gs:// workdir) nothing can be appended to: metrics.jsonl is kept in memory and
 uploaded whole, and TensorBoard writes into a local mirror folder that is uploaded; both before every
 checkpoint (`flush`), every `_UPLOAD_EVERY_S` seconds and on close. A kill loses only lines of steps
 after the last checkpoint, which the resumed run re-runs and re-logs anyway.
 """
+import contextlib
 import json
 import os
 import time
@@ -122,3 +123,41 @@ def format_seconds(s: float) -> str:
     return "?"
   s = int(s)
   return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+TIMING_METRICS = ("input_wait", "step_time_s")  # Wall-clock measures: a rerun logs other values.
+
+
+class InputWaitTimer:
+  """The share of the loop's wall time spent waiting for batches, per logging window.
+
+  The loop dispatches a step and reads the step before's metrics, so its wall time
+  per step is the device's step time unless the host is slower; time inside
+  `waiting()` (reading and placing the next batch) is the part the input costs.
+  """
+
+  def __init__(self):
+    self._reset()
+
+  def _reset(self):
+    self._start, self._wait, self._steps = time.perf_counter(), 0.0, 0
+
+  @contextlib.contextmanager
+  def waiting(self):
+    start = time.perf_counter()
+    try:
+      yield
+    finally:
+      self._wait += time.perf_counter() - start
+      self._steps += 1
+
+  def take(self) -> dict[str, float]:
+    """{"input_wait": fraction of wall time waiting for input, "step_time_s": wall seconds per step}
+    since the last call (the first window includes compilation), {} if no batch was read in it
+    (the last step's, logged after the loop); starts a new window."""
+    if not self._steps:
+      return {}
+    elapsed = max(time.perf_counter() - self._start, 1e-9)
+    out = {"input_wait": self._wait / elapsed, "step_time_s": elapsed / max(self._steps, 1)}
+    self._reset()
+    return out
