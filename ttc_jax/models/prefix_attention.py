@@ -42,25 +42,30 @@ def attend_cascade(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxK
   """
   b, t, n_heads, h = q_BxTxNxH.shape
   p, k_heads = prefix_k_PxKxSxH.shape[:2]
-  rows = b // p
-  g = n_heads // k_heads
+  rows, g = b // p, n_heads // k_heads
   q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_heads, g, h)
-  # Prefix: the N rows of a problem are the matmul's free dimension, the problem and kv head its batch.
-  s_prefix = jnp.einsum("pntkgh,pksh->pnkgts", q_BxTxKxGxH.reshape(p, rows, t, k_heads, g, h), prefix_k_PxKxSxH,
+  # Prefix scores stay in the matmul's own output order [P, K, (N, T, G), Sp]: the problem
+  # and kv head are its batch, the N rows its free dimension. Only per-query scalars (max,
+  # sum) move between that order and the rows' [B, K, G, T].
+  to_rows = lambda x_PxKxNxTxG: x_PxKxNxTxG.transpose(0, 2, 1, 4, 3).reshape(b, k_heads, g, t)
+  to_prefix = lambda x_BxKxGxT: x_BxKxGxT.reshape(p, rows, k_heads, g, t).transpose(0, 2, 1, 4, 3)
+  s_prefix = jnp.einsum("pntkgh,pksh->pkntgs", q_BxTxKxGxH.reshape(p, rows, t, k_heads, g, h), prefix_k_PxKxSxH,
                         preferred_element_type=jnp.float32) * scale
-  s_prefix = jnp.where(prefix_mask_PxNxTxS[:, :, None, None], _capped(s_prefix, softcap), _MASKED)
-  s_prefix = s_prefix.reshape(b, k_heads, g, t, -1)
+  s_prefix = jnp.where(prefix_mask_PxNxTxS[:, None, :, :, None], _capped(s_prefix, softcap), _MASKED)
   s_cache = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, cache_k_BxKxSxH, preferred_element_type=jnp.float32) * scale
   s_cache = jnp.where(cache_mask_BxTxS[:, None, None], _capped(s_cache, softcap), _MASKED)
   s_self = jnp.einsum("btkgh,bukh->bkgtu", q_BxTxKxGxH, k_BxTxKxH, preferred_element_type=jnp.float32) * scale
   s_self = jnp.where(self_mask_BxTxT[:, None, None], _capped(s_self, softcap), _MASKED)
 
-  parts = (s_prefix, s_cache, s_self)
-  m = jax.lax.stop_gradient(jnp.max(jnp.stack([s.max(-1) for s in parts]), axis=0))[..., None]
-  e_prefix, e_cache, e_self = (jnp.exp(s - m) for s in parts)
-  denom = sum(e.sum(-1, keepdims=True) for e in (e_prefix, e_cache, e_self))
-  probs_prefix = (e_prefix / denom).astype(prefix_v_PxKxSxH.dtype).reshape(p, rows, k_heads, g, t, -1)
-  out = jnp.einsum("pnkgts,pksh->pntkgh", probs_prefix, prefix_v_PxKxSxH).reshape(b, t, k_heads, g, h)
+  m_BxKxGxT = jax.lax.stop_gradient(
+      jnp.maximum(jnp.maximum(to_rows(s_prefix.max(-1)), s_cache.max(-1)), s_self.max(-1)))
+  e_prefix = jnp.exp(s_prefix - to_prefix(m_BxKxGxT)[..., None])
+  e_cache, e_self = jnp.exp(s_cache - m_BxKxGxT[..., None]), jnp.exp(s_self - m_BxKxGxT[..., None])
+  denom_BxKxGxT = to_rows(e_prefix.sum(-1)) + e_cache.sum(-1) + e_self.sum(-1)
+  probs_prefix = (e_prefix / to_prefix(denom_BxKxGxT)[..., None]).astype(prefix_v_PxKxSxH.dtype)
+  out_PxKxNxTxGxH = jnp.einsum("pkntgs,pksh->pkntgh", probs_prefix, prefix_v_PxKxSxH)
+  out = out_PxKxNxTxGxH.transpose(0, 2, 3, 1, 4, 5).reshape(b, t, k_heads, g, h)
+  denom = denom_BxKxGxT[..., None]
   out = out + jnp.einsum("bkgts,bksh->btkgh", (e_cache / denom).astype(cache_v_BxKxSxH.dtype), cache_v_BxKxSxH)
   out = out + jnp.einsum("bkgtu,bukh->btkgh", (e_self / denom).astype(v_BxTxKxH.dtype), v_BxTxKxH)
   return out.reshape(b, t, n_heads, h)
