@@ -280,6 +280,9 @@ class Transformer(nn.Module):
       raise ValueError("Transformer: these params have their layers unstacked (`unstack_layers`), which only "
                        "cached calls read; pass the stacked params for a call without a cache")
     if positions_BxT is None:
+      if cache is not None and cache.prefix is not None:
+        raise ValueError("Transformer: a cache with a shared prefix needs explicit positions (its index counts "
+                         "only the rows' own slots)")
       positions_BxT = jnp.broadcast_to(start + jnp.arange(t, dtype=jnp.int32), (b, t))
     if valid_BxT is None:
       valid_BxT = jnp.ones((b, t), bool)
