@@ -5,7 +5,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from ttc_jax.decode import SamplingConfig, sampler
 from ttc_jax.decode.prompts import left_pad
@@ -25,11 +24,13 @@ def _init(model, seed=0):
   return nn.unbox(jax.jit(model.init)(jax.random.key(seed), jnp.zeros((1, 4), jnp.int32)))
 
 
-# Gemma-like switches too: a sliding window (the prefix is masked by token distance) and score soft-capping.
-@pytest.mark.parametrize("overrides", [{}, dict(sliding_window=3, attn_softcap=5.0, n_kv_heads=1)])
-def test_decode_logits_equal_unshared(overrides):
-  """Prefill, then a 3-token block and two 1-token steps per row: logits agree at every call (float32)."""
-  model = Transformer(tiny_model_config(**overrides))
+def test_decode_logits_equal_unshared():
+  """Prefill, then a 3-token block and two 1-token steps per row: logits agree at every call (float32).
+
+  Grouped-query (2 query heads per kv head), with Gemma's switches that reach the prefix scores:
+  a sliding window (prefix slots masked by token distance) and score soft-capping.
+  """
+  model = Transformer(tiny_model_config(sliding_window=3, attn_softcap=5.0))
   params = unstack_layers(_init(model))
   tokens, valid = left_pad(PROMPTS, PAD, buckets=(8,))
   n = 3
@@ -39,23 +40,24 @@ def test_decode_logits_equal_unshared(overrides):
   full = repeat_rows(full, n)
   pos_B = jnp.repeat(pos_B, n)
   rng = np.random.RandomState(0)
+  apply = jax.jit(model.apply)
   for width in (3, 1, 1):
     new = jnp.asarray(rng.randint(3, 48, size=(len(PROMPTS) * n, width)), jnp.int32)
     valid_new = jnp.asarray(rng.rand(*new.shape) < 0.8)  # Some invalid slots, as search blocks have.
     positions = pos_B[:, None] + jnp.arange(width)[None]
-    a = model.apply(params, new, positions, valid_new, shared)
-    b = model.apply(params, new, positions, valid_new, full)
+    a = apply(params, new, positions, valid_new, shared)
+    b = apply(params, new, positions, valid_new, full)
     np.testing.assert_allclose(a.logits_BxTxV, b.logits_BxTxV, rtol=1e-5, atol=1e-5)
     shared, full, pos_B = a.cache, b.cache, pos_B + width
   assert shared.k_BxKxSxH[0].shape[2] == 6 and shared.prefix.k_PxKxSxH[0].shape[0] == len(PROMPTS)
 
 
-@pytest.mark.parametrize("temperature", [0.0, 1.0])
-def test_sample_tokens_equal_unshared(temperature):
+def test_sample_tokens_equal_unshared():
+  """Sampled (stricter than greedy: the 4 samples of a prompt differ), same key: identical tokens."""
   model = Transformer(tiny_model_config())
   params = _init(model)
   tokens, valid = left_pad(PROMPTS, PAD, buckets=(8,))
-  cfg = SamplingConfig(temperature=temperature, max_new_tokens=8)
+  cfg = SamplingConfig(temperature=1.0, max_new_tokens=8)
   rule = StopRule.from_ids(model.cfg.vocab_size, [EOS], NL)
   run = lambda shared: sampler.jit_sample(model, 4, cfg, rule, PAD, shared_prefix=shared)(
       params, tokens, valid, jax.random.key(1))
@@ -72,14 +74,15 @@ def _search_setup():
   return biased, prm, params, StopRule.from_ids(policy.cfg.vocab_size, [EOS], NL)
 
 
-@pytest.mark.parametrize("method", ["best_of_n", "beam", "lookahead", "dvts"])
-def test_search_equals_unshared(method):
-  """Sampled steps (same key; lookahead's rollouts greedy): tokens, parents and budgets identical, scores close.
+def test_search_equals_unshared():
+  """Lookahead search with real caches: sampled steps (same key), greedy rollouts, beam selection, rewinds.
 
-  Sampling is stricter than greedy here: greedy makes a problem's candidates identical.
+  Tokens, parents and budgets identical, scores close. (Lookahead exercises every cache
+  operation the other methods use; `test_search_scripted.py` checks all four methods
+  against a naive reference with the shared prefix on, the default.)
   """
   policy, prm, params, rule = _search_setup()
-  cfg = SearchConfig(method=method, budget=4, beam_width=2, lookahead=int(method == "lookahead"), max_rounds=3,
+  cfg = SearchConfig(method="lookahead", budget=4, beam_width=2, lookahead=1, max_rounds=3,
                      max_step_tokens=3, max_solution_tokens=9, temperature=1.0)
   tokens, valid = left_pad(PROMPTS, PAD, buckets=(8,))
   run = lambda c: jax.device_get(jit_search(policy, prm, c, rule, PAD)(*params, tokens, valid, jax.random.key(3)))
