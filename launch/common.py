@@ -85,6 +85,16 @@ class Job:
     module: str = DEFAULT_MODULE
     name: str = ""
 
+    def __post_init__(self):
+        # Spelling only (the bucket is reached where the job runs, with its credentials): a URL
+        # that cannot work fails here, before a VM or GPU is spent on it; 'gs:/b' would otherwise
+        # become a local folder named 'gs:' (or a log folder under it).
+        from ttc_jax import storage
+        try:
+            storage.check_path(self.workdir, "--workdir", reach=False)
+        except storage.StorageError as e:
+            raise LaunchError(str(e)) from None
+
     @property
     def log_name(self) -> str:
         return self.name or safe_name(posixpath.basename(self.workdir.rstrip("/")))

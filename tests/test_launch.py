@@ -113,15 +113,15 @@ def test_format_value_rejects_none():
 
 
 def test_sweep_prints_one_command_per_entry(config_file, capsys):
-    assert sweep.main([f"--config={config_file}:smoke", "--workdir=gs://b/sw"]) == 0
+    assert sweep.main([f"--config={config_file}:smoke", "--workdir=gs://my-bucket/sw"]) == 0
     lines = _stdout_lines(capsys)
     assert len(lines) == 5
     assert lines[0] == (f"python -m ttc_jax.main --config={config_file}:smoke "
-                        "--workdir=gs://b/sw/learning_rate=0.001,seed=0 "
+                        "--workdir=gs://my-bucket/sw/learning_rate=0.001,seed=0 "
                         "--config.train.learning_rate=0.001 --config.seed=0")
-    assert lines[3].endswith("--workdir=gs://b/sw/learning_rate=0.0003,seed=1 "
+    assert lines[3].endswith("--workdir=gs://my-bucket/sw/learning_rate=0.0003,seed=1 "
                              "--config.train.learning_rate=0.0003 --config.seed=1")
-    assert lines[4].endswith("--workdir=gs://b/sw/remat=True,buckets=32-256,name=a_b "
+    assert lines[4].endswith("--workdir=gs://my-bucket/sw/remat=True,buckets=32-256,name=a_b "
                              "--config.train.remat=True '--config.train.buckets=(32, 256)' "
                              "'--config.name=a b'")
     workdirs = [a for line in lines for a in shlex.split(line) if a.startswith("--workdir=")]
@@ -178,7 +178,7 @@ def test_run_name_uses_full_key_only_when_leaves_clash():
 
 
 def test_sweep_tpu_mode_chains_runs_in_one_ssh(config_file, capsys):
-    sweep.main([f"--config={config_file}", "--workdir=gs://b/sw", "--mode=tpu", "--",
+    sweep.main([f"--config={config_file}", "--workdir=gs://my-bucket/sw", "--mode=tpu", "--",
                 "run", "--name=v4", "--zone=z"])
     (line,) = _stdout_lines(capsys)
     command = shlex.split(line)[-1]
@@ -204,7 +204,7 @@ SSH = "gcloud compute tpus tpu-vm ssh ttc-v4 --zone=us-central2-b --worker=all"
 
 def test_tpu_create_setup_run_exact_commands(capsys):
     assert tpu_vm.main(["create", "setup", "run", *TPU_FLAGS, "--accelerator_type=v4-8",
-                        "--spot", "--config=configs/prm.py:smoke", "--workdir=gs://b/prm",
+                        "--spot", "--config=configs/prm.py:smoke", "--workdir=gs://my-bucket/prm",
                         "--", "--config.seed=1"]) == 0
     assert _stdout_lines(capsys) == [
         "gcloud compute tpus tpu-vm create ttc-v4 --zone=us-central2-b "
@@ -216,7 +216,7 @@ def test_tpu_create_setup_run_exact_commands(capsys):
         "if [ -f ~/logs/ttc_jax.pid ] && kill -0 -- -$(cat ~/logs/ttc_jax.pid) 2>/dev/null; "
         "then echo '\"'\"'a job is still running; use the stop step first'\"'\"' >&2; exit 1; "
         "fi; setsid nohup bash -o pipefail -c '\"'\"'.venv/bin/python -m ttc_jax.main "
-        "--config=configs/prm.py:smoke --workdir=gs://b/prm --config.seed=1 "
+        "--config=configs/prm.py:smoke --workdir=gs://my-bucket/prm --config.seed=1 "
         "--config.distributed.initialize=True > ~/logs/prm.log 2>&1'\"'\"' "
         "> /dev/null 2>&1 < /dev/null & echo $! > ~/logs/ttc_jax.pid'",
     ]
@@ -247,6 +247,16 @@ def test_tpu_runtime_by_accelerator(accelerator, version):
 def test_tpu_run_needs_a_job():
     with pytest.raises(common.LaunchError, match="--config and --workdir"):
         tpu_vm.main(["run", *TPU_FLAGS])
+
+
+@pytest.mark.parametrize("workdir, message", [
+    ("gs:/my-bucket/prm", "malformed scheme"),  # os.path would make it a local folder 'gs:' on every worker
+    ("s3://my-bucket/prm", "not supported"),
+    ("gs://B/prm", "not a bucket name"),
+])
+def test_tpu_run_refuses_a_workdir_url_that_cannot_work(workdir, message):
+    with pytest.raises(common.LaunchError, match=f"--workdir='{workdir}'.*{message}"):
+        tpu_vm.main(["run", *TPU_FLAGS, "--config=configs/prm.py:smoke", f"--workdir={workdir}"])
 
 
 def test_tpu_tarball_holds_tracked_and_unignored_files(tmp_path):
@@ -363,6 +373,23 @@ def test_single_process_dry_run(capsys, monkeypatch):
         "CUDA_VISIBLE_DEVICES=0,1 NCCL_NVLS_ENABLE=0 FOO='a b' "
         "XLA_FLAGS='--xla_dump_to=/tmp/d --xla_gpu_enable_latency_hiding_scheduler=true' "
         "python -m ttc_jax.main --config=configs/prm.py --workdir=/tmp/prm"]
+
+
+def test_tpu_slice_and_gpu_host_run_the_same_job_command():
+    """A TPU worker and a GPU process run one command: the main module, the job's flags and
+    distributed.initialize; a GPU host adds only what a TPU slice finds itself (coordinator, count, id)."""
+    job = common.Job(config="configs/samples.py:test", workdir="/mnt/w", flags=("--config.seed=2",))
+    tpu = tpu_vm.remote_run_command([job], python="python", background=False, env={})
+    tpu_argv = shlex.split(shlex.split(tpu.split(" -c ", 1)[1])[0].split(" 2>&1")[0])
+    args = multi_gpu.build_parser().parse_args(["--mode=process_per_gpu", "--num_processes=2", "--python=python",
+                                                "--config=configs/samples.py:test", "--workdir=/mnt/w"])
+    for i, process in enumerate(multi_gpu.plan(args, job)):
+        assert process.argv[:len(tpu_argv)] == tpu_argv == [
+            "python", "-m", "ttc_jax.main", "--config=configs/samples.py:test", "--workdir=/mnt/w",
+            "--config.seed=2", "--config.distributed.initialize=True"]
+        assert process.argv[len(tpu_argv):] == [
+            "--config.distributed.coordinator_address=localhost:12355", "--config.distributed.num_processes=2",
+            f"--config.distributed.process_id={i}"]
 
 
 def test_process_per_gpu_count_must_match():

@@ -1,8 +1,11 @@
 """The shared training loop: sharding equivalence, accumulation, kill/resume, NaN stop."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 import chex
 import jax
@@ -14,13 +17,15 @@ from ttc_jax.parallel import MeshConfig, make_mesh
 from ttc_jax.testing.tiny import grain_lm_iterator, random_lm_batches, tiny_model_config
 from ttc_jax.train import LossOutput, NonFiniteLossError, TrainConfig, checkpoint_dir, next_token_loss, train
 from ttc_jax.train.checkpoint import Checkpointer
+from ttc_jax.train.metrics import TIMING_METRICS, InputWaitTimer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _losses(workdir):
+def _losses(workdir, timing=False):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
+    records = [json.loads(line) for line in f]
+  return records if timing else [{k: v for k, v in r.items() if k not in TIMING_METRICS} for r in records]
 
 
 def _run(workdir, mesh_cfg=MeshConfig(), n_devices=1, steps=6, **train_overrides):
@@ -56,10 +61,24 @@ def test_gradient_accumulation_matches_full_batch(tmp_path):
 
 
 def _train_run(workdir, *flags):
+  """Runs ttc_jax.testing.train_run in its own session; returns (returncode, stderr)."""
   cmd = [sys.executable, "-m", "ttc_jax.testing.train_run", f"--workdir={workdir}", *flags]
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   env.pop("XLA_FLAGS", None)
-  return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  # Output to a file, not a pipe: grain worker processes outlive a SIGKILLed run (as they would a
+  # preempted host's) and would hold a pipe open. The run's own session lets them be ended after.
+  with tempfile.TemporaryFile("w+") as log:
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+      proc.wait(timeout=300)
+    finally:
+      try:
+        os.killpg(proc.pid, signal.SIGKILL)  # The run's leftover workers, if any.
+      except ProcessLookupError:
+        pass
+    log.seek(0)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout="", stderr=log.read())
 
 
 def _final_params(workdir):
@@ -75,16 +94,21 @@ def straight_run(tmp_path_factory):
   return workdir
 
 
-@pytest.mark.parametrize("kill_flag,committed_before_kill", [("--kill_at_step=7", 4), ("--kill_in_save_at_step=8", 4)],
-                         ids=["sigkill_after_checkpoint", "sigkill_during_checkpoint_write"])
-def test_resume_after_sigkill_is_identical(tmp_path, straight_run, kill_flag, committed_before_kill):
-  killed = _train_run(tmp_path, kill_flag)
+# The first case reads its batches in 2 grain worker processes, killed and resumed: the same
+# batches as the straight run's in-process reading, before and after the kill (one case covers
+# both, as each training subprocess costs tens of seconds on CI's two cores).
+@pytest.mark.parametrize("kill_flag,committed_before_kill,workers", [
+    ("--kill_at_step=7", 4, 2), ("--kill_in_save_at_step=8", 4, 0)],
+                         ids=["sigkill_after_checkpoint_input_workers", "sigkill_during_checkpoint_write"])
+def test_resume_after_sigkill_is_identical(tmp_path, straight_run, kill_flag, committed_before_kill, workers):
+  workers_flag = f"--input_workers={workers}"
+  killed = _train_run(tmp_path, kill_flag, workers_flag)
   assert killed.returncode == -9, "the run should have died by SIGKILL"
   assert not os.path.exists(tmp_path / "final_params.npz")
   # Only fully written checkpoints count; a half-written one is ignored.
   assert Checkpointer(checkpoint_dir(str(tmp_path)), keep=3, save_every=4).latest_step == committed_before_kill
   assert max(m["step"] for m in _losses(tmp_path)) > committed_before_kill  # Lines past the checkpoint get dropped.
-  resumed = _train_run(tmp_path)
+  resumed = _train_run(tmp_path, workers_flag)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"Restored checkpoint at step {committed_before_kill}" in resumed.stderr
   expected, got = _final_params(straight_run), _final_params(tmp_path)
@@ -133,3 +157,14 @@ def test_fewer_steps_than_the_checkpoint_is_an_error(tmp_path):
   _run(tmp_path, steps=3, checkpoint_every=3)
   with pytest.raises(ValueError, match="step 3, past train.steps=2"):
     _run(tmp_path, steps=2, checkpoint_every=1)
+
+
+def test_input_wait_timer_measures_the_share_spent_waiting():
+  timer = InputWaitTimer()
+  for _ in range(3):
+    with timer.waiting():
+      time.sleep(0.06)  # Reading a batch.
+    time.sleep(0.02)  # The step.
+  got = timer.take()
+  assert got["input_wait"] == pytest.approx(0.75, abs=0.1) and got["step_time_s"] == pytest.approx(0.08, abs=0.03)
+  assert timer.take() == {}  # No batch read since: nothing to report (the last step, logged after the loop).

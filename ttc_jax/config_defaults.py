@@ -66,6 +66,9 @@ def train(*, steps: int, batch_size: int, learning_rate: float, warmup_steps: in
   c.checkpoint_every = checkpoint_every
   c.log_every = log_every
   c.checkpoint_timeout_s = 1800.0  # Longest wait for one checkpoint save; past it the run stops with an error.
+  c.input_workers = 0  # grain worker processes making batches ahead of the step; 0: in the training process.
+  c.adam_mu_dtype = "float32"  # "bfloat16": Adam's first moment in bf16 (a quarter less optimizer memory).
+  c.device_memory_gib = 0.0  # The pre-compile memory check's budget per device; 0: the device's own limit.
   return c
 
 

@@ -14,7 +14,6 @@ import dataclasses
 import datetime
 import hashlib
 import os
-import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
+from ttc_jax import storage
 from ttc_jax.models import ModelConfig, Transformer
 from ttc_jax.model_refs import HF_PREFIX, hf_path, is_hf
 from ttc_jax.models.flops import tree_param_count
@@ -43,7 +43,7 @@ class ExportedModel:
 
 
 def read_model_config(path: str) -> ModelConfig:
-  if not os.path.exists(path):
+  if not storage.exists(path):
     raise FileNotFoundError(f"{path} is missing: is this a training stage or export directory?")
   return ModelConfig(**read_json(path, "re-run the job that wrote this directory"))
 
@@ -63,9 +63,9 @@ def tokenizer_in(directory: str) -> Tokenizer:
   tokenizer.json comes first because HF directories that hold both (Llama 2) have a
   SentencePiece model whose special ids are not this project's.
   """
-  if os.path.exists(os.path.join(directory, "tokenizer.json")):
+  if storage.exists(os.path.join(directory, "tokenizer.json")):
     return load_tokenizer(directory)
-  if os.path.exists(os.path.join(directory, "tokenizer.model")):
+  if storage.exists(os.path.join(directory, "tokenizer.model")):
     return load_tokenizer(os.path.join(directory, "tokenizer.model"))
   raise FileNotFoundError(f"tokenizer missing: {directory} has neither tokenizer.json nor tokenizer.model")
 
@@ -78,7 +78,7 @@ def model_config_of(ref: str, field: str, hint: str = "") -> ModelConfig:
     from ttc_jax.models.hf import read_hf_config
     return read_hf_config(hf_path(ref))[0]
   path = os.path.join(ref, "model_config.json")
-  if not os.path.exists(path):
+  if not storage.exists(path):
     raise FileNotFoundError(f"{field}: {ref} is not a training stage, an export directory (no model_config.json) "
                             f"nor an hf:/dir reference{'; ' + hint if hint else ''}")
   return read_model_config(path)
@@ -89,7 +89,7 @@ def tokenizer_files(directory: str) -> list[str]:
   tokenizer.model), to copy into a stage or export trained from it."""
   from ttc_jax.models.hf.saving import TOKENIZER_FILES
   files = [os.path.join(directory, name) for name in TOKENIZER_FILES + ("generation_config.json",)
-           if os.path.exists(os.path.join(directory, name))]
+           if storage.exists(os.path.join(directory, name))]
   if not any(os.path.basename(f) in ("tokenizer.json", "tokenizer.model") for f in files):
     raise FileNotFoundError(f"tokenizer missing: {directory} has neither tokenizer.json nor tokenizer.model")
   return files
@@ -97,7 +97,7 @@ def tokenizer_files(directory: str) -> list[str]:
 
 def copy_tokenizer(src_dir: str, out_dir: str) -> None:
   for path in tokenizer_files(src_dir):
-    shutil.copyfile(path, os.path.join(out_dir, os.path.basename(path)))
+    storage.copyfile(path, os.path.join(out_dir, os.path.basename(path)))
 
 
 def params_digest(params: Any) -> str:
@@ -118,20 +118,20 @@ def export_model(out_dir: str, params: Any, cfg: ModelConfig, tokenizer_path: st
 
   tokenizer_path: the SentencePiece model, or a model directory's `tokenizer_files` (copied by name).
   """
-  out_dir = os.path.abspath(out_dir)
-  if os.path.exists(out_dir):
-    shutil.rmtree(out_dir)  # A stale or half-written export; the source checkpoint is untouched.
-  os.makedirs(out_dir)
+  out_dir = storage.abspath(out_dir)
+  if storage.exists(out_dir):
+    storage.rmtree(out_dir)  # A stale or half-written export; the source checkpoint is untouched.
+  storage.makedirs(out_dir)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(os.path.join(out_dir, "params"), params)
   write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(cfg))
   if isinstance(tokenizer_path, str):
-    shutil.copyfile(tokenizer_path, os.path.join(out_dir, "tokenizer.model"))
+    storage.copyfile(tokenizer_path, os.path.join(out_dir, "tokenizer.model"))
   else:
     for path in tokenizer_path:
-      shutil.copyfile(path, os.path.join(out_dir, os.path.basename(path)))
+      storage.copyfile(path, os.path.join(out_dir, os.path.basename(path)))
   manifest = {"format_version": FORMAT_VERSION, "param_count": tree_param_count(params), "step": step,
-              "params_digest": params_digest(params), "source_workdir": os.path.abspath(source), "git_commit": git_commit(),
+              "params_digest": params_digest(params), "source_workdir": storage.abspath(source), "git_commit": git_commit(),
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(), **(extra_manifest or {})}
   write_json(os.path.join(out_dir, "manifest.json"), manifest)
   return manifest
@@ -145,14 +145,14 @@ def load_exported(export_dir: str, mesh: Mesh, rules=RULES) -> ExportedModel:
 
 def _exported_params(export_dir: str, mesh: Mesh, rules=RULES) -> tuple[ModelConfig, Any, dict]:
   manifest_path = os.path.join(export_dir, "manifest.json")
-  if not os.path.exists(manifest_path):
+  if not storage.exists(manifest_path):
     raise FileNotFoundError(f"{manifest_path} is missing: {export_dir} is not a complete export")
   manifest = read_json(manifest_path, "export the model again")
   if manifest.get("format_version") != FORMAT_VERSION:
     raise ValueError(f"{manifest_path}: format_version {manifest.get('format_version')} != {FORMAT_VERSION}")
   cfg = read_model_config(os.path.join(export_dir, "model_config.json"))
   with ocp.StandardCheckpointer() as ckptr:
-    params = ckptr.restore(os.path.join(os.path.abspath(export_dir), "params"), abstract_params(cfg, mesh, rules))
+    params = ckptr.restore(os.path.join(storage.abspath(export_dir), "params"), abstract_params(cfg, mesh, rules))
   return cfg, params, manifest
 
 
@@ -164,7 +164,7 @@ def load_stage(stage_dir: str, mesh: Mesh, step: int | None = None, rules=RULES)
   cfg = read_model_config(os.path.join(stage_dir, "model_config.json"))
   params, step = restore_params(checkpoint_dir(stage_dir), abstract_params(cfg, mesh, rules), step)
   return ExportedModel(model=Transformer(cfg), params=params, tokenizer=tokenizer_in(stage_dir),
-                       manifest={"step": step, "source_workdir": os.path.abspath(stage_dir)})
+                       manifest={"step": step, "source_workdir": storage.abspath(stage_dir)})
 
 
 def load_hf(model_dir: str, mesh: Mesh, rules=RULES, **config_overrides) -> ExportedModel:
@@ -184,16 +184,16 @@ def load_params(ref: str, mesh: Mesh, rules=RULES, **hf_overrides) -> tuple[Mode
     model_dir = hf_path(ref)
     cfg, text = hf.read_hf_config(model_dir, **hf_overrides)
     params = hf.load_hf_params(model_dir, cfg, mesh, rules)
-    return cfg, params, {"hf_source": os.path.abspath(model_dir), "hf_model_type": text["model_type"],
+    return cfg, params, {"hf_source": storage.abspath(model_dir), "hf_model_type": text["model_type"],
                          "bos_token_id": text.get("bos_token_id"), "eos_token_id": text.get("eos_token_id")}
-  if os.path.exists(os.path.join(ref, "manifest.json")):
+  if storage.exists(os.path.join(ref, "manifest.json")):
     return _exported_params(ref, mesh, rules)
-  if os.path.isdir(os.path.join(ref, "checkpoints")):
+  if storage.isdir(os.path.join(ref, "checkpoints")):
     from ttc_jax.train import checkpoint_dir  # Training-side import, only for this path.
     from ttc_jax.train.checkpoint import restore_params
     cfg = read_model_config(os.path.join(ref, "model_config.json"))
     params, step = restore_params(checkpoint_dir(ref), abstract_params(cfg, mesh, rules), None)
-    return cfg, params, {"step": step, "source_workdir": os.path.abspath(ref)}
+    return cfg, params, {"step": step, "source_workdir": storage.abspath(ref)}
   raise FileNotFoundError(f"{ref} is neither an export (manifest.json), a training stage (checkpoints/) "
                           f"nor an hf:/path reference")
 
@@ -203,9 +203,9 @@ def load_model(path: str, mesh: Mesh) -> ExportedModel:
   or `hf:/path/to/dir` (a Hugging Face model directory)."""
   if is_hf(path):
     return load_hf(hf_path(path), mesh)
-  if os.path.exists(os.path.join(path, "manifest.json")):
+  if storage.exists(os.path.join(path, "manifest.json")):
     return load_exported(path, mesh)
-  if os.path.isdir(os.path.join(path, "checkpoints")):
+  if storage.isdir(os.path.join(path, "checkpoints")):
     return load_stage(path, mesh)
   raise FileNotFoundError(f"{path} is neither an export (manifest.json), a training stage (checkpoints/) "
                           f"nor an hf:/path reference")
@@ -214,9 +214,9 @@ def load_model(path: str, mesh: Mesh) -> ExportedModel:
 def _file_sample_digest(path: str, chunk: int = 1 << 20) -> str:
   """A digest of a weight file's size, first and last MiB (its header and both ends of the data): reading
   gigabytes to identify a model would cost more than most jobs that check it."""
-  size = os.path.getsize(path)
+  size = storage.size(path)
   h = hashlib.sha256(str(size).encode())
-  with open(path, "rb") as f:
+  with storage.open(path, "rb") as f:
     h.update(f.read(chunk))
     if size > chunk:
       f.seek(max(chunk, size - chunk))
@@ -234,18 +234,18 @@ def model_identity(ref: str) -> str:
   """
   if is_hf(ref):
     d = hf_path(ref)
-    weights = sorted(n for n in os.listdir(d) if n.endswith((".safetensors", ".bin")))
+    weights = sorted(n for n in storage.listdir(d) if n.endswith((".safetensors", ".bin")))
     return fingerprint({"hf_config": read_json(os.path.join(d, "config.json")),
                         "weights": {n: _file_sample_digest(os.path.join(d, n)) for n in weights}})
   manifest_path = os.path.join(ref, "manifest.json")
-  if os.path.exists(manifest_path):  # Its params_digest identifies the weights (exports made since it exists).
+  if storage.exists(manifest_path):  # Its params_digest identifies the weights (exports made since it exists).
     manifest = read_json(manifest_path)
     return fingerprint({k: v for k, v in manifest.items() if k not in ("git_commit", "created", "source_workdir")})
   from ttc_jax.train import checkpoint_dir  # Training-side import, only for stage directories.
   from ttc_jax.train.checkpoint import latest_step
   summary_path = os.path.join(ref, "train_summary.json")
-  summary = read_json(summary_path) if os.path.exists(summary_path) else {}
+  summary = read_json(summary_path) if storage.exists(summary_path) else {}
   config_path = os.path.join(ref, "model_config.json")
   return fingerprint({"model_fingerprint": summary.get("model_fingerprint"),
-                      "model_config": read_json(config_path) if os.path.exists(config_path) else None,
+                      "model_config": read_json(config_path) if storage.exists(config_path) else None,
                       "step": latest_step(checkpoint_dir(ref))})

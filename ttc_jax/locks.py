@@ -1,6 +1,7 @@
 """One writer at a time: an advisory lock file holding the writer's host and pid.
 
-The lock is created with O_EXCL. A lock whose pid is no longer alive on this host (a killed
+The lock is created only if absent (`storage.create_exclusive`: O_EXCL locally, a GCS upload with
+`ifGenerationMatch=0` on object storage), so one writer wins even among the hosts sharing a gs:// workdir. A lock whose pid is no longer alive on this host (a killed
 run) is taken over with a warning; a live one, or one from another host (whose pid cannot be
 checked from here), refuses with an error naming the holder. Training stages hold
 `<stage>/.lock` (`train.stage`); sharded artifacts `<artifact>.lock` beside their folder
@@ -14,6 +15,8 @@ import time
 from typing import Any, Iterator
 
 from absl import logging
+
+from ttc_jax import storage
 
 LOCK_NAME = ".lock"
 _PARTIAL_LOCK_GRACE_S = 30  # A lock file still empty after this long was left by a writer that died creating it.
@@ -35,8 +38,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _read_holder(path: str) -> dict[str, Any] | None:
   try:
-    with open(path) as f:
-      holder = json.load(f)
+    holder = json.loads(storage.read_text(path))
     return holder if isinstance(holder, dict) else None
   except (OSError, ValueError):
     return None
@@ -45,7 +47,7 @@ def _read_holder(path: str) -> dict[str, Any] | None:
 def _is_stale(path: str, holder: dict[str, Any] | None) -> bool:
   if holder is None:  # Being written right now, or its writer died between create and write.
     try:
-      return time.time() - os.path.getmtime(path) > _PARTIAL_LOCK_GRACE_S
+      return time.time() - storage.getmtime(path) > _PARTIAL_LOCK_GRACE_S
     except FileNotFoundError:
       return True
   return holder.get("host") == socket.gethostname() and not _pid_alive(int(holder.get("pid", -1)))
@@ -56,7 +58,7 @@ def acquire(path: str, what: str) -> str:
   me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
   for _ in range(3):
     try:
-      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      storage.create_exclusive(path, json.dumps(me).encode())
     except FileExistsError:
       holder = _read_holder(path)
       if not _is_stale(path, holder):
@@ -67,10 +69,8 @@ def acquire(path: str, what: str) -> str:
       logging.warning("Taking over the stale lock of %s: %s (its process is gone)", what,
                       f"pid {holder.get('pid')} on host {holder.get('host')}" if holder else "an empty lock file")
       with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
+        storage.remove(path)
       continue
-    with os.fdopen(fd, "w") as f:
-      json.dump(me, f)
     return path
   raise LockError(f"{what}: could not take {path}; another run keeps taking it")
 
@@ -80,7 +80,7 @@ def release(path: str) -> None:
   holder = _read_holder(path)
   if holder is not None and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
     with contextlib.suppress(FileNotFoundError):
-      os.remove(path)
+      storage.remove(path)
 
 
 @contextlib.contextmanager

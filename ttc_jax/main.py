@@ -9,6 +9,9 @@ their config is validated, and a failed job whose workdir is new leaves no
 empty folders behind. A failure ends the process with a one-paragraph message
 (after the traceback, except for errors that name their cause: checkpoint, stage,
 non-finite loss); it never waits on stuck background threads.
+
+The workdir may be a local path or a gs:// URL (`ttc_jax.storage`); an unsupported scheme, a
+malformed URL or missing credentials fail here, naming the path, before any job code runs.
 """
 import importlib.util
 import logging as std_logging
@@ -92,6 +95,17 @@ def _prune_empty_dirs(root: str) -> None:
       pass
 
 
+def _check_workdir(workdir: str) -> str:
+  """The workdir, checked by `storage.check_path`; a bad one ends the process with a one-line error."""
+  from ttc_jax import storage
+  try:
+    return storage.check_path(workdir, "--workdir")
+  except storage.StorageError as e:
+    sys.stderr.write(f"FATAL {e}\n")
+    sys.stderr.flush()
+    sys.exit(1)
+
+
 def _exit_failed(job: str, workdir: str, error: BaseException) -> None:
   from ttc_jax.train import NonFiniteLossError
   from ttc_jax.train.checkpoint import CheckpointError
@@ -114,13 +128,14 @@ def main(argv):
   del argv
   logging.get_absl_handler().addFilter(_QuietLibraries())
   config = _CONFIG.value
-  workdir = _WORKDIR.value
-  existed = os.path.exists(workdir)
+  workdir = _check_workdir(_WORKDIR.value)
+  from ttc_jax import storage
+  existed = storage.is_remote(workdir) or os.path.exists(workdir)  # A bucket leaves no empty folders behind.
   job = config.get("job", "")
   try:
     from ttc_jax.jobs import get_job  # After flag parsing: --help stays fast.
     run = get_job(job)
-    logging.info("Job %s, workdir %s", job, os.path.abspath(workdir))
+    logging.info("Job %s, workdir %s", job, storage.abspath(workdir))
     run(config, workdir)
   except Exception as e:  # pylint: disable=broad-except
     if not existed:

@@ -1,10 +1,12 @@
 """Model and artifact references in configs: a stage directory, an export directory, or `hf:/path`.
 
-Relative paths name artifacts under WORKDIR; absolute paths are used as they are.
+Relative paths name artifacts under WORKDIR; absolute paths and gs:// URLs are used as they are.
 The `hf:` prefix marks a Hugging Face model directory and survives resolution
 (`hf:models/x` -> `hf:WORKDIR/models/x`).
 """
 import os
+
+from ttc_jax import storage
 
 HF_PREFIX = "hf:"
 
@@ -21,4 +23,4 @@ def hf_path(ref: str) -> str:
 def resolve(workdir: str, path: str) -> str:
   """Relative paths in configs name artifacts under WORKDIR; absolute paths are used as they are."""
   prefix, rest = (HF_PREFIX, hf_path(path)) if is_hf(path) else ("", path)
-  return prefix + (rest if os.path.isabs(rest) else os.path.join(os.path.abspath(workdir), rest))
+  return prefix + (rest if storage.isabs(rest) else os.path.join(storage.abspath(workdir), rest))

@@ -6,6 +6,8 @@ import os
 import subprocess
 from typing import Any
 
+from ttc_jax import storage
+
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -23,13 +25,9 @@ def git_commit() -> str:
 
 
 def write_json(path: str, payload: dict[str, Any]) -> None:
-  """Writes atomically (temp file + rename), so a kill never leaves half a result."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2, sort_keys=False)
-    f.write("\n")
-  os.replace(tmp, path)
+  """Writes atomically (`storage.write_bytes`: local rename or one object upload), so a kill never leaves
+  half a result."""
+  storage.write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
 def fingerprint(value: Any) -> str:
@@ -40,7 +38,7 @@ def fingerprint(value: Any) -> str:
 def file_digest(path: str) -> str:
   """SHA-256 (16 hex digits) of a file's bytes: the identity of a single-file input (e.g. scores.jsonl)."""
   h = hashlib.sha256()
-  with open(path, "rb") as f:
+  with storage.open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
       h.update(block)
   return h.hexdigest()[:16]
@@ -50,7 +48,7 @@ def input_fingerprint(directory: str) -> str | None:
   """The identity of an artifact directory's content, from its manifest (shard digests where it has them),
   or None without one; the commit and time it was made at are left out (same content, same identity)."""
   path = os.path.join(directory, "manifest.json")
-  if not os.path.exists(path):
+  if not storage.exists(path):
     return None
   manifest = read_json(path)
   return fingerprint({k: v for k, v in manifest.items() if k not in ("git_commit", "created")})
@@ -62,8 +60,7 @@ class CorruptFileError(ValueError):
 
 def read_json(path: str, hint: str = "") -> Any:
   """The JSON value in `path`; a truncated or invalid file raises naming it (and `hint`: what remakes it)."""
-  with open(path) as f:
-    text = f.read()
+  text = storage.read_text(path)
   try:
     return json.loads(text)
   except json.JSONDecodeError as e:
@@ -73,7 +70,7 @@ def read_json(path: str, hint: str = "") -> Any:
 def read_jsonl(path: str, hint: str = "") -> list[Any]:
   """One JSON value per non-blank line of `path`; a bad line raises naming the file and line number."""
   out = []
-  with open(path) as f:
+  with storage.open(path) as f:
     for number, line in enumerate(f, 1):
       if not line.strip():
         continue
@@ -86,6 +83,6 @@ def read_jsonl(path: str, hint: str = "") -> list[Any]:
 
 def read_json_field(path: str, field: str) -> Any:
   """`field` of the JSON object in `path`, or None if the file does not exist (yet)."""
-  if not os.path.exists(path):
+  if not storage.exists(path):
     return None
   return read_json(path).get(field)

@@ -1,6 +1,10 @@
 """PNG line plots of accuracy curves, styled like the paper's figures (matplotlib imported lazily,
 headless backend)."""
+import io
+import os
 from typing import Mapping, Sequence
+
+from ttc_jax import storage
 
 
 def pyplot():
@@ -32,8 +36,15 @@ def plot_curves(curves: Mapping[str, Mapping], path: str, *, title: str, xlabel:
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path)
+  save_figure(fig, path)
   plt.close(fig)
+
+
+def save_figure(fig, path: str) -> None:
+  """Saves a figure to a local path or a gs:// URL (rendered in memory, written in one piece)."""
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format=os.path.splitext(path)[1].lstrip(".") or "png")
+  storage.write_bytes(path, buffer.getvalue())
 
 
 def draw_curve(ax, name: str, curve: Mapping, band: Mapping | None = None, *, dashed: bool = False) -> None:

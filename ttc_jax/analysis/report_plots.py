@@ -4,7 +4,7 @@ import os
 from typing import Mapping, Sequence
 
 from ttc_jax.analysis.paired import wilson
-from ttc_jax.analysis.plots import draw_curve, plot_curves, pyplot
+from ttc_jax.analysis.plots import draw_curve, plot_curves, pyplot, save_figure
 from ttc_jax.analysis.report_analysis import BASELINE, KINDS
 
 
@@ -27,7 +27,7 @@ def plot_curves_by_bin(curves_by_bin: Mapping[str, Mapping[str, Mapping]], bins:
   fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=7)
   fig.suptitle(title, fontsize=10)
   fig.tight_layout(rect=(0, 0.1, 1, 0.95))
-  fig.savefig(path)
+  save_figure(fig, path)
   plt.close(fig)
 
 
@@ -93,7 +93,7 @@ def _save_bars(plt, fig, ax, path: str, title: str) -> None:
   ax.grid(alpha=0.3, axis="y")
   ax.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(path)
+  save_figure(fig, path)
   plt.close(fig)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from ttc_jax.decode.prompts import DEFAULT_BUCKETS, left_pad
 from ttc_jax.decode.sampler import jit_sample
 from ttc_jax.decode.sampling import SamplingConfig
+from ttc_jax.parallel.batches import fetch, padded_rows, place_rows
 from ttc_jax.tokenization.steps import LINE_STEPS, StepFormat
 
 
@@ -33,6 +34,8 @@ def generate(model, params, tokenizer, prompts: Sequence[str], rng: jax.Array, *
   with empty rows, so every call has one shape per length bucket). Chunk i
   uses key fold_in(rng, i): results do not depend on anything but the inputs.
   `step_format` ends a row at a step when cfg.stop_at_newline is set.
+  Under a mesh (`jax.set_mesh`) each call's rows are split over its data axis, padded to a multiple
+  of the data-parallel size (`parallel.batches`); the generations are the same as on one device.
   """
   return generate_from_ids(model, params, tokenizer, [encode_prompt(tokenizer, p) for p in prompts], rng,
                            num_samples=num_samples, cfg=cfg, batch_size=batch_size, buckets=buckets,
@@ -47,13 +50,15 @@ def generate_from_ids(model, params, tokenizer, encoded: Sequence[Sequence[int]]
   stop = step_format.rule(tokenizer, model.cfg.vocab_size)
   sample_fn = jit_sample(model, num_samples, cfg, stop, tokenizer.pad_id)
   results: list[list[Generation]] = []
+  call_rows = padded_rows(batch_size)
   for chunk_index, start in enumerate(range(0, len(encoded), batch_size)):
     chunk = encoded[start:start + batch_size]
-    tokens, valid = left_pad(chunk, tokenizer.pad_id, buckets, batch_size=batch_size)
-    out = jax.device_get(sample_fn(params, tokens, valid, jax.random.fold_in(rng, chunk_index)))
-    rows = np.asarray(out.tokens_BxN).reshape(batch_size, num_samples, -1)
-    lengths = np.asarray(out.lengths_B).reshape(batch_size, num_samples)
-    reasons = np.asarray(out.stop_reason_B).reshape(batch_size, num_samples)
+    tokens, valid = place_rows(left_pad(chunk, tokenizer.pad_id, buckets, batch_size=call_rows))
+    out = sample_fn(params, tokens, valid, jax.random.fold_in(rng, chunk_index))
+    out = fetch((out.tokens_BxN, out.lengths_B, out.stop_reason_B))
+    rows = out[0].reshape(call_rows, num_samples, -1)
+    lengths = out[1].reshape(call_rows, num_samples)
+    reasons = out[2].reshape(call_rows, num_samples)
     for i in range(len(chunk)):
       results.append([Generation(text=tokenizer.decode(rows[i, j, :lengths[i, j]].tolist()),
                                  num_tokens=int(lengths[i, j]), stop_reason=int(reasons[i, j]),

@@ -117,7 +117,7 @@ def sample(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Ar
 
   `shared_prefix` (used when num_samples > 1): the n rows of a prompt read one stored copy
   of its keys and values instead of n; equal up to float summation order.
-  Returns tokens of shape [B * num_samples, cfg.max_new_tokens].
+  Returns tokens of shape [B * num_samples, cfg.max_new_tokens]; rows of an all-padding prompt are empty.
   """
   if shared_prefix and num_samples > 1:
     logits_BxV, pos_B, prompt_cache = prefill(model, params, prompts_BxP, valid_BxP, prompts_BxP.shape[1])
@@ -128,7 +128,10 @@ def sample(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Ar
     cache = repeat_rows(cache, num_samples)
   logits = jnp.repeat(logits_BxV, num_samples, axis=0)
   pos = jnp.repeat(pos_B, num_samples, axis=0)
-  return decode(model, params, logits, pos, cache, rng, cfg=cfg, stop=stop, pad_id=pad_id)
+  # Padding rows (no prompt token: the short last chunk, rows added for the data-parallel size)
+  # sample nothing, so they never keep the loop running.
+  empty = jnp.repeat(~jnp.any(valid_BxP, axis=1), num_samples, axis=0)
+  return decode(model, params, logits, pos, cache, rng, cfg=cfg, stop=stop, pad_id=pad_id, done_B=empty)
 
 
 @functools.lru_cache(maxsize=None)

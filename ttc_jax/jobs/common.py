@@ -2,17 +2,17 @@
 import contextlib
 import dataclasses
 import os
+import time
 from typing import Any
 
 import jax
 import tensorflow_datasets as tfds
 from absl import logging
-from jax.experimental import multihost_utils
 
-from ttc_jax import config_parsing, shards
+from ttc_jax import config_parsing, shards, storage
 from ttc_jax.models import ModelConfig
 from ttc_jax.provenance import read_json
-from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_initialize_distributed
+from ttc_jax.parallel import DistributedConfig, MeshConfig, make_mesh, maybe_initialize_distributed, processes
 from ttc_jax.tasks import registry, synthetic, tfds_builder
 from ttc_jax.tasks.base import Task
 from ttc_jax.tasks.registry import TaskSpec
@@ -31,7 +31,13 @@ def parse_task(section: Any) -> tuple[TaskSpec, Any]:
 def make_task(section: Any, workdir: str) -> Task:
   """The task of a config's `task` section; reads no file (call `prepare_task` before reading problems)."""
   spec, generator = parse_task(section)
-  return registry.make_task(spec, spec.data_dir or os.path.join(workdir, "data"), generator)
+  return registry.make_task(spec, _data_dir(spec, workdir), generator)
+
+
+def _data_dir(spec: TaskSpec, workdir: str) -> str:
+  """Where a generated task's tfds data is built: a local folder, the local mirror of a gs:// one
+  (ArrayRecord writes local files only; `prepare_task` copies it up and down)."""
+  return storage.local_mirror(spec.data_dir or os.path.join(workdir, "data"))
 
 
 def prepare_task(task: Task) -> Task:
@@ -42,11 +48,20 @@ def prepare_task(task: Task) -> Task:
   """
   if isinstance(task, registry.GENERATED_TASK_TYPES):
     tfds.disable_progress_bar()  # Progress bars flood job logs; the job logs its own progress.
+    remote = storage.mirrored_url(task.data_dir)  # Set when the data lives in a bucket.
+    if jax.process_index() == 0:
+      start = time.time()
+      if remote:
+        storage.download_tree(remote, task.data_dir)  # Built before (by any host): reused, not rebuilt.
+      task.builder()
+      if remote:
+        storage.upload_tree(task.data_dir, remote, newer_than=start)
     if jax.process_count() > 1:
-      if jax.process_index() == 0:
-        task.builder()
-      multihost_utils.sync_global_devices("ttc_jax.task_data")
-    task.builder()
+      processes.barrier("ttc_jax.task_data")
+    if jax.process_index() != 0:
+      if remote:
+        storage.download_tree(remote, task.data_dir)
+      task.builder()
   return task
 
 
@@ -68,18 +83,25 @@ def parse_model(section: Any, tokenizer: Tokenizer) -> ModelConfig:
   return config_parsing.parse_section(ModelConfig, values, "model")
 
 
-def setup_mesh(config: Any):
-  """Starts multi-host JAX if configured, then builds the (data, fsdp, tensor) mesh."""
+def setup_mesh(config: Any, *, per_process: bool = False):
+  """Starts multi-host JAX if configured, then builds the (data, fsdp, tensor) mesh.
+
+  per_process: a mesh over this process's own devices (mesh.data=-1 fills them), for jobs whose
+  processes each run their own share of the work (evaluation and labelling, `parallel.processes`);
+  training meshes span every host.
+  """
   maybe_initialize_distributed(config_parsing.parse_section(DistributedConfig, config.get("distributed"), "distributed"))
-  mesh = make_mesh(config_parsing.parse_section(MeshConfig, config.get("mesh"), "mesh"))
-  logging.info("Mesh %s over %d devices (%s), process %d of %d", dict(mesh.shape), mesh.size,
-               jax.devices()[0].platform, jax.process_index(), jax.process_count())
+  devices = jax.local_devices() if per_process else None
+  mesh = make_mesh(config_parsing.parse_section(MeshConfig, config.get("mesh"), "mesh"), devices)
+  logging.info("Mesh %s over %d devices (%s), process %d of %d%s", dict(mesh.shape), mesh.size,
+               jax.devices()[0].platform, jax.process_index(), jax.process_count(),
+               " (this process's devices)" if per_process and jax.process_count() > 1 else "")
   return mesh
 
 
 def task_data(spec: TaskSpec, task_cfg: Any, workdir: str):
   """Prepares (once, see `prepare_task`) and returns a generated task's tfds builder (training reads it)."""
-  task = registry.make_task(spec, spec.data_dir or os.path.join(workdir, "data"), task_cfg)
+  task = registry.make_task(spec, _data_dir(spec, workdir), task_cfg)
   if not isinstance(task, registry.GENERATED_TASK_TYPES):
     names = ", ".join(t.name for t in registry.GENERATED_TASK_TYPES)
     raise ValueError(f"task.name={spec.name!r}: only the generated tasks ({names}) have training data in tfds form; "
@@ -103,7 +125,7 @@ def require_problems(problems: list, field: str, split: str) -> list:
 def is_current(path: str, step: int | None, identity: str, **fields) -> bool:
   """Whether the result at `path` was computed from the model `identity` at `step` (and `fields` match):
   a retrained model (another seed, width or data) re-evaluates instead of keeping an old result."""
-  if not os.path.exists(path):
+  if not storage.exists(path):
     return False
   old = read_json(path, "delete it to recompute it")
   return ((step is None or old.get("step") == step) and old.get("model_fingerprint") == identity
@@ -118,23 +140,23 @@ def current_result(path: str, inputs: dict, *also: str) -> bool:
   `also` computed with it, e.g. cached scores), kept rather than deleted, and False is returned so the job
   makes it again. A result that records no inputs (written before they were recorded) counts as current.
   """
-  if not os.path.exists(path):
+  if not storage.exists(path):
     return False
   old = read_json(path, "delete it to recompute it").get("inputs")
   if old is None or old == inputs:
     return True
   changed = shards.changed_inputs(old, inputs)
   for p in (path, *also):
-    if os.path.exists(p):
-      os.replace(p, shards.stale_path(p))
+    if storage.exists(p):
+      storage.replace(p, shards.stale_path(p))
   logging.warning("%s was made from other inputs (%s changed): moved aside, computing it again", path,
                   ", ".join(changed))
   return False
 
 
 def stage_dir(workdir: str, name: str) -> str:
-  path = os.path.join(os.path.abspath(workdir), name)
-  os.makedirs(path, exist_ok=True)
+  path = os.path.join(storage.abspath(workdir), name)
+  storage.makedirs(path)
   return path
 
 

@@ -20,7 +20,7 @@ import os
 
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, export, shards, storage
 from ttc_jax.analysis import difficulty as diff
 from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models.flops import span_forward_flops
@@ -47,7 +47,7 @@ class DifficultyConfig:
 
 
 def _read_scores(path: str) -> list[dict]:
-  if not os.path.exists(path):
+  if not storage.exists(path):
     raise FileNotFoundError(f"difficulty.scores: {path} is missing; run the eval_verifiers job "
                             "(configs/verifier_eval.py) with --config.verifier_eval.samples=samples/difficulty first")
   return read_jsonl(path, "delete it and re-run the eval_verifiers job (configs/verifier_eval.py)")
@@ -57,7 +57,7 @@ def _verifier(workdir: str, cfg: DifficultyConfig, scores_path: str) -> tuple[st
   """(the verifier that scored, its format): from the config, else from eval_verifiers' results.json."""
   results = os.path.join(os.path.dirname(scores_path), "results.json")
   recorded = {}
-  if os.path.exists(results):
+  if storage.exists(results):
     recorded = read_json(results)["config"]
   elif not cfg.prm:
     raise FileNotFoundError(f"difficulty.prm is '' (take it from {results}), but that file is missing: finish the "
@@ -139,7 +139,7 @@ def run(config, workdir: str) -> None:
   scores_path = resolve(workdir, cfg.scores)
   # What the bins are computed from: the samples, the verifier's scores of them and the policy (its size).
   inputs = {"samples": input_fingerprint(samples_dir), "policy": export.model_identity(resolve(workdir, cfg.policy)),
-            "scores": file_digest(scores_path) if os.path.exists(scores_path) else None}
+            "scores": file_digest(scores_path) if storage.exists(scores_path) else None}
   if common.current_result(out_path, inputs):
     old = read_json(out_path, "delete it to recompute it")
     if old.get("config") == {**dataclasses.asdict(cfg), "seed": seed}:

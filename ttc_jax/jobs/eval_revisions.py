@@ -39,7 +39,7 @@ import os
 import jax
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, export, shards, storage
 from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.decode.solutions import problem_fields, problem_from_record
@@ -199,9 +199,9 @@ def read_chain_records(out_dir: str) -> list[dict]:
   Raises FileNotFoundError if the run has not finished (no results.json).
   """
   results_path = os.path.join(out_dir, "results.json")
-  if not os.path.exists(results_path):
+  if not storage.exists(results_path):
     raise FileNotFoundError(f"{out_dir} is not a finished eval_revisions output (no results.json)")
-  with open(results_path) as f:
+  with storage.open(results_path) as f:
     results = json.load(f)
   merged: dict[str, dict] = {}
   for name in results["settings"]:
@@ -227,7 +227,7 @@ def run(config, workdir: str) -> None:
   if common.current_result(results_path, inputs):
     logging.info("Revision evaluation already done: %s", results_path)
     return
-  mesh = common.setup_mesh(config)
+  mesh = common.setup_mesh(config, per_process=True)  # Each process revises its own shards.
   problems = common.prepare_task(task).problems(cfg.split, cfg.first_problem + cfg.num_problems)[cfg.first_problem:]
   if not problems:
     raise ValueError(f"revision_eval.first_problem={cfg.first_problem}: the {cfg.split!r} split has no problem there")
@@ -256,17 +256,17 @@ def run(config, workdir: str) -> None:
     def compute_shard(index, parallel=parallel, revisions=revisions, rng=rng):
       chunk = problems[index * cfg.problems_per_shard:(index + 1) * cfg.problems_per_shard]
       questions = [p.question for p in chunk]
-      outs = run_chains(reviser.model, reviser.params, reviser.tokenizer, questions, jax.random.fold_in(rng, index),
-                        parallel=parallel, revisions=revisions, cfg=cfg.sampling, batch_size=cfg.batch_size,
-                        max_context=cfg.max_context)
-      scores, vtokens = [None] * len(chunk), [0] * len(chunk)
-      if standalone:
-        with jax.set_mesh(mesh):
+      with jax.set_mesh(mesh):  # Rows of every sampler and verifier call split over the data axis.
+        outs = run_chains(reviser.model, reviser.params, reviser.tokenizer, questions,
+                          jax.random.fold_in(rng, index), parallel=parallel, revisions=revisions, cfg=cfg.sampling,
+                          batch_size=cfg.batch_size, max_context=cfg.max_context)
+        scores, vtokens = [None] * len(chunk), [0] * len(chunk)
+        if standalone:
           scores, vtokens = score_standalone(verifier, questions, [o["chains"] for o in outs], task.step_format,
                                              batch_size=cfg.verifier_batch_size)
-      elif verifier is not None:
-        scores, vtokens = score_chains(verifier, questions, [o["chains"] for o in outs],
-                                       max_context=cfg.max_context, batch_size=cfg.verifier_batch_size)
+        elif verifier is not None:
+          scores, vtokens = score_chains(verifier, questions, [o["chains"] for o in outs],
+                                         max_context=cfg.max_context, batch_size=cfg.verifier_batch_size)
       return [chain_record(p, grader, o, s, methods, parallel, revisions, v, cfg.verifier_format)
               for p, o, s, v in zip(chunk, outs, scores, vtokens)]
 
@@ -284,7 +284,7 @@ def run(config, workdir: str) -> None:
                                   spec=spec_json, summarize=_summary(methods), desc=f"revisions {name}",
                                   write=jax.process_index() == 0,
                                   job="the eval_revisions job (configs/revision_eval.py)", workdir=workdir,
-                                  inputs=inputs)
+                                  inputs=inputs, split_over_processes=True)
     by_setting[(parallel, revisions)] = run_dir
     ratio = selection.ratio_label(parallel, revisions)
     for m in methods:

@@ -107,7 +107,7 @@ def run(config, workdir: str) -> None:
   if common.current_result(results_path, inputs):
     logging.info("Search evaluation already done: %s", results_path)
     return
-  mesh = common.setup_mesh(config)
+  mesh = common.setup_mesh(config, per_process=True)  # Each process searches its own shards.
   problems = common.require_problems(common.prepare_task(task).problems(cfg.split, cfg.num_problems),
                                      f"search_eval.split={cfg.split!r}", cfg.split)
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
@@ -135,7 +135,8 @@ def run(config, workdir: str) -> None:
                              [task.prompt(p, policy.tokenizer) for p in chunk], jax.random.fold_in(rng, index),
                              cfg=search_cfg, batch_size=cfg.problems_per_call(search_cfg.budget),
                              references=[p.answer for p in chunk],
-                             step_format=task.step_format, verifier_feed_mode=cfg.verifier_feed, **verifier)
+                             step_format=task.step_format, verifier_feed_mode=cfg.verifier_feed, mesh=mesh,
+                             **verifier)
         # "answer" stays the reference (as in sample records); the search's pick is "chosen_answer".
         return [{**problem_fields(p), "strategy": spec, "generation_budget": budget,
                  **{k: v for k, v in r.items() if k != "answer"}, "chosen_answer": r["answer"]}
@@ -149,7 +150,7 @@ def run(config, workdir: str) -> None:
                                     spec=spec_json, summarize=_summary, desc=f"search {spec} N={budget}",
                                     write=jax.process_index() == 0,
                                     job="the eval_search job (configs/search_eval.py)", workdir=workdir,
-                                    inputs=inputs)
+                                    inputs=inputs, split_over_processes=True)
       curves.setdefault(spec, {})[budget] = manifest["accuracy"]
       details.setdefault(spec, {})[str(budget)] = {k: manifest[k] for k in _summary([]) if k in manifest}
       logging.info("%s at generation budget %d: accuracy %.3f", spec, budget, manifest["accuracy"])
@@ -157,7 +158,8 @@ def run(config, workdir: str) -> None:
             "num_problems": len(problems),
             "curves": {s: {str(b): a for b, a in c.items()} for s, c in curves.items()}, "details": details,
             "skipped": skipped}
-  plot_curves(curves, os.path.join(out_dir, "accuracy_vs_budget.png"), title="Search against the PRM",
-              xlabel="Generation budget")
-  write_json(results_path, result)
+  if jax.process_index() == 0:
+    plot_curves(curves, os.path.join(out_dir, "accuracy_vs_budget.png"), title="Search against the PRM",
+                xlabel="Generation budget")
+    write_json(results_path, result)
   logging.info("Search curves -> %s (skipped, not fitting their budget: %s)", results_path, skipped or "none")

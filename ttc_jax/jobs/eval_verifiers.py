@@ -16,7 +16,7 @@ import os
 import jax
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, export, shards, storage
 from ttc_jax.analysis import ranking, verifier_selection
 from ttc_jax.analysis.accuracy_vs_n import accuracy_by_problem, budgets_up_to, mean_curves
 from ttc_jax.analysis.difficulty import quantile_bins
@@ -24,6 +24,7 @@ from ttc_jax.analysis.plots import plot_curves
 from ttc_jax.analysis.report_plots import plot_auroc_by_bin
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import resolve
+from ttc_jax.parallel import processes
 from ttc_jax.provenance import git_commit, input_fingerprint, read_jsonl, write_json
 from ttc_jax.search.aggregation import best_score, majority_vote, weighted_vote
 from ttc_jax.tasks import registry
@@ -109,23 +110,26 @@ def run(config, workdir: str) -> None:
   common.current_result(inputs_path, inputs, scores_path)  # Scores of other inputs (a crash before results).
   records = shards.read_records(samples_dir)
   k = min(len(r["samples"]) for r in records)
-  mesh = common.setup_mesh(config)
-  os.makedirs(out_dir, exist_ok=True)
+  mesh = common.setup_mesh(config, per_process=True)  # Each process scores its own block of the samples.
+  lead = jax.process_index() == 0
+  if lead:
+    storage.makedirs(out_dir)
 
-  if os.path.exists(scores_path):  # Scoring is the expensive part: keep it across a crash in the analysis.
+  if storage.exists(scores_path):  # Scoring is the expensive part: keep it across a crash in the analysis.
     lines = read_jsonl(scores_path, "delete it to score the samples again")
     prm, orm = [line["prm_steps"] for line in lines], [line["orm_steps"] for line in lines]
   else:
     # The ttc layout writes the samples' task delimiter after every step (as training did).
     delimiter = registry.samples_step_format(samples_dir, workdir).delimiter
-    prm = _score_all(resolve(workdir, cfg.prm), cfg.prm_format, records, mesh, cfg.batch_size, delimiter)
-    orm = _score_all(resolve(workdir, cfg.orm), cfg.orm_format, records, mesh, cfg.batch_size, delimiter)
-    tmp = scores_path + ".tmp"
-    with open(tmp, "w") as f:
-      for r, p, o in zip(records, prm, orm):
-        f.write(json.dumps({"problem_id": r["problem_id"], "prm_steps": p, "orm_steps": o}) + "\n")
-    os.replace(tmp, scores_path)
-    write_json(inputs_path, {"inputs": inputs})
+    mine = [records[i] for i in processes.my_block(len(records))]
+    prm = _score_all(resolve(workdir, cfg.prm), cfg.prm_format, mine, mesh, cfg.batch_size, delimiter)
+    orm = _score_all(resolve(workdir, cfg.orm), cfg.orm_format, mine, mesh, cfg.batch_size, delimiter)
+    # Blocks in process order are the records in order: every process gets the one-process scores.
+    prm, orm = ([s for block in processes.gather_json(part) for s in block] for part in (prm, orm))
+    if lead:
+      storage.write_text(scores_path, "".join(json.dumps({"problem_id": r["problem_id"], "prm_steps": p, "orm_steps": o})
+                                              + "\n" for r, p, o in zip(records, prm, orm)))
+      write_json(inputs_path, {"inputs": inputs})
 
   scores = {"orm": [[aggregate(s, "last") for s in o] for o in orm]}
   for how in ("last", "min", "prod"):
@@ -148,11 +152,12 @@ def run(config, workdir: str) -> None:
             "num_problems": len(records),
             "samples_per_problem": k, "curves": {name: {str(n): a for n, a in c.items()} for name, c in curves.items()},
             "ranking": ranks}
-  plot_curves(curves, os.path.join(out_dir, "accuracy_vs_n.png"), title="Verifier selection on held-out problems",
-              dashed=("pass@N",))
-  plot_auroc_by_bin(ranks["verifiers"], os.path.join(out_dir, "auroc_by_bin.png"),
-                    title="Within-question AUROC by oracle difficulty bin (95% intervals)")
-  write_json(results_path, result)
+  if lead:
+    plot_curves(curves, os.path.join(out_dir, "accuracy_vs_n.png"),
+                title="Verifier selection on held-out problems", dashed=("pass@N",))
+    plot_auroc_by_bin(ranks["verifiers"], os.path.join(out_dir, "auroc_by_bin.png"),
+                      title="Within-question AUROC by oracle difficulty bin (95% intervals)")
+    write_json(results_path, result)
   at_k = {name: round(c[k], 3) for name, c in curves.items()}
   logging.info("Accuracy at N=%d: %s -> %s", k, at_k, results_path)
   for name, summary in ranks["verifiers"].items():

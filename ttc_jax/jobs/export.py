@@ -8,7 +8,7 @@ import os
 
 from absl import logging
 
-from ttc_jax import config_parsing, export
+from ttc_jax import config_parsing, export, storage
 from ttc_jax.jobs import common
 from ttc_jax.train import checkpoint_dir
 from ttc_jax.train.checkpoint import restore_params
@@ -27,8 +27,8 @@ class ExportConfig:
 def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "export")
   cfg = config_parsing.parse_section(ExportConfig, config.get("export"), "export")
-  source = cfg.source or os.path.join(os.path.abspath(workdir), cfg.stage)
-  out_dir = cfg.out_dir or os.path.join(os.path.abspath(workdir), "export", cfg.stage)
+  source = cfg.source or os.path.join(storage.abspath(workdir), cfg.stage)
+  out_dir = cfg.out_dir or os.path.join(storage.abspath(workdir), "export", cfg.stage)
   model_cfg = export.read_model_config(os.path.join(source, "model_config.json"))
   tokenizer_files = export.tokenizer_files(source)
   mesh = common.setup_mesh(config)

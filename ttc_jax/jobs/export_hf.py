@@ -12,7 +12,7 @@ import os
 
 from absl import logging
 
-from ttc_jax import config_parsing, export
+from ttc_jax import config_parsing, export, storage
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models.hf import save_hf_checkpoint
@@ -39,7 +39,7 @@ def run(config, workdir: str) -> None:
   cfg = config_parsing.parse_section(ExportHfConfig, config.get("export_hf"), "export_hf")
   source = resolve(workdir, cfg.source)
   source_dir = hf_path(source)
-  out_dir = cfg.out_dir or os.path.join(os.path.abspath(workdir), "hf", os.path.basename(source_dir.rstrip("/")))
+  out_dir = cfg.out_dir or os.path.join(storage.abspath(workdir), "hf", os.path.basename(source_dir.rstrip("/")))
   mesh = common.setup_mesh(config)
   model_cfg, params, manifest = export.load_params(source, mesh)
   bos, eos = manifest.get("bos_token_id"), manifest.get("eos_token_id")

@@ -11,7 +11,7 @@ import os
 
 from absl import logging
 
-from ttc_jax import config_parsing, export
+from ttc_jax import config_parsing, export, storage
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import HF_PREFIX, hf_path, resolve
 
@@ -34,7 +34,7 @@ def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "import_hf")
   cfg = config_parsing.parse_section(ImportConfig, config.get("import_hf"), "import_hf")
   source = hf_path(resolve(workdir, HF_PREFIX + hf_path(cfg.source)))
-  out_dir = cfg.out_dir or os.path.join(os.path.abspath(workdir), "export", os.path.basename(source.rstrip("/")))
+  out_dir = cfg.out_dir or os.path.join(storage.abspath(workdir), "export", os.path.basename(source.rstrip("/")))
   mesh = common.setup_mesh(config)
   overrides = {k: v for k, v in (("param_dtype", cfg.param_dtype), ("dtype", cfg.dtype)) if v}
   model_cfg, params, info = export.load_params(HF_PREFIX + source, mesh, **overrides)

@@ -11,7 +11,7 @@ import os
 import jax
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, export, shards, storage
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import resolve
@@ -48,7 +48,7 @@ def run(config, workdir: str) -> None:
   common.reject_moved(config.labels, "labels", {"grader": "task.grader"})
   cfg = config_parsing.parse_section(LabelJobConfig, config.labels, "labels")
   task = common.make_task(config.task, workdir)  # Its grader and step delimiter; its problems are not read.
-  out_dir = os.path.join(os.path.abspath(workdir), "labels", cfg.name)
+  out_dir = os.path.join(storage.abspath(workdir), "labels", cfg.name)
   samples_dir = resolve(workdir, cfg.samples)
   shards.require_complete(samples_dir, f"labels.samples={cfg.samples!r}",
                           "the sample_solutions job (configs/samples.py)")
@@ -57,7 +57,7 @@ def run(config, workdir: str) -> None:
     logging.info("Labels already complete: %s", out_dir)
     return
   records = shards.read_records(samples_dir)
-  mesh = common.setup_mesh(config)
+  mesh = common.setup_mesh(config, per_process=True)  # Each process labels its own shards.
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
   num_shards = -(-len(records) // cfg.problems_per_shard)
   base_rng = jax.random.key(config.seed)
@@ -87,7 +87,7 @@ def run(config, workdir: str) -> None:
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize,
                                 desc="MC rollout labels", write=jax.process_index() == 0,
                                 job="the label_rollouts job (configs/labels.py)", workdir=workdir,
-                                inputs=inputs)
+                                inputs=inputs, split_over_processes=True)
   logging.info("Labelled %d steps of %d samples with %d rollouts each (%d tokens sampled) -> %s",
                manifest["num_steps_labelled"], manifest["num_samples"], cfg.rollouts,
                manifest["rollout_tokens_sampled"], out_dir)

@@ -31,7 +31,7 @@ import time
 import ml_collections
 from absl import logging
 
-from ttc_jax import config_parsing, shards
+from ttc_jax import config_parsing, shards, storage
 from ttc_jax.jobs import JOBS, get_job
 from ttc_jax.provenance import git_commit, read_json, write_json
 from ttc_jax.train.metrics import format_seconds
@@ -105,21 +105,10 @@ def config_hash(stage_config: ml_collections.ConfigDict) -> str:
 
 def snapshot(workdir: str) -> dict[str, int]:
   """Every file under `workdir` (relative path -> mtime in ns), but the pipeline's own and temp files."""
-  out = {}
-  for root, dirs, files in os.walk(workdir):
-    rel_root = os.path.relpath(root, workdir)
-    if rel_root == "pipeline":
-      dirs[:] = []
-      continue
-    for name in files:
-      if ".tmp-" in name or name.endswith(".damaged"):  # Not results: a write in progress, a shard set aside.
-        continue
-      path = os.path.join(root, name)
-      try:
-        out[os.path.normpath(os.path.join(rel_root, name))] = os.stat(path).st_mtime_ns
-      except FileNotFoundError:  # Removed while walking (a checkpoint being rotated).
-        pass
-  return out
+  return {path: stamp for path, stamp in storage.file_versions(workdir).items()
+          if not path.startswith("pipeline" + os.sep)
+          # Not results: a write in progress, a shard set aside.
+          and ".tmp-" not in os.path.basename(path) and not path.endswith(".damaged")}
 
 
 def stage_outputs(before: dict[str, int], after: dict[str, int], recorded: list[str]) -> list[str]:
@@ -130,11 +119,11 @@ def stage_outputs(before: dict[str, int], after: dict[str, int], recorded: list[
 
 def missing_outputs(workdir: str, outputs: list[str]) -> list[str]:
   """Recorded outputs that are gone or damaged (a sharded artifact whose shards no longer match its manifest)."""
-  bad = [p for p in outputs if not os.path.exists(os.path.join(workdir, p))]
+  bad = [p for p in outputs if not storage.exists(os.path.join(workdir, p))]
   for p in outputs:
     if os.path.basename(p) == "manifest.json" and p not in bad:
       directory = os.path.join(workdir, os.path.dirname(p))
-      if any(n.startswith("shard-") for n in os.listdir(directory)):
+      if any(n.startswith("shard-") for n in storage.listdir(directory)):
         bad.extend(os.path.relpath(f, workdir) for f in shards.problems(directory))
   return bad
 
@@ -151,22 +140,22 @@ def is_done(workdir: str, name: str, entry: dict, stage_config: ml_collections.C
 
 
 def read_status(path: str) -> dict:
-  if not os.path.exists(path):
+  if not storage.exists(path):
     return {}
   return read_json(path, "delete it to re-run every stage (each skips the work it finished)").get("stages", {})
 
 
 def finish_message(workdir: str, selected: list[str], status: dict) -> str:
   """What the run leaves: the report if it exists, else the outputs of the stages run (pipeline.only)."""
-  workdir = os.path.abspath(workdir)
+  workdir = storage.abspath(workdir)
   report = os.path.join(workdir, "report", "report.md")
-  if os.path.exists(report):
+  if storage.exists(report):
     return f"Pipeline finished. Report: {report}"
   lines = [f"Pipeline finished stage(s) {', '.join(selected)}; no report yet ({report} does not exist: the "
            "report stage has not run)."]
   for name in selected:
     tops = sorted({p.split(os.sep)[0] for p in status.get(name, {}).get("outputs", [])
-                   if os.path.exists(os.path.join(workdir, p))})
+                   if storage.exists(os.path.join(workdir, p))})
     lines.append(f"  {name}: {', '.join(os.path.join(workdir, t) for t in tops) or 'no output files recorded'}")
   return "\n".join(lines)
 

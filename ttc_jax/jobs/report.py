@@ -32,7 +32,7 @@ import re
 
 from absl import logging
 
-from ttc_jax import config_parsing, shards
+from ttc_jax import config_parsing, shards, storage
 from ttc_jax.analysis import flops_exchange as fx
 from ttc_jax.analysis.findings import findings
 from ttc_jax.analysis.report_analysis import BASELINE, analyse, parse_revision
@@ -70,7 +70,7 @@ def _finished(dirs: list[str]) -> tuple[list[list[dict]], list[str]]:
   """Records of each finished shard directory (with manifest.json); the unfinished ones' paths."""
   done, unfinished = [], []
   for path in dirs:
-    if os.path.exists(os.path.join(path, "manifest.json")):
+    if storage.exists(os.path.join(path, "manifest.json")):
       done.append(shards.read_records(path))  # Damaged (no longer its manifest's) is an error, not "unfinished".
     else:
       unfinished.append(path)
@@ -78,13 +78,13 @@ def _finished(dirs: list[str]) -> tuple[list[list[dict]], list[str]]:
 
 
 def _subdirs(root: str, pattern: str) -> list[str]:
-  return [os.path.join(root, d) for d in sorted(os.listdir(root))
-          if re.fullmatch(pattern, d) and os.path.isdir(os.path.join(root, d))]
+  return [os.path.join(root, d) for d in sorted(storage.listdir(root))
+          if re.fullmatch(pattern, d) and storage.isdir(os.path.join(root, d))]
 
 
 def load_search(path: str) -> tuple[dict, list[str]]:
   """{strategy: {budget: {problem_id: correct}}} (best_of_n first, then results.json's order), notes."""
-  if not os.path.isdir(path):
+  if not storage.isdir(path):
     raise FileNotFoundError(f"report.search: {path} is missing; run the eval_search job (configs/search_eval.py) first")
   runs, unfinished = _finished([n for d in _subdirs(path, r".+") for n in _subdirs(d, r"N\d+")])
   runs = [recs for recs in runs if recs]
@@ -97,8 +97,8 @@ def load_search(path: str) -> tuple[dict, list[str]]:
         r["problem_id"]: bool(r["correct"]) for r in recs}
   order = []
   results = os.path.join(path, "results.json")
-  if os.path.exists(results):
-    with open(results) as f:
+  if storage.exists(results):
+    with storage.open(results) as f:
       order = list(json.load(f).get("config", {}).get("strategies", []))
   ranked = sorted(outcomes, key=lambda s: (s != BASELINE, order.index(s) if s in order else len(order), s))
   notes = [f"search: unfinished runs ignored: {', '.join(unfinished)}"] if unfinished else []
@@ -109,7 +109,7 @@ def load_revisions(path: str) -> tuple[dict | None, list[str]]:
   """{"outcomes": {"revise_P<P>xL<L>/<method>": {N: {pid: correct}}}, "grids": {(P, L): {pid: grid}},
   "methods", "primary", "baseline_method", "reviser_check" (results.json's, or {"missing": why})} or None
   with a note."""
-  if not os.path.isdir(path):
+  if not storage.isdir(path):
     return None, [f"revisions: {path} is missing (run eval_revisions, configs/revision_eval.py): revision "
                   "sections and the revisions-only compute-optimal family are left out"]
   runs, unfinished = _finished(_subdirs(path, r"P\d+xL\d+"))
@@ -143,9 +143,9 @@ def load_revisions(path: str) -> tuple[dict | None, list[str]]:
 
 
 def _read_json(path: str) -> dict | None:
-  if not os.path.exists(path):
+  if not storage.exists(path):
     return None
-  with open(path) as f:
+  with storage.open(path) as f:
     return json.load(f)
 
 
@@ -190,10 +190,10 @@ def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "report")
   cfg = config_parsing.parse_section(ReportConfig, config.report, "report")
   diff_path = resolve(workdir, cfg.difficulty)
-  if not os.path.exists(diff_path):
+  if not storage.exists(diff_path):
     raise FileNotFoundError(f"report.difficulty: {diff_path} is missing; run the difficulty job "
                             "(configs/difficulty.py) first")
-  with open(diff_path) as f:
+  with storage.open(diff_path) as f:
     difficulty = json.load(f)
   search, notes = load_search(resolve(workdir, cfg.search))
   revisions, rev_notes = load_revisions(resolve(workdir, cfg.revisions))
@@ -205,9 +205,8 @@ def run(config, workdir: str) -> None:
                       verifier_ranking=ranking)}
   result["findings"] = findings(result)
   out_dir = resolve(workdir, cfg.out)
-  os.makedirs(out_dir, exist_ok=True)
+  storage.makedirs(out_dir)
   images = write_report_plots(result, out_dir)
   write_json(os.path.join(out_dir, "results.json"), result)
-  with open(os.path.join(out_dir, "report.md"), "w") as f:
-    f.write(markdown(result, images))
+  storage.write_text(os.path.join(out_dir, "report.md"), markdown(result, images))
   logging.info("Report -> %s\n%s", out_dir, "\n".join(f"  finding {x['number']}: {x['status']}" for x in result["findings"]))

@@ -10,7 +10,7 @@ import os
 import jax
 from absl import logging
 
-from ttc_jax import config_parsing, export, shards
+from ttc_jax import config_parsing, export, shards, storage
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.decode.solutions import sample_solutions
 from ttc_jax.jobs import common
@@ -70,12 +70,12 @@ def run(config, workdir: str) -> None:
   cfg = config_parsing.parse_section(SampleJobConfig, config.sampling, "sampling")
   task_spec, task_cfg = common.parse_task(config.task)
   task = common.make_task(config.task, workdir)
-  out_dir = os.path.join(os.path.abspath(workdir), "samples", cfg.name or cfg.split)
+  out_dir = os.path.join(storage.abspath(workdir), "samples", cfg.name or cfg.split)
   inputs = {"policy": export.model_identity(resolve(workdir, cfg.policy))}
   if shards.is_complete(out_dir) and shards.made_from(out_dir, inputs):
     logging.info("Samples already complete: %s", out_dir)
     return
-  mesh = common.setup_mesh(config)
+  mesh = common.setup_mesh(config, per_process=True)  # Each process samples its own shards.
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
   problems = common.prepare_task(task).problems(cfg.split, None if cfg.num_problems < 0 else cfg.num_problems)
   common.require_problems(problems, f"sampling.split={cfg.split!r}, sampling.num_problems={cfg.num_problems}",
@@ -96,6 +96,6 @@ def run(config, workdir: str) -> None:
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize_samples,
                                 desc=f"sample {cfg.split}", write=jax.process_index() == 0,
                                 job="the sample_solutions job (configs/samples.py)", workdir=workdir,
-                                inputs=inputs)
+                                inputs=inputs, split_over_processes=True)
   logging.info("Sampled %d solutions for %d problems (accuracy %.3f, %d tokens) -> %s", manifest["num_samples"],
                manifest["num_problems"], manifest["accuracy"], manifest["tokens_sampled"], out_dir)

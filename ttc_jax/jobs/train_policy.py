@@ -7,14 +7,13 @@ Re-running resumes training from the last checkpoint and skips what is done.
 """
 import dataclasses
 import os
-import shutil
 import time
 
 import jax
 import numpy as np
 from absl import logging
 
-from ttc_jax import config_parsing
+from ttc_jax import config_parsing, storage
 from ttc_jax.jobs import common
 from ttc_jax.jobs.evaluate_policy import PolicyEvalConfig, evaluate_policy, log_summary
 from ttc_jax.models import Transformer
@@ -48,16 +47,16 @@ def run(config, workdir: str) -> None:
                             "seed": config.seed, "task": dataclasses.asdict(task_spec),
                             "generator": dataclasses.asdict(task_cfg)})
     write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
-    shutil.copyfile(tokenizer.model_path, os.path.join(out_dir, "tokenizer.model"))  # Stage is self-describing.
+    storage.copyfile(str(tokenizer.model_path), os.path.join(out_dir, "tokenizer.model"))  # Stage is self-describing.
     data_iter = grain_pipeline.make_train_iterator(
         tfds_builder.data_source(builder, "train"), tokenizer, seq_len=train_cfg.seq_len,
         batch_size=train_cfg.batch_size, seed=config.seed, shard_index=jax.process_index(),
-        shard_count=jax.process_count())
+        shard_count=jax.process_count(), workers=train_cfg.input_workers)
     dummy = np.zeros((1, train_cfg.seq_len), np.int32)
     resumed_from = latest_step(checkpoint_dir(out_dir)) or 0
     start = time.time()
     state = train(init_fn=lambda rng: model.init(rng, dummy), loss_fn=next_token_loss(model), cfg=train_cfg,
-                  data_iter=data_iter, mesh=mesh, workdir=out_dir, seed=config.seed)
+                  data_iter=data_iter, mesh=mesh, workdir=out_dir, seed=config.seed, model_cfg=model_cfg)
     if resumed_from < train_cfg.steps:  # A no-op re-run keeps the summary (and timing) of the run that trained.
       tokens = train_cfg.steps * train_cfg.batch_size * train_cfg.seq_len
       write_json(os.path.join(out_dir, "train_summary.json"), {

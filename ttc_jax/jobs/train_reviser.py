@@ -125,14 +125,15 @@ def run(config, workdir: str) -> None:
     write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
     export.copy_tokenizer(hf_path(policy_dir), out_dir)
     data_iter = make_iterator(examples, batch_size=train_cfg.batch_size, seed=config.seed,
-                              shard_index=jax.process_index(), shard_count=jax.process_count())
+                              shard_index=jax.process_index(), shard_count=jax.process_count(),
+                              workers=train_cfg.input_workers)
     dummy = np.zeros((1, train_cfg.seq_len), np.int32)
     init_fn = lambda rng: model.init(rng, dummy)
     initial_params = policy_initializer(policy_dir, mesh, init_fn, jax.random.key(config.seed))
     start = time.time()
     loss_fn = next_token_loss(model)
     state = train(init_fn=init_fn, loss_fn=loss_fn, cfg=train_cfg, data_iter=data_iter, mesh=mesh, workdir=out_dir,
-                  seed=config.seed, initial_params=initial_params)
+                  seed=config.seed, initial_params=initial_params, model_cfg=model_cfg)
     wall = time.time() - start
     summary_path = os.path.join(out_dir, "train_summary.json")
     if jax.process_index() == 0 and not common.is_current(summary_path, None, identity, steps=train_cfg.steps):

@@ -178,14 +178,15 @@ def run(config, workdir: str) -> None:
     write_json(os.path.join(out_dir, "model_config.json"), dataclasses.asdict(model_cfg))
     export.copy_tokenizer(hf_path(policy_dir), out_dir)
     data_iter = verifier_data.make_iterator(train_examples, batch_size=train_cfg.batch_size, seed=config.seed,
-                                            shard_index=jax.process_index(), shard_count=jax.process_count())
+                                            shard_index=jax.process_index(), shard_count=jax.process_count(),
+                                            workers=train_cfg.input_workers)
     dummy = np.zeros((1, train_cfg.seq_len), np.int32)
     init_fn = lambda rng: model.init(rng, dummy)
 
     initial_params = policy_initializer(policy_dir, mesh, init_fn, jax.random.key(config.seed))
     start = time.time()
     state = train(init_fn=init_fn, loss_fn=value_loss(model), cfg=train_cfg, data_iter=data_iter, mesh=mesh,
-                  workdir=out_dir, seed=config.seed, initial_params=initial_params)
+                  workdir=out_dir, seed=config.seed, initial_params=initial_params, model_cfg=model_cfg)
     wall = time.time() - start
     summary_path = os.path.join(out_dir, "train_summary.json")
     # A no-op re-run keeps the summary (and timing) of the run that trained.

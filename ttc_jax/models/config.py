@@ -10,6 +10,8 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
+from ttc_jax.models import attention
+
 ACTIVATIONS = ("silu", "gelu_tanh")
 ROPE_SCALINGS = ("none", "linear", "llama3")
 LAYER_TYPES = ("full", "sliding")
@@ -39,6 +41,9 @@ class ModelConfig:
   norm_eps: float = 1e-6
   tie_embeddings: bool = True
   remat: str = "none"  # "none" | "full" | "dots": what the backward pass recomputes.
+  # How calls without a KV cache attend (training, scoring): "auto" | "xla" | "cudnn" | "chunked"
+  # (ttc_jax/models/attention.py). Changes the computation's memory and speed, not the model.
+  attention_impl: str = "auto"
   dtype: str = "float32"  # Compute dtype; "bfloat16" on accelerators.
   param_dtype: str = "float32"  # Master weights stay float32.
   lm_head: bool = True
@@ -78,6 +83,13 @@ class ModelConfig:
       errors.append(f"model.d_model={self.d_model} must be divisible by model.n_heads={self.n_heads} (or set model.head_dim)")
     if self.remat not in ("none", "full", "dots"):
       errors.append(f"model.remat={self.remat!r} must be one of 'none', 'full', 'dots'")
+    if self.attention_impl not in attention.IMPLS:
+      errors.append(f"model.attention_impl={self.attention_impl!r} must be one of {attention.IMPLS}")
+    elif self.attention_impl == "cudnn" and self.dtype in ("float32", "bfloat16", "float16"):
+      why = attention.cudnn_unsupported(dtype=self.dtype, head_size=self.head_size, softcap=self.attn_softcap,
+                                        sliding=bool(self.sliding_window))
+      if why:
+        errors.append(f"model.attention_impl='cudnn' cannot run {why}; use 'auto' (falls back) or 'chunked'")
     for field in ("dtype", "param_dtype"):
       if getattr(self, field) not in ("float32", "bfloat16", "float16"):
         errors.append(f"model.{field}={getattr(self, field)!r} must be float32, bfloat16 or float16")

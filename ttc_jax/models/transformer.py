@@ -18,11 +18,12 @@ import jax.numpy as jnp
 
 import numpy as np
 
+from ttc_jax.models import attention
 from ttc_jax.models.config import ModelConfig, rope_inv_freq
 from ttc_jax.models.kv_cache import KVCache, write_layer
 from ttc_jax.models.prefix_attention import attend_cascade, prefix_mask
 
-_MASKED = -1e30  # Finite, so a row with no visible key gives a uniform softmax, not NaN.
+_MASKED = attention.MASKED  # Also for padded vocabulary logits.
 
 
 def _init(stddev: float, names: tuple[str | None, ...]):
@@ -44,49 +45,6 @@ def apply_rope(x_BxTxNxH: jax.Array, positions_BxT: jax.Array, inv_freq_H2: jax.
   x1, x2 = jnp.split(x_BxTxNxH.astype(jnp.float32), 2, axis=-1)
   out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
   return out.astype(x_BxTxNxH.dtype)
-
-
-def _scores(q_BxTxKxGxH, k_BxSxKxH, scale: float, softcap: float) -> jax.Array:
-  """float32[B, K, G, T, S] attention logits, soft-capped (Gemma 2) before any masking."""
-  s = jnp.einsum("btkgh,bskh->bkgts", q_BxTxKxGxH, k_BxSxKxH, preferred_element_type=jnp.float32) * scale
-  return jnp.tanh(s / softcap) * softcap if softcap else s
-
-
-def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, mask_BxTxS, *, scale: float, softcap: float = 0.0) -> jax.Array:
-  """Grouped-query softmax attention; scores and softmax in float32."""
-  b, t, n, h = q_BxTxNxH.shape
-  k_heads = k_BxSxKxH.shape[2]
-  q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_heads, n // k_heads, h)
-  scores = _scores(q_BxTxKxGxH, k_BxSxKxH, scale, softcap)
-  scores = jnp.where(mask_BxTxS[:, None, None], scores, _MASKED)
-  probs = jax.nn.softmax(scores, axis=-1).astype(v_BxSxKxH.dtype)
-  out = jnp.einsum("bkgts,bskh->btkgh", probs, v_BxSxKxH)
-  return out.reshape(b, t, n, h)
-
-
-def attend_cached(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxKxSxH, cache_v_BxKxSxH,
-                  cache_mask_BxTxS, *, scale: float, softcap: float = 0.0) -> jax.Array:
-  """`attend` over the cached slots plus the T new tokens, with one softmax over both.
-
-  The cache is only read here, in its own [B, K, S, H] layout (rows and kv heads are
-  the matmuls' batch axes, so nothing is transposed or copied); the new keys and
-  values are written into it after the layer (`Transformer`).
-  """
-  b, t, n, h = q_BxTxNxH.shape
-  k_heads = k_BxTxKxH.shape[2]
-  q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_heads, n // k_heads, h)
-  s_cache = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, cache_k_BxKxSxH, preferred_element_type=jnp.float32) * scale
-  if softcap:
-    s_cache = jnp.tanh(s_cache / softcap) * softcap
-  s_self = _scores(q_BxTxKxGxH, k_BxTxKxH, scale, softcap)
-  s_cache = jnp.where(cache_mask_BxTxS[:, None, None], s_cache, _MASKED)
-  s_self = jnp.where(self_mask_BxTxT[:, None, None], s_self, _MASKED)
-  m = jax.lax.stop_gradient(jnp.maximum(s_cache.max(-1, keepdims=True), s_self.max(-1, keepdims=True)))
-  e_cache, e_self = jnp.exp(s_cache - m), jnp.exp(s_self - m)
-  denom = e_cache.sum(-1, keepdims=True) + e_self.sum(-1, keepdims=True)
-  out = (jnp.einsum("bkgts,bksh->btkgh", (e_cache / denom).astype(cache_v_BxKxSxH.dtype), cache_v_BxKxSxH)
-         + jnp.einsum("bkgtu,bukh->btkgh", (e_self / denom).astype(v_BxTxKxH.dtype), v_BxTxKxH))
-  return out.reshape(b, t, n, h)
 
 
 class RMSNorm(nn.Module):
@@ -116,18 +74,13 @@ def _rms_norm(cfg: ModelConfig, name: str) -> nn.Module:
                  param_dtype=cfg.weight_dtype, name=name)
 
 
-def _window_mask(q_pos_BxT, k_pos_BxS, window):
-  """bool[B, T, S]: key within the query's sliding window (itself included); window 0 = no limit."""
-  in_window = (q_pos_BxT[:, :, None] - k_pos_BxS[:, None, :]) < window
-  return in_window | (window <= 0)
-
-
 class Attention(nn.Module):
   cfg: ModelConfig
 
   @nn.compact
   def __call__(self, x_BxTxD, positions_BxT, masks, layer_kv, inv_freq_H2, window):
-    """masks: (self mask BxTxT, cache slot mask BxS or None, cache positions BxS or None).
+    """masks: without a cache (valid BxT or None = all valid,), attended by `cfg.attention_impl`;
+    with one (self mask BxTxT, cache slot mask BxS, cache positions BxS).
 
     With a cache, `layer_kv` is this layer's (keys, values, prefix) slots, read but not written;
     prefix is None or the shared prompt's (keys, values, valid, positions) (`kv_cache.SharedPrefix`).
@@ -157,20 +110,24 @@ class Attention(nn.Module):
     q = constrain(apply_rope(q, positions_BxT, inv_freq_H2), ("batch", "length", "act_heads", None))
     k = apply_rope(k, positions_BxT, inv_freq_H2)
 
-    self_mask_BxTxT, cache_mask_BxS, cache_pos_BxS = masks
-    if cfg.sliding_window:
-      self_mask_BxTxT = self_mask_BxTxT & _window_mask(positions_BxT, positions_BxT, window)
     scores = dict(scale=cfg.attention_scale, softcap=cfg.attn_softcap)
     if layer_kv is None:
-      out_BxTxNxH, new_kv = attend(q, k, v, self_mask_BxTxT, **scores), None
+      (valid_BxT,) = masks
+      out_BxTxNxH = attention.causal_self_attention(q, k, v, positions_BxT, valid_BxT, window,
+                                                    impl=cfg.attention_impl, sliding=bool(cfg.sliding_window),
+                                                    **scores)
+      new_kv = None
     else:
+      self_mask_BxTxT, cache_mask_BxS, cache_pos_BxS = masks
+      if cfg.sliding_window:
+        self_mask_BxTxT = self_mask_BxTxT & attention.window_mask(positions_BxT, positions_BxT, window)
       cache_k, cache_v, prefix = layer_kv
       cache_mask_BxTxS = cache_mask_BxS[:, None, :]
       if cfg.sliding_window:
-        cache_mask_BxTxS = cache_mask_BxTxS & _window_mask(positions_BxT, cache_pos_BxS, window)
+        cache_mask_BxTxS = cache_mask_BxTxS & attention.window_mask(positions_BxT, cache_pos_BxS, window)
       k, v = k.astype(cache_k.dtype), v.astype(cache_v.dtype)
       if prefix is None:
-        out_BxTxNxH = attend_cached(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, **scores)
+        out_BxTxNxH = attention.attend_cached(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, **scores)
       else:
         prefix_k, prefix_v, prefix_valid, prefix_pos = prefix
         mask = prefix_mask(prefix_valid, prefix_pos, positions_BxT, window if cfg.sliding_window else None)
@@ -284,14 +241,13 @@ class Transformer(nn.Module):
         raise ValueError("Transformer: a cache with a shared prefix needs explicit positions (its index counts "
                          "only the rows' own slots)")
       positions_BxT = jnp.broadcast_to(start + jnp.arange(t, dtype=jnp.int32), (b, t))
-    if valid_BxT is None:
-      valid_BxT = jnp.ones((b, t), bool)
-
-    causal_TxT = jnp.arange(t)[None, :] <= jnp.arange(t)[:, None]
-    self_mask_BxTxT = causal_TxT[None] & valid_BxT[:, None, :]
     if cache is None:
-      masks = (self_mask_BxTxT, None, None)
+      masks = (valid_BxT,)  # None: every token real, which lets fused attention use its causal-only kernel.
     else:
+      if valid_BxT is None:
+        valid_BxT = jnp.ones((b, t), bool)
+      causal_TxT = jnp.arange(t)[None, :] <= jnp.arange(t)[:, None]
+      self_mask_BxTxT = causal_TxT[None] & valid_BxT[:, None, :]
       # The new tokens see each other (causally) and every valid cached slot before `index`.
       cache_mask_BxS = (jnp.arange(cache.max_len) < start)[None, :] & cache.valid_BxS
       # A fresh cache makes this mask a compile-time constant (all False); the barrier keeps

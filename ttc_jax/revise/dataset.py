@@ -19,6 +19,7 @@ from typing import Sequence
 import grain
 from array_record.python import array_record_module
 
+from ttc_jax import storage
 from ttc_jax.provenance import write_json
 from ttc_jax.revise.data import trajectory_prompt, trajectory_text
 from ttc_jax.revise.trajectories import k_distribution
@@ -42,9 +43,9 @@ def _digest(manifest: dict) -> str:
 
 def _read_info(out_dir: str) -> dict | None:
   path = os.path.join(out_dir, INFO)
-  if not os.path.exists(path):
+  if not storage.exists(path):
     return None
-  with open(path) as f:
+  with storage.open(path) as f:
     return json.load(f)
 
 
@@ -52,19 +53,25 @@ def is_current(out_dir: str, manifest: dict) -> bool:
   """Whether out_dir holds the dataset made from the shards described by `manifest`."""
   info = _read_info(out_dir)
   return (info is not None and info["manifest_sha256"] == _digest(manifest)
-          and os.path.exists(os.path.join(out_dir, info["file"])))
+          and storage.exists(os.path.join(out_dir, info["file"])))
 
 
 def write_dataset(out_dir: str, trajectories: Sequence[dict], manifest: dict) -> dict:
   """Writes out_dir/trajectories.array_record (temp name, then rename) and dataset.json; returns the latter."""
   path = os.path.join(out_dir, FILENAME)
-  tmp = f"{path}.tmp-{os.getpid()}"
+  # ArrayRecord writes local files only: into a local temp name (beside a local target, so the rename
+  # is atomic; in the cache mirror of a gs:// one, then uploaded as one object).
+  tmp = os.path.join(storage.local_mirror(out_dir), f"{FILENAME}.tmp-{os.getpid()}")
   # group_size:1 keeps every record separately readable (random access, as tfds writes its ArrayRecord).
   writer = array_record_module.ArrayRecordWriter(tmp, "group_size:1")
   for t in trajectories:
     writer.write(json.dumps(to_record(t)).encode())
   writer.close()
-  os.replace(tmp, path)
+  if storage.is_remote(path):
+    storage.copyfile(tmp, path)
+    os.remove(tmp)
+  else:
+    os.replace(tmp, path)
   info = {"file": FILENAME, "num_records": len(trajectories), "fields": list(FIELDS),
           **k_distribution(trajectories), "manifest_sha256": _digest(manifest)}
   write_json(os.path.join(out_dir, INFO), info)
@@ -75,10 +82,11 @@ def data_source(out_dir: str, field: str = "revision data") -> grain.sources.Arr
   """Random-access source of the JSON records; if incomplete, raises naming `field` (the config field
   pointing at out_dir) and the job that writes them."""
   info = _read_info(out_dir)
-  if info is None or not os.path.exists(os.path.join(out_dir, info["file"])):
+  if info is None or not storage.exists(os.path.join(out_dir, info["file"])):
     raise FileNotFoundError(f"{field}: {os.path.join(out_dir, FILENAME)} (with {INFO}) is missing, {out_dir} holds "
                             f"no finished revision dataset; run {MAKER} first")
-  source = grain.sources.ArrayRecordDataSource(os.path.join(out_dir, info["file"]))
+  # A gs:// dataset is read from a downloaded copy: ArrayRecord reads local files only.
+  source = grain.sources.ArrayRecordDataSource(storage.local_copy(os.path.join(out_dir, info["file"])))
   if len(source) != info["num_records"]:
     raise ValueError(f"{out_dir}/{info['file']} holds {len(source)} records, {INFO} says {info['num_records']}; "
                      f"delete {INFO} and re-run {MAKER} (it rewrites the dataset from its shards)")

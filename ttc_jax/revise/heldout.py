@@ -29,6 +29,7 @@ from typing import Sequence
 
 import jax
 
+from ttc_jax import storage
 from ttc_jax.analysis import paired
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.revise.chains import run_chains
@@ -140,9 +141,9 @@ def read_gate(reviser_dir: str) -> dict:
   "missing": why} when the file or its check is absent (an export, an `hf:` model, a reviser trained before the
   check, or reviser.check_problems=0)."""
   path = os.path.join(reviser_dir, EVAL_FILE)
-  if not os.path.exists(path):
+  if not storage.exists(path):
     return {"source": path, "missing": f"{path} does not exist (a reviser not trained by train_reviser here)"}
-  with open(path) as f:
+  with storage.open(path) as f:
     check = json.load(f).get("first_attempt")
   if check is None:
     return {"source": path, "missing": f"{path} holds no first-attempt check (written before it existed, or "

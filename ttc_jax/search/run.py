@@ -113,8 +113,9 @@ def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompt
   Args:
     policy, prm: `Transformer`s (the PRM with the head `verifier_format` reads) or stand-ins with its apply signature.
     prompts: strings (encoded with `tokenizer.prompt_ids`) or token lists (used as given).
-    batch_size: problems per device call; with `mesh`, a multiple of its data-parallel size.
-    mesh: shard the problem axis over it (params keep the shardings they have).
+    batch_size: problems per device call (padded to a multiple of the mesh's data-parallel size).
+    mesh: shard the problem axis over it (default: the mesh of an enclosing `jax.set_mesh`, if any;
+      params keep the shardings they have).
     references: reference answers; adds "correct" to candidates and records.
     step_format: the step delimiter: where steps end on the device and in the records.
     verifier_format: the verifier's layout and head; the default is this project's PRM, fed the
@@ -125,12 +126,10 @@ def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompt
     verifier_buckets: prompt length buckets of the verifier's own prompts (off-the-shelf formats).
   """
   from ttc_jax import parallel  # Only sharded runs need the mesh helpers.
+  from ttc_jax.parallel import batches
 
   if references is not None and len(references) != len(prompts):
     raise ValueError(f"{len(prompts)} prompts but {len(references)} references")
-  if mesh is not None and batch_size % parallel.data_parallel_size(mesh):
-    raise ValueError(f"batch_size={batch_size} must be a multiple of the mesh's data-parallel size "
-                     f"{parallel.data_parallel_size(mesh)}")
   verifier_tok = verifier_tokenizer or tokenizer
   if not isinstance(verifier_format, TtcFormat) and (problems is None or len(problems) != len(prompts)):
     raise ValueError(f"verifier format {verifier_format.name!r} lays out the question itself: pass one problem "
@@ -143,27 +142,28 @@ def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompt
             if spec.mode == "device" else None)
   keys = verifier_feed.register_problems(problems) if spec.mode == "host" else None
   encoded = encode_prompts(tokenizer, prompts)
+  mesh = batches.current_mesh(mesh)
+  rows = batches.padded_rows(batch_size, mesh)
   scope = parallel.activate(mesh) if mesh is not None else contextlib.nullcontext()
   pending = []
   try:
     with scope:
       for batch_index, start in enumerate(range(0, len(encoded), batch_size)):
-        tokens, valid = left_pad(encoded[start:start + batch_size], tokenizer.pad_id, buckets, batch_size=batch_size)
+        tokens, valid = left_pad(encoded[start:start + batch_size], tokenizer.pad_id, buckets, batch_size=rows)
         extra = {}
         if verifier_prompts is not None:
           extra["verifier_prompts_PxL"], extra["verifier_valid_PxL"] = left_pad(
-              verifier_prompts[start:start + batch_size], verifier_tok.pad_id, verifier_buckets, batch_size=batch_size)
+              verifier_prompts[start:start + batch_size], verifier_tok.pad_id, verifier_buckets, batch_size=rows)
         if keys is not None:
           chunk = keys[start:start + batch_size]
-          extra["problem_keys_P"] = np.asarray(chunk + [0] * (batch_size - len(chunk)), np.int32)
-        if mesh is not None:
-          tokens, valid, extra = jax.device_put((tokens, valid, extra), parallel.batch_sharding(mesh))
+          extra["problem_keys_P"] = np.asarray(chunk + [0] * (rows - len(chunk)), np.int32)
+        tokens, valid, extra = batches.place_rows((tokens, valid, extra), mesh)
         out = fn(policy_params, prm_params, tokens, valid, jax.random.fold_in(rng, batch_index), feed_tables=tables,
                  **extra)
         pending.append((start, out))
       records = []
       for start, out in pending:
-        out = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
+        out = batches.fetch(out)
         if int(out.verifier_overflow):
           raise ValueError(f"{int(out.verifier_overflow)} steps re-tokenised for the verifier did not fit its block "
                            f"of {spec.block} ids: raise search.max_step_tokens or shorten the steps")

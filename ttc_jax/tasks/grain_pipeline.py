@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 import grain
+from absl import flags
 
 from ttc_jax.tasks import examples
 from ttc_jax.tasks.tokenizer import Tokenizer, load_tokenizer
@@ -98,8 +99,9 @@ def make_train_iterator(
     shard_index: int = 0,
     shard_count: int = 1,
     num_epochs: int | None = None,
+    workers: int = 0,
 ) -> grain.DatasetIterator:
-  """Iterator over `make_train_dataset(...)` (same arguments).
+  """Iterator over `make_train_dataset(...)` (same arguments; `workers` as in `batch_iterator`).
 
   Checkpointable: `get_state()`/`set_state()`, or with Orbax through
   `grain.checkpoint.CheckpointSave(it)` / `CheckpointRestore(it)` in `ocp.args.Composite`.
@@ -107,4 +109,25 @@ def make_train_iterator(
   ds = make_train_dataset(
       source, tokenizer, seq_len=seq_len, batch_size=batch_size, seed=seed,
       shard_index=shard_index, shard_count=shard_count, num_epochs=num_epochs)
-  return iter(ds.to_iter_dataset())
+  return batch_iterator(ds, workers)
+
+
+def batch_iterator(ds: grain.MapDataset, workers: int = 0, buffer_per_worker: int = 2) -> grain.DatasetIterator:
+  """The checkpointable iterator a training loop reads batches from (`train.input_workers`).
+
+  workers=0 reads in the training process, so each batch is made while the step
+  waits for it. workers>0 makes batches in that many grain worker processes, each
+  `buffer_per_worker` batches ahead, so tokenisation and batching overlap the
+  device step. Worker i makes batches i, i + workers, ... and they are read back
+  in turn: the same batches in the same order as workers=0, and `get_state()`
+  holds each worker's position, so a resumed run continues where it stopped.
+  """
+  if workers < 0:
+    raise ValueError(f"input workers={workers} must be >= 0 (0: read in the training process)")
+  it = ds.to_iter_dataset()
+  if workers:
+    # grain's workers read absl flags; a process that is not an absl app (tests, notebooks) has none parsed.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
+    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=buffer_per_worker))
+  return iter(it)

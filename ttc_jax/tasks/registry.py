@@ -13,6 +13,7 @@ import difflib
 import json
 import os
 
+from ttc_jax import storage
 from ttc_jax.model_refs import resolve
 from ttc_jax.tasks import countdown, synthetic
 from ttc_jax.tasks.base import Task
@@ -134,13 +135,13 @@ def samples_step_format(samples_dir: str, workdir: str) -> StepFormat:
   """
   spec = {}
   spec_path = os.path.join(samples_dir, "spec.json")
-  if os.path.exists(spec_path):
-    with open(spec_path) as f:
+  if storage.exists(spec_path):
+    with storage.open(spec_path) as f:
       spec = json.load(f)
   labelled = spec.get("labels", {}).get("samples") if isinstance(spec.get("labels"), dict) else None
   if "task" not in spec and labelled:
     source = resolve(workdir, labelled)
-    if os.path.abspath(source) != os.path.abspath(samples_dir):
+    if storage.abspath(source) != storage.abspath(samples_dir):
       return samples_step_format(source, workdir)
   return recorded_step_format(spec.get("task"))
 

@@ -21,12 +21,17 @@ def random_lm_batches(n_examples: int, seq_len: int, vocab_size: int, seed: int 
   return ((start + np.arange(seq_len)[None]) % (vocab_size - 3) + 3).astype(np.int32)
 
 
-def grain_lm_iterator(tokens: np.ndarray, batch_size: int, seed: int = 0):
+def _lm_example(tokens_T: np.ndarray) -> dict[str, np.ndarray]:
+  return {"tokens": tokens_T, "loss_mask": np.ones_like(tokens_T)}  # A function, so worker processes can pickle it.
+
+
+def grain_lm_iterator(tokens: np.ndarray, batch_size: int, seed: int = 0, workers: int = 0):
   """A checkpointable grain iterator of {"tokens", "loss_mask"} batches over fixed examples."""
   import grain
+
+  from ttc_jax.tasks.grain_pipeline import batch_iterator
   ds = grain.MapDataset.source(tokens).seed(seed).shuffle().repeat()
-  ds = ds.map(lambda x: {"tokens": x, "loss_mask": np.ones_like(x)}).batch(batch_size, drop_remainder=True)
-  return iter(ds.to_iter_dataset())
+  return batch_iterator(ds.map(_lm_example).batch(batch_size, drop_remainder=True), workers)
 
 
 def devices(n: int):

@@ -1,6 +1,7 @@
 """A tiny training run as a separate process, for kill / resume tests.
 
   python -m ttc_jax.testing.train_run --workdir=DIR --steps=12 [--kill_at_step=7] [--kill_in_save_at_step=8]
+      [--input_workers=2]
 
 --kill_at_step SIGKILLs the process right after that step is dispatched (after
 waiting for in-flight checkpoint writes, so a committed checkpoint exists);
@@ -17,6 +18,7 @@ flags.DEFINE_integer("steps", 12, "Training steps.")
 flags.DEFINE_integer("checkpoint_every", 4, "Checkpoint interval.")
 flags.DEFINE_integer("kill_at_step", -1, "SIGKILL after this step.")
 flags.DEFINE_integer("kill_in_save_at_step", -1, "SIGKILL while writing this step's checkpoint.")
+flags.DEFINE_integer("input_workers", 0, "grain worker processes making batches (train.input_workers).")
 FLAGS = flags.FLAGS
 
 
@@ -50,7 +52,7 @@ def main(argv):
 
   cfg = tiny_model_config()
   model = Transformer(cfg)
-  data_iter = grain_lm_iterator(random_lm_batches(64, 17, cfg.vocab_size), batch_size=8)
+  data_iter = grain_lm_iterator(random_lm_batches(64, 17, cfg.vocab_size), batch_size=8, workers=FLAGS.input_workers)
 
   def on_step_end(step, state, ckpt):
     if step == FLAGS.kill_at_step:
@@ -58,7 +60,8 @@ def main(argv):
       _kill_self()
 
   train_cfg = TrainConfig(steps=FLAGS.steps, batch_size=8, seq_len=17, warmup_steps=2,
-                          checkpoint_every=FLAGS.checkpoint_every, log_every=1, keep_checkpoints=3)
+                          checkpoint_every=FLAGS.checkpoint_every, log_every=1, keep_checkpoints=3,
+                          input_workers=FLAGS.input_workers)
   state = train(init_fn=lambda rng: model.init(rng, np.zeros((1, 16), np.int32)), loss_fn=next_token_loss(model),
                 cfg=train_cfg, data_iter=data_iter, mesh=make_mesh(MeshConfig(), devices=jax.devices()[:1]),
                 workdir=FLAGS.workdir, seed=0, on_step_end=on_step_end)

@@ -6,6 +6,7 @@ import functools
 import os
 import pathlib
 
+from ttc_jax import storage
 from ttc_jax.tokenization.base import Tokenizer
 from ttc_jax.tokenization.hf import HFTokenizer
 from ttc_jax.tokenization.sentencepiece import SentencePieceTokenizer
@@ -35,4 +36,5 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
   `path`: a SentencePiece `.model` file; a directory with tokenizer.json (Hugging Face,
   preferred when both are present); a directory with tokenizer.model only (SentencePiece).
   """
-  return _load(str(path))
+  # SentencePiece and `tokenizers` read local files only: a gs:// tokenizer is read from a downloaded copy.
+  return _load(storage.local_copy(str(path)))

@@ -1,7 +1,9 @@
 """Orbax checkpoints of the train state together with the data iterator state.
 
 Saves are asynchronous and atomic (Orbax writes to a temporary directory and
-renames it on commit), so a kill mid-write leaves the previous step restorable.
+renames it on commit locally; on gs:// it writes the step in place and marks it
+committed with a last `commit_success.txt` object, as object stores cannot rename),
+so a kill mid-write leaves the previous step restorable.
 The grain iterator state is captured at save time, so a resumed run reads
 exactly the batches an uninterrupted run would.
 
@@ -14,6 +16,7 @@ aside to `<dir>.damaged/` and the newest older step that restores is used.
 """
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -25,6 +28,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
+
+from ttc_jax import storage
 
 
 class CheckpointError(RuntimeError):
@@ -83,6 +88,12 @@ def _restore_failure(step_dir: str, abstract: Any, e: BaseException) -> str:
 def check_writable(directory: str, step: int | None = None) -> None:
   """Creates `directory` and writes a probe file in it, so a read-only folder fails on the main thread."""
   try:
+    if storage.is_remote(directory):  # One small object, written and deleted: the bucket takes writes.
+      # Named per host and process: every host of a slice probes the same folder at once.
+      probe = storage.join(directory, f".write-probe-{socket.gethostname()}-{os.getpid()}")
+      storage.write_bytes(probe, b"probe")
+      storage.remove(probe)
+      return
     os.makedirs(directory, exist_ok=True)
     fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=directory)
     try:
@@ -98,6 +109,8 @@ def check_writable(directory: str, step: int | None = None) -> None:
 
 def check_free_space(directory: str, nbytes: int, step: int) -> None:
   """Raises CheckpointError when the disk under `directory` has less room than a checkpoint of `nbytes`."""
+  if storage.is_remote(directory):  # A bucket has no free-space figure to check.
+    return
   free = shutil.disk_usage(directory).free
   if free < nbytes:
     raise CheckpointError(f"Not enough disk space under {directory} for the checkpoint of step {step}: it needs about "
@@ -197,12 +210,12 @@ class Checkpointer:
     self.wait()
     if jax.process_index() == 0:  # One host moves (the folder is shared); the others wait for it.
       damaged = self._directory + ".damaged"
-      os.makedirs(damaged, exist_ok=True)
+      storage.makedirs(damaged)
       for s in steps:
         target = os.path.join(damaged, str(s))
-        if os.path.exists(target):
+        if storage.exists(target):
           target = f"{target}.{int(time.time())}"
-        shutil.move(os.path.join(self._directory, str(s)), target)
+        storage.replace(os.path.join(self._directory, str(s)), target)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices("ttc_jax.checkpoint_move_aside")
     self._manager.reload()
@@ -279,7 +292,7 @@ def restore_params(directory: str, abstract_params: Any, step: int | None = None
 
 def latest_step(directory: str) -> int | None:
   """The newest committed checkpoint step under `directory`, or None (no directory is created)."""
-  if not os.path.isdir(directory):
+  if not storage.isdir(directory):
     return None
   manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(read_only=True))
   step = manager.latest_step()

@@ -21,6 +21,11 @@ class TrainConfig:
   async_checkpoint: bool = True
   checkpoint_timeout_s: float = 1800.0  # Longest wait for one save to commit; past it the run stops with an error.
   log_every: int = 20
+  # grain worker processes making batches ahead of the step (0: in the training process).
+  input_workers: int = 0
+  adam_mu_dtype: str = "float32"  # Adam's first moment: "bfloat16" saves a quarter of the optimizer state.
+  # Device memory the pre-compile check compares against (ttc_jax/train/memory.py); 0: the device's own.
+  device_memory_gib: float = 0.0
 
   def __post_init__(self):
     errors = []
@@ -33,6 +38,12 @@ class TrainConfig:
                     f"train.grad_accum_steps={self.grad_accum_steps}")
     if not 0 <= self.warmup_steps <= self.steps:
       errors.append(f"train.warmup_steps={self.warmup_steps} must be within [0, train.steps={self.steps}]")
+    if self.adam_mu_dtype not in ("float32", "bfloat16"):
+      errors.append(f"train.adam_mu_dtype={self.adam_mu_dtype!r} must be 'float32' or 'bfloat16'")
+    if self.device_memory_gib < 0:
+      errors.append(f"train.device_memory_gib={self.device_memory_gib} must be >= 0 (0: the device's own limit)")
+    if self.input_workers < 0:
+      errors.append(f"train.input_workers={self.input_workers} must be >= 0 (0: read in the training process)")
     if self.checkpoint_timeout_s <= 0:
       errors.append(f"train.checkpoint_timeout_s={self.checkpoint_timeout_s} must be positive")
     if self.learning_rate <= 0:

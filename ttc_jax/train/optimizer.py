@@ -20,6 +20,7 @@ def make_optimizer(cfg: TrainConfig) -> tuple[optax.GradientTransformation, opta
   schedule = make_schedule(cfg)
   tx = optax.chain(
       optax.clip_by_global_norm(cfg.clip_norm),
-      optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay, mask=_decay_mask),
+      optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay, mask=_decay_mask,
+                  mu_dtype=None if cfg.adam_mu_dtype == "float32" else cfg.adam_mu_dtype),
   )
   return tx, schedule

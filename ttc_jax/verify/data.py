@@ -21,6 +21,7 @@ import numpy as np
 from absl import logging
 
 from ttc_jax.revise.format import MAX_CONTEXT, scored_attempts
+from ttc_jax.tasks import grain_pipeline
 from ttc_jax.tokenization.steps import LINE_STEPS, StepFormat
 from ttc_jax.verify.scored_text import encode_scored_solution, record_prompt
 
@@ -128,8 +129,10 @@ def split_heldout(records: Sequence[dict], fraction: float) -> tuple[list[dict],
 
 
 def make_iterator(examples: Sequence[dict], *, batch_size: int, seed: int, shard_index: int = 0,
-                  shard_count: int = 1) -> grain.DatasetIterator:
+                  shard_count: int = 1, workers: int = 0) -> grain.DatasetIterator:
   """Shuffled, repeated batches of this host's slice of `examples` (checkpointable grain iterator).
+
+  `workers`: grain worker processes making batches ahead (`grain_pipeline.batch_iterator`).
 
   batch_size is global (all hosts). Yields {"tokens", "value_mask", "value_target"} of shape [B/hosts, T].
   """
@@ -140,4 +143,4 @@ def make_iterator(examples: Sequence[dict], *, batch_size: int, seed: int, shard
     raise ValueError(f"host {shard_index} of {shard_count} has no verifier examples")
   # Repeat before batching: a batch may span epochs, so few examples still fill it.
   ds = ds.seed(seed).shuffle().repeat().batch(batch_size // shard_count, drop_remainder=True)
-  return iter(ds.to_iter_dataset())
+  return grain_pipeline.batch_iterator(ds, workers)

@@ -8,7 +8,8 @@
 Fixed shapes: rows go to the device `batch_size` at a time (short chunks padded
 with empty rows), right-padded to a length bucket, so one compiled function per
 (batch_size, bucket) serves every call. Rows are independent and attention is
-causal, so a solution's scores do not depend on what it is batched with.
+causal, so a solution's scores do not depend on what it is batched with. Under a mesh
+(`jax.set_mesh`) the rows of a call are split over its data axis (`parallel.batches`).
 """
 import functools
 import math
@@ -18,6 +19,7 @@ import jax
 import numpy as np
 
 from ttc_jax.decode.prompts import DEFAULT_BUCKETS, bucket_length
+from ttc_jax.parallel.batches import fetch, padded_rows, place_rows
 from ttc_jax.verify.formats import TtcFormat, VerifierFormat
 from ttc_jax.verify.heads import Reader
 
@@ -58,19 +60,20 @@ def score_steps(model, params, tokenizer, prompts: Sequence[str], step_lists: Se
   # Similar lengths share a chunk, so few rows pay for a long bucket.
   order = sorted((i for i, (_, ends) in enumerate(encoded) if ends), key=lambda i: len(encoded[i][0]))
   probs_fn = _jit_probs(model, reader)
+  call_rows = padded_rows(batch_size)
   pending = []  # Dispatch every chunk before reading any back: the device never waits on the host.
   for start in range(0, len(order), batch_size):
     chunk = order[start:start + batch_size]
     length = bucket_length(max(len(encoded[i][0]) for i in chunk), buckets)
-    tokens_BxL = np.full((batch_size, length), tokenizer.pad_id, np.int32)
-    reads_BxK = np.zeros((batch_size, _reads_bucket(max(len(encoded[i][1]) for i in chunk))), np.int32)
+    tokens_BxL = np.full((call_rows, length), tokenizer.pad_id, np.int32)
+    reads_BxK = np.zeros((call_rows, _reads_bucket(max(len(encoded[i][1]) for i in chunk))), np.int32)
     for row, i in enumerate(chunk):
       tokens_BxL[row, :len(encoded[i][0])] = encoded[i][0]
       reads_BxK[row, :len(encoded[i][1])] = encoded[i][1]
-    pending.append((chunk, probs_fn(params, tokens_BxL, reads_BxK)))
+    pending.append((chunk, probs_fn(params, *place_rows((tokens_BxL, reads_BxK)))))
   scores: list[list[float]] = [[] for _ in encoded]
   for chunk, probs in pending:
-    probs_BxK = np.asarray(jax.device_get(probs))
+    probs_BxK = fetch(probs)
     for row, i in enumerate(chunk):
       scores[i] = probs_BxK[row, :len(encoded[i][1])].astype(float).tolist()
   return scores
