@@ -26,6 +26,12 @@ per-candidate buffers.
   PYTHONPATH=. python3 bench/search.py --smoke --out /tmp/smoke.json  # CPU test of this script
   python3 bench/search.py --merge main.json variant.json ... --out all.json  # the results file
 
+--shared-prefix on|off|both: whether the candidates of a problem read one stored copy of
+its prompt's keys and values (`SearchConfig.shared_prefix`, the default) or N copies;
+"both" runs every search method both ways (the unshared runs are labelled
+"<method>/unshared"). Every run records the compiled program's memory (arguments,
+outputs, temporaries: per configuration, unlike the process-wide peak).
+
 Configurations run in the order N = 16, 64, 256 (plain, best_of_n, beam,
 lookahead each); one that would not finish before --budget-s (from the start) is
 skipped or run with fewer repeats, and the JSON is rewritten after every one.
@@ -39,6 +45,7 @@ import time
 from typing import Any
 
 from bench.sampler import median_time as timed  # One timing rule for both benchmarks.
+from bench.sampler import program_memory
 
 T0 = time.time()
 
@@ -150,6 +157,7 @@ def merge(paths, meta):
                                      "ceilings": {k: part.get(k) for k in ("jax_copy_bandwidth_Bps",
                                                                            "jax_bf16_matmul_flops")},
                                      "total_wall_s": part.get("total_wall_s")})
+  result["shared_prefix_table"] = prefix_table(result["configurations"])
   main = result["configurations"][0]
   by = _by(main["runs"])
   result["goal"] = "beam search at most 1.3x the time of best-of-N at the same N"
@@ -166,6 +174,43 @@ def merge(paths, meta):
   return result
 
 
+def prefix_table(configurations):
+  """Every search run of every configuration as one row: prompt length, layout, time and memory.
+
+  With the goal ratios of issue 13 where the runs exist: per method and N, time at the
+  longest prompt over time at the shortest (shared layout), and the compiled program's
+  memory of the shared layout over the unshared one at the longest prompt.
+  """
+  rows = []
+  for c in configurations:
+    for r in c["runs"]:
+      if r["method"] == "plain_sampling":
+        continue
+      rows.append({"prompt_len": c["workload"]["prompt_len"], "method": r["method"].split("/")[0], "N": r["N"],
+                   "shared_prefix": r.get("shared_prefix", False), "s_per_problem": r["s_per_problem"],
+                   "program_gib": (r.get("program_total_bytes") or 0) / 2 ** 30 or None,
+                   "peak_gib": r.get("peak_gib"), "compile_s": r["compile_s"]})
+  goals = []
+  for method, n in sorted({(r["method"], r["N"]) for r in rows}):
+    mine = [r for r in rows if r["method"] == method and r["N"] == n]
+    lens = sorted({r["prompt_len"] for r in mine})
+    find = lambda length, shared: next((r for r in mine if r["prompt_len"] == length and r["shared_prefix"] == shared),
+                                       None)
+    short, long_, long_unshared = find(lens[0], True), find(lens[-1], True), find(lens[-1], False)
+    goal = {"method": method, "N": n, "prompts": [lens[0], lens[-1]]}
+    if short and long_ and len(lens) > 1:
+      goal["long_over_short_time"] = long_["s_per_problem"] / short["s_per_problem"]
+    if long_ and long_unshared:
+      goal["shared_over_unshared_time"] = long_["s_per_problem"] / long_unshared["s_per_problem"]
+      if long_["program_gib"] and long_unshared["program_gib"]:
+        goal["shared_over_unshared_memory"] = long_["program_gib"] / long_unshared["program_gib"]
+    goals.append(goal)
+  return {"rows": rows, "goals": goals,
+          "goals_note": "issue 13: best-of-N at N = 256 with a 1,024-token prompt within 1.15x of the 128-token "
+                        "prompt's time, peak memory at most a third of the unshared layout's; beam within 1.1x of "
+                        "best-of-N"}
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--shape", default="1.2b", choices=sorted(SHAPES))
@@ -180,6 +225,9 @@ def main():
   ap.add_argument("--repeats", type=int, default=2, help="timed calls after one warm-up call (median)")
   ap.add_argument("--budget-s", type=float, default=540.0, help="skip work that would end later (from start)")
   ap.add_argument("--no-parts", action="store_true", help="skip the per-round component timings")
+  ap.add_argument("--no-plain", action="store_true", help="skip the plain sampling baseline")
+  ap.add_argument("--shared-prefix", default="on", choices=["on", "off", "both"],
+                  help="candidates read one stored copy of the prompt (on), N copies (off), or both, each timed")
   ap.add_argument("--smoke", action="store_true", help="tiny shapes on the CPU (tests the script)")
   ap.add_argument("--merge", nargs="+", help="raw files of this script -> one results file (no device work)")
   ap.add_argument("--note", default="")
@@ -231,7 +279,7 @@ def main():
                    "dtype": "bfloat16 (weights cast from float32 master)", "weights": "random",
                    "prompt_len": l_, "step_tokens_S": s_, "rounds_R": r_, "solution_tokens": r_ * s_,
                    "beam_width_M": args.beam_width, "lookahead_k": args.lookahead, "rows_per_call": args.rows,
-                   "temperature": TEMPERATURE, "top_p": 1.0,
+                   "temperature": TEMPERATURE, "top_p": 1.0, "shared_prefix": args.shared_prefix,
                    "forced_steps": "newline every S-th token, EOS ends step R, newline/EOS -1e9 elsewhere"},
       "hf_search_and_learn_reference": HF_REFERENCE, "runs": [], "parts": {}, "skipped": []}
 
@@ -302,7 +350,7 @@ def main():
     else:  # Out of time: the warm-up call is the only timing.
       t, times = warm_s, []
     return res, {"compile_s": compile_s, "warmup_s": warm_s, "time_s": t, "times_s": times,
-                 "peak_gib": peak_gib()}
+                 "peak_gib": peak_gib(), **program_memory(compiled)}
 
   for n in args.budgets:
     p = max(1, args.rows // n)
@@ -311,9 +359,10 @@ def main():
     plain_time = None
     # ---- plain sampling: N samples of R*S tokens per prompt, no stops.
     scfg = SamplingConfig(temperature=TEMPERATURE, top_p=1.0, max_new_tokens=r_ * s_, stop_at_newline=False)
-    fn = jit_sample(policy, n, scfg, StopRule.from_ids(policy.cfg.vocab_size), PAD_ID)
-    got = run_compiled(fn, (policy_params, prompts, valid, key), f"plain N={n}", est.get("plain_compile", 15.0),
-                       est.get("plain_call", 6.0))
+    fn = jit_sample(policy, n, scfg, StopRule.from_ids(policy.cfg.vocab_size), PAD_ID,
+                    shared_prefix=args.shared_prefix != "off")
+    got = None if args.no_plain else run_compiled(fn, (policy_params, prompts, valid, key), f"plain N={n}",
+                                                  est.get("plain_compile", 15.0), est.get("plain_call", 6.0))
     if got:
       res, tm = got
       lengths, reasons = np.asarray(res.lengths_B), np.asarray(res.stop_reason_B)
@@ -329,14 +378,16 @@ def main():
       save()
       del res
 
-    for method in args.methods:
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.shared_prefix]
+    for method, shared in [(m, sh) for m in args.methods for sh in modes]:
       cfg = SearchConfig(method=method, budget=n, beam_width=args.beam_width,
                          lookahead=args.lookahead if method == "lookahead" else 0, max_rounds=r_, max_step_tokens=s_,
-                         max_solution_tokens=r_ * s_, temperature=TEMPERATURE, top_p=1.0)
+                         max_solution_tokens=r_ * s_, temperature=TEMPERATURE, top_p=1.0, shared_prefix=shared)
       fn = jit_search(forced, prm, cfg, StopRule.from_ids(forced.cfg.vocab_size, [EOS_ID], NEWLINE_ID), PAD_ID)
       factor = 1 + 2 * cfg.lookahead
       call_est = est.get((method, "call"), factor * 1.3 * (plain_time or est.get("plain_call", 6.0)))
-      got = run_compiled(fn, (policy_params, prm_params, prompts, valid, key), f"{method} N={n}",
+      label = method if shared or args.shared_prefix != "both" else f"{method}/unshared"
+      got = run_compiled(fn, (policy_params, prm_params, prompts, valid, key), f"{label} N={n}",
                          est.get((method, "compile"), 30.0 * factor), call_est)
       if not got:
         continue
@@ -357,7 +408,8 @@ def main():
       ok = (rounds == r_ and checks["all_lengths_R*S"] and checks["all_stop_eos"] and checks["newlines_at_step_ends"]
             and checks["eos_at_end"])
       policy_tokens = float(bud.policy_tokens_P.mean())
-      run = {"method": method, "N": n, "P": p, "rows": p * n, "generations": int(bud.generations_P[0]), **tm,
+      run = {"method": label, "shared_prefix": shared, "N": n, "P": p, "rows": p * n,
+             "generations": int(bud.generations_P[0]), **tm,
              "s_per_problem": tm["time_s"] / p, "checks": checks, "checks_ok": bool(ok),
              "solution_tokens_per_problem": n * r_ * s_, "policy_tokens_per_problem": policy_tokens,
              "rollout_tokens_per_problem": float(bud.rollout_tokens_P.mean()),
@@ -368,10 +420,11 @@ def main():
              "policy_tokens_per_s": p * policy_tokens / tm["time_s"],
              "vs_plain_sampling": tm["time_s"] / plain_time if plain_time else None}
       out["runs"].append(run)
-      log(f"{method:9s} N={n:3d} P={p:3d}: {run['s_per_problem']:.3f} s/problem, "
+      log(f"{label:9s} N={n:3d} P={p:3d}: {run['s_per_problem']:.3f} s/problem, "
           f"{run['solution_tokens_per_s']:,.0f} sol tok/s, x{run['vs_plain_sampling'] or 0:.2f} plain, call "
           f"{tm['time_s']:.2f}s {['%.2f' % x for x in tm['times_s']]}, compile {tm['compile_s']:.1f}s, "
-          f"peak {tm['peak_gib']} GiB, checks {'ok' if ok else checks}")
+          f"peak {tm['peak_gib']} GiB, program {tm.get('program_total_bytes', 0) / 2 ** 30:.2f} GiB, "
+          f"checks {'ok' if ok else checks}")
       save()
       del res
 
@@ -452,6 +505,10 @@ def main():
     for m in args.methods:
       r = by.get((m, n))
       row[f"{m}_over_best_of_n"] = r["time_s"] / bon["time_s"] if r and bon else None
+      unshared = by.get((f"{m}/unshared", n))
+      if r and unshared:
+        row[f"{m}_unshared_s_per_problem"] = unshared["s_per_problem"]
+        row[f"{m}_shared_over_unshared"] = r["time_s"] / unshared["time_s"]
     summary.append(row)
   out["summary"] = summary
   out["total_wall_s"] = time.time() - T0

@@ -3,7 +3,8 @@
 Everything stays on the device: token buffers have fixed shapes
 [rows, max_new_tokens], rows stop independently (EOS, end of a step, or the
 length limit) and the loop ends when all rows have stopped. n samples per
-prompt share a single prompt prefill (the cache rows are repeated after it).
+prompt share a single prompt prefill; by default they also share its stored keys and values
+(`models.kv_cache.SharedPrefix`), so the prompt is held and read once, not n times.
 What stops a row is one `StopRule` (tokenization.steps): per-vocabulary tables
 passed in as arrays, so the loop gathers from them instead of comparing ids.
 """
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 
 from ttc_jax.decode.sampling import SamplingConfig, choose_tokens
 from ttc_jax.models import Transformer, init_cache, repeat_rows, unstack_layers
-from ttc_jax.models.kv_cache import KVCache
+from ttc_jax.models.kv_cache import KVCache, share_prefix
 from ttc_jax.tokenization.steps import StopRule, WithStopRule
 
 # STOP_NEWLINE: the step delimiter ended the row (whatever its text; STOP_STEP is the same).
@@ -110,13 +111,21 @@ def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, 
 
 
 def sample(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, rng: jax.Array, *,
-           num_samples: int, cfg: SamplingConfig, stop: StopRule, pad_id: int) -> SampleOutput:
+           num_samples: int, cfg: SamplingConfig, stop: StopRule, pad_id: int,
+           shared_prefix: bool = True) -> SampleOutput:
   """`num_samples` continuations of each left-padded prompt; rows b*n .. b*n+n-1 belong to prompt b.
 
+  `shared_prefix` (used when num_samples > 1): the n rows of a prompt read one stored copy
+  of its keys and values instead of n; equal up to float summation order.
   Returns tokens of shape [B * num_samples, cfg.max_new_tokens]; rows of an all-padding prompt are empty.
   """
-  logits_BxV, pos_B, cache = prefill(model, params, prompts_BxP, valid_BxP, prompts_BxP.shape[1] + cfg.max_new_tokens)
-  cache = repeat_rows(cache, num_samples)
+  if shared_prefix and num_samples > 1:
+    logits_BxV, pos_B, prompt_cache = prefill(model, params, prompts_BxP, valid_BxP, prompts_BxP.shape[1])
+    cache = share_prefix(prompt_cache, num_samples, cfg.max_new_tokens)
+  else:
+    logits_BxV, pos_B, cache = prefill(model, params, prompts_BxP, valid_BxP,
+                                       prompts_BxP.shape[1] + cfg.max_new_tokens)
+    cache = repeat_rows(cache, num_samples)
   logits = jnp.repeat(logits_BxV, num_samples, axis=0)
   pos = jnp.repeat(pos_B, num_samples, axis=0)
   # Padding rows (no prompt token: the short last chunk, rows added for the data-parallel size)
@@ -126,14 +135,19 @@ def sample(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Ar
 
 
 @functools.lru_cache(maxsize=None)
-def _jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, pad_id: int):
-  return jax.jit(functools.partial(sample, model, num_samples=num_samples, cfg=cfg, pad_id=pad_id))
+def _jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, pad_id: int, shared_prefix: bool = True):
+  return jax.jit(functools.partial(sample, model, num_samples=num_samples, cfg=cfg, pad_id=pad_id,
+                                   shared_prefix=shared_prefix))
 
 
-def jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, stop: StopRule, pad_id: int):
+def jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, stop: StopRule, pad_id: int,
+               shared_prefix: bool = True):
   """A jitted `sample`: fn(params, prompts_BxP, valid_BxP, rng) -> SampleOutput.
 
   Compiled once per (batch, prompt bucket, vocabulary) shape: `stop`'s tables are
   arguments of the compiled program, not constants in it.
   """
-  return WithStopRule(_jit_sample(model, num_samples, cfg, pad_id), stop)
+  # The default layout is cached under the four-argument key, the one callers that look the
+  # compiled program up (tests counting compiles) use.
+  extra = () if shared_prefix else (False,)
+  return WithStopRule(_jit_sample(model, num_samples, cfg, pad_id, *extra), stop)

@@ -21,6 +21,7 @@ import numpy as np
 from ttc_jax.models import attention
 from ttc_jax.models.config import ModelConfig, rope_inv_freq
 from ttc_jax.models.kv_cache import KVCache, write_layer
+from ttc_jax.models.prefix_attention import attend_cascade, prefix_mask
 
 _MASKED = attention.MASKED  # Also for padded vocabulary logits.
 
@@ -81,7 +82,8 @@ class Attention(nn.Module):
     """masks: without a cache (valid BxT or None = all valid,), attended by `cfg.attention_impl`;
     with one (self mask BxTxT, cache slot mask BxS, cache positions BxS).
 
-    With a cache, `layer_kv` is this layer's (keys, values) slots, read but not written.
+    With a cache, `layer_kv` is this layer's (keys, values, prefix) slots, read but not written;
+    prefix is None or the shared prompt's (keys, values, valid, positions) (`kv_cache.SharedPrefix`).
     """
     cfg = self.cfg
     n, k_heads, h, d = cfg.n_heads, cfg.n_kv_heads, cfg.head_size, cfg.d_model
@@ -119,12 +121,18 @@ class Attention(nn.Module):
       self_mask_BxTxT, cache_mask_BxS, cache_pos_BxS = masks
       if cfg.sliding_window:
         self_mask_BxTxT = self_mask_BxTxT & attention.window_mask(positions_BxT, positions_BxT, window)
-      cache_k, cache_v = layer_kv
+      cache_k, cache_v, prefix = layer_kv
       cache_mask_BxTxS = cache_mask_BxS[:, None, :]
       if cfg.sliding_window:
         cache_mask_BxTxS = cache_mask_BxTxS & attention.window_mask(positions_BxT, cache_pos_BxS, window)
       k, v = k.astype(cache_k.dtype), v.astype(cache_v.dtype)
-      out_BxTxNxH = attention.attend_cached(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, **scores)
+      if prefix is None:
+        out_BxTxNxH = attention.attend_cached(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, **scores)
+      else:
+        prefix_k, prefix_v, prefix_valid, prefix_pos = prefix
+        mask = prefix_mask(prefix_valid, prefix_pos, positions_BxT, window if cfg.sliding_window else None)
+        out_BxTxNxH = attend_cascade(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, prefix_k, prefix_v,
+                                     mask, **scores)
       new_kv = (k, v)  # Only the T new tokens; Transformer writes them into the cache.
     out_std = (n * h) ** -0.5 / (2 * cfg.n_layers) ** 0.5
     out = jnp.einsum("btnh,nhd->btd", out_BxTxNxH, weight("o", (n, h, d), out_std, ("heads", "head_dim", "embed")))
@@ -229,6 +237,9 @@ class Transformer(nn.Module):
       raise ValueError("Transformer: these params have their layers unstacked (`unstack_layers`), which only "
                        "cached calls read; pass the stacked params for a call without a cache")
     if positions_BxT is None:
+      if cache is not None and cache.prefix is not None:
+        raise ValueError("Transformer: a cache with a shared prefix needs explicit positions (its index counts "
+                         "only the rows' own slots)")
       positions_BxT = jnp.broadcast_to(start + jnp.arange(t, dtype=jnp.int32), (b, t))
     if cache is None:
       masks = (valid_BxT,)  # None: every token real, which lets fused attention use its causal-only kernel.
@@ -316,7 +327,10 @@ class Transformer(nn.Module):
         layer_params = jax.tree_util.tree_map(lambda a: a[i], nn.meta.unbox(params["layers"]))
       else:
         layer_params = nn.meta.unbox(params[f"layer_{i}"])
-      layer_kv = (cache.k_BxKxSxH[i], cache.v_BxKxSxH[i])
+      shared = cache.prefix
+      prefix = None if shared is None else (shared.k_PxKxSxH[i], shared.v_PxKxSxH[i], shared.valid_PxS,
+                                            shared.positions_PxS)
+      layer_kv = (cache.k_BxKxSxH[i], cache.v_BxKxSxH[i], prefix)
       x_BxTxD, (k_BxTxKxH, v_BxTxKxH) = Block(cfg, parent=None).apply(
           {"params": layer_params}, x_BxTxD, layer_kv, (inv_freq_LxH2[i], window_L[i]), positions_BxT, masks)
       new_k.append(write_layer(layer_kv[0], k_BxTxKxH, cache.index))
@@ -325,7 +339,7 @@ class Transformer(nn.Module):
     return x_BxTxD, KVCache(k_BxKxSxH=tuple(new_k), v_BxKxSxH=tuple(new_v),
                             valid_BxS=write(cache.valid_BxS, valid_BxT),
                             positions_BxS=write(cache.positions_BxS, positions_BxT),
-                            index=(cache.index + x_BxTxD.shape[1]).astype(jnp.int32))
+                            index=(cache.index + x_BxTxD.shape[1]).astype(jnp.int32), prefix=cache.prefix)
 
 
 def unstack_layers(params):

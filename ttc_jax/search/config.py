@@ -37,6 +37,10 @@ class SearchConfig:
       which grows each round by the longest step of the round, so the search stops
       when another step might not fit.
     temperature, top_p: how steps are sampled (lookahead rollouts are greedy).
+    shared_prefix: store the prompt's keys and values once per problem (policy and
+      verifier caches) and let its N candidates read that one copy (cascade
+      attention); each candidate's cache then holds only its solution. False keeps
+      N copies of the prompt. Both give the same search up to float summation order.
   """
 
   method: str = "beam"
@@ -48,6 +52,7 @@ class SearchConfig:
   max_solution_tokens: int = 512
   temperature: float = 1.0
   top_p: float = 1.0
+  shared_prefix: bool = True
 
   def __post_init__(self):
     errors = []

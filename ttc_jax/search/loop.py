@@ -19,6 +19,9 @@ W = max_step_tokens, R = max_rounds, S = prompt length + T + k * W cache slots.
 The verifier has its own prompt (length L'), block width W' and slot budget T'
 (`search.verifier_feed.VerifierSpec`; this project's PRM: its prompt is the
 policy's, W' = W, T' = T): S' = L' + T' + k * W' slots.
+With `cfg.shared_prefix` each problem's prompt is stored once ([P, K, L, H] per layer,
+`models.kv_cache.SharedPrefix`) and the candidates' caches hold only the solution:
+S = T + k * W and S' = T' + k * W' slots per row, the index counting from 0.
 """
 import functools
 
@@ -29,6 +32,7 @@ import jax.numpy as jnp
 from ttc_jax.decode.sampler import STOP_EOS, STOP_LENGTH, STOP_NONE, prefill
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.models import unstack_layers
+from ttc_jax.models.kv_cache import share_prefix
 from ttc_jax.search import budget as budget_lib
 from ttc_jax.search.beams import gather_beams, gather_cache, repeat_beams, repeat_cache
 from ttc_jax.search.budget import Budget
@@ -110,24 +114,33 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
   """
   p, prompt_len = prompts_PxL.shape
   n, r, w, k = cfg.budget, cfg.max_rounds, cfg.max_step_tokens, cfg.lookahead
-  cache_len = prompt_len + cfg.max_solution_tokens + k * w
   step_cfg = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=w, stop_at_newline=True)
   if verifier_prompts_PxL is None:
     verifier_prompts_PxL, verifier_valid_PxL = prompts_PxL, valid_PxL
   spec: VerifierSpec = models.verifier
   v_block, v_slots = spec.block or w, spec.solution_slots or cfg.max_solution_tokens
-  v_room = verifier_prompts_PxL.shape[1] + v_slots  # The verifier's own budget: its index stays below this.
+  v_prompt_len = verifier_prompts_PxL.shape[1]
+  # Where each cache's index starts the solution: 0 when the prompt is a shared prefix.
+  policy_start, v_start = (0, 0) if cfg.shared_prefix else (prompt_len, v_prompt_len)
+  policy_room = policy_start + cfg.max_solution_tokens  # The policy's index stays below this.
+  v_room = v_start + v_slots  # The verifier's own budget: its index stays below this.
+  cache_len, v_cache_len = policy_room + k * w, v_room + k * v_block
 
   # Each layer's weights split out of the scanned stack once, not in every decode step.
   models = models.replace(policy_params=unstack_layers(models.policy_params),
                           prm_params=unstack_layers(models.prm_params))
   # Both prefills run once per problem; the N candidates share them.
-  logits_PxV, pos_P, policy_cache = prefill(models.policy, models.policy_params, prompts_PxL, valid_PxL, cache_len)
+  logits_PxV, pos_P, policy_cache = prefill(models.policy, models.policy_params, prompts_PxL, valid_PxL,
+                                            prompt_len if cfg.shared_prefix else cache_len)
   prm_cache, prm_pos_P = prefill_prm(models.prm, models.prm_params, verifier_prompts_PxL, verifier_valid_PxL,
-                                     v_room + k * v_block)
+                                     v_prompt_len if cfg.shared_prefix else v_cache_len)
+  if cfg.shared_prefix:
+    policy_cache, prm_cache = share_prefix(policy_cache, n, cache_len), share_prefix(prm_cache, n, v_cache_len)
+  else:
+    policy_cache, prm_cache = repeat_cache(policy_cache, n), repeat_cache(prm_cache, n)
   ctx = Context(policy_logits_BxV=repeat_beams(logits_PxV, n), policy_pos_B=repeat_beams(pos_P, n),
-                policy_cache=repeat_cache(policy_cache, n), prm_pos_B=repeat_beams(prm_pos_P, n),
-                prm_cache=repeat_cache(prm_cache, n), prm_steps_B=jnp.zeros((p * n,), jnp.int32))
+                policy_cache=policy_cache, prm_pos_B=repeat_beams(prm_pos_P, n),
+                prm_cache=prm_cache, prm_steps_B=jnp.zeros((p * n,), jnp.int32))
   b = p * n
   cand = Candidates(tokens_BxT=jnp.full((b, cfg.max_solution_tokens), models.pad_id, jnp.int32),
                     lengths_B=jnp.zeros((b,), jnp.int32), finished_B=jnp.zeros((b,), bool),
@@ -145,7 +158,7 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
       rng=rng, overflow=jnp.zeros((), jnp.int32))
 
   def cond(s: SearchState):
-    room = s.ctx.policy_cache.index + w <= prompt_len + cfg.max_solution_tokens
+    room = s.ctx.policy_cache.index + w <= policy_room
     room &= s.ctx.prm_cache.index + v_block <= v_room
     return (s.round < r) & jnp.any(~s.frozen_PxG) & room
 

@@ -177,5 +177,11 @@ def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompt
 
 
 def search_spec(cfg: SearchConfig) -> dict:
-  """The config as plain data, for results files."""
-  return dataclasses.asdict(cfg)
+  """The config as plain data, for results files.
+
+  Leaves out `shared_prefix`: it says how the caches are laid out, not what is searched,
+  so results written before it existed still match their spec.
+  """
+  spec = dataclasses.asdict(cfg)
+  del spec["shared_prefix"]
+  return spec

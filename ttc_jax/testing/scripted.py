@@ -42,7 +42,15 @@ def _store(cache: KVCache, tokens_BxT: jax.Array, valid_BxT: jax.Array):
   new = cache.replace(k_BxKxSxH=k, valid_BxS=valid, index=(start + t).astype(jnp.int32))  # Positions unused.
   slots_S = jnp.arange(cache.max_len)
   visible_BxTxS = (slots_S[None, None] <= (start + jnp.arange(t))[None, :, None]) & valid[:, None]
-  return new, jnp.round(k[0][:, 0, :, 0]).astype(jnp.int32), visible_BxTxS
+  context_BxS = jnp.round(k[0][:, 0, :, 0]).astype(jnp.int32)
+  if cache.prefix is not None:  # A shared prompt comes before every row's own slots.
+    rows = b // cache.prefix.num_problems
+    prefix_BxS = jnp.repeat(jnp.round(cache.prefix.k_PxKxSxH[0][:, 0, :, 0]).astype(jnp.int32), rows, axis=0)
+    prefix_visible_BxTxS = jnp.broadcast_to(jnp.repeat(cache.prefix.valid_PxS, rows, axis=0)[:, None],
+                                            (b, t, prefix_BxS.shape[1]))
+    context_BxS = jnp.concatenate([prefix_BxS, context_BxS], axis=1)
+    visible_BxTxS = jnp.concatenate([prefix_visible_BxTxS, visible_BxTxS], axis=2)
+  return new, context_BxS, visible_BxTxS
 
 
 def _last_content(context_BxS, visible_BxTxS, first_content):
