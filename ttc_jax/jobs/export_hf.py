@@ -16,6 +16,7 @@ from ttc_jax import config_parsing, export, storage
 from ttc_jax.jobs import common
 from ttc_jax.model_refs import hf_path, resolve
 from ttc_jax.models.hf import save_hf_checkpoint
+from ttc_jax.models.hf.saving import TOKENIZER_FILES
 from ttc_jax.tasks import tokenizer as sp_tokenizer
 
 SECTIONS = {"job", "export_hf", "mesh", "distributed"}
@@ -34,6 +35,18 @@ class ExportHfConfig:
       raise ValueError(f"export_hf.max_shard_gb={self.max_shard_gb} must be positive")
 
 
+def _local_tokenizer_dir(source_dir: str) -> str:
+  """`source_dir` itself if local; for a bucket, a local folder with just its tokenizer files (not the weights)."""
+  if not storage.is_remote(source_dir):
+    return source_dir
+  local = storage.local_mirror(source_dir)
+  for name in (*TOKENIZER_FILES, "generation_config.json"):
+    if storage.exists(storage.join(source_dir, name)):
+      with open(os.path.join(local, name), "wb") as f:
+        f.write(storage.read_bytes(storage.join(source_dir, name)))
+  return local
+
+
 def run(config, workdir: str) -> None:
   config_parsing.check_sections(config, SECTIONS, "export_hf")
   cfg = config_parsing.parse_section(ExportHfConfig, config.get("export_hf"), "export_hf")
@@ -45,7 +58,11 @@ def run(config, workdir: str) -> None:
   bos, eos = manifest.get("bos_token_id"), manifest.get("eos_token_id")
   if "hf_model_type" not in manifest:  # Our own SentencePiece models: fixed special ids.
     bos, eos = sp_tokenizer.BOS_ID, sp_tokenizer.EOS_ID
-  files = save_hf_checkpoint(out_dir, params, model_cfg, source_dir, model_type=cfg.model_type or
-                             manifest.get("hf_model_type", ""), dtype=cfg.dtype or None, bos_id=bos, eos_id=eos,
-                             max_shard_bytes=int(cfg.max_shard_gb * (1 << 30)))
+  # safetensors and the tokenizer copy write local files: on a bucket they are written into a local
+  # mirror and each file is uploaded whole after (a kill leaves no half-written object).
+  with storage.mirrored(out_dir, download=False) as local_out:
+    files = save_hf_checkpoint(local_out, params, model_cfg, _local_tokenizer_dir(source_dir),
+                               model_type=cfg.model_type or manifest.get("hf_model_type", ""),
+                               dtype=cfg.dtype or None, bos_id=bos, eos_id=eos,
+                               max_shard_bytes=int(cfg.max_shard_gb * (1 << 30)))
   logging.info("Exported %s to %s (%d safetensors files)", source, out_dir, len(files))
