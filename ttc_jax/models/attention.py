@@ -59,10 +59,21 @@ def window_mask(q_pos_BxT, k_pos_BxS, window):
   return in_window | (window <= 0)
 
 
-def _scores(q_BxTxKxGxH, k_BxSxKxH, scale: float, softcap: float) -> jax.Array:
-  """float32[B, K, G, T, S] attention logits, soft-capped (Gemma 2) before any masking."""
+def capped(scores, softcap: float):
+  """Gemma 2's attention soft-capping (none when softcap is 0), applied before any masking."""
+  return jnp.tanh(scores / softcap) * softcap if softcap else scores
+
+
+def grouped_scores(q_BxTxKxGxH, k_BxSxKxH, scale: float, softcap: float) -> jax.Array:
+  """float32[B, K, G, T, S] attention logits of keys in [B, S, K, H] order, soft-capped."""
   s = jnp.einsum("btkgh,bskh->bkgts", q_BxTxKxGxH, k_BxSxKxH, preferred_element_type=jnp.float32) * scale
-  return jnp.tanh(s / softcap) * softcap if softcap else s
+  return capped(s, softcap)
+
+
+def cache_scores(q_BxTxKxGxH, cache_k_BxKxSxH, scale: float, softcap: float) -> jax.Array:
+  """float32[B, K, G, T, S] logits against a cache in its own [B, K, S, H] layout, soft-capped."""
+  s = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, cache_k_BxKxSxH, preferred_element_type=jnp.float32) * scale
+  return capped(s, softcap)
 
 
 def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, mask_BxTxS, *, scale: float, softcap: float = 0.0) -> jax.Array:
@@ -70,7 +81,7 @@ def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, mask_BxTxS, *, scale: float, softcap
   b, t, n, h = q_BxTxNxH.shape
   k_heads = k_BxSxKxH.shape[2]
   q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_heads, n // k_heads, h)
-  scores = _scores(q_BxTxKxGxH, k_BxSxKxH, scale, softcap)
+  scores = grouped_scores(q_BxTxKxGxH, k_BxSxKxH, scale, softcap)
   scores = jnp.where(mask_BxTxS[:, None, None], scores, MASKED)
   probs = jax.nn.softmax(scores, axis=-1).astype(v_BxSxKxH.dtype)
   out = jnp.einsum("bkgts,bskh->btkgh", probs, v_BxSxKxH)
@@ -88,10 +99,8 @@ def attend_cached(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxKx
   b, t, n, h = q_BxTxNxH.shape
   k_heads = k_BxTxKxH.shape[2]
   q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_heads, n // k_heads, h)
-  s_cache = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, cache_k_BxKxSxH, preferred_element_type=jnp.float32) * scale
-  if softcap:
-    s_cache = jnp.tanh(s_cache / softcap) * softcap
-  s_self = _scores(q_BxTxKxGxH, k_BxTxKxH, scale, softcap)
+  s_cache = cache_scores(q_BxTxKxGxH, cache_k_BxKxSxH, scale, softcap)
+  s_self = grouped_scores(q_BxTxKxGxH, k_BxTxKxH, scale, softcap)
   s_cache = jnp.where(cache_mask_BxTxS[:, None, None], s_cache, MASKED)
   s_self = jnp.where(self_mask_BxTxT[:, None, None], s_self, MASKED)
   m = jax.lax.stop_gradient(jnp.maximum(s_cache.max(-1, keepdims=True), s_self.max(-1, keepdims=True)))

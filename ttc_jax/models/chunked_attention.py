@@ -7,7 +7,7 @@ running max and sum. The backward pass (`jax.custom_vjp`) walks the key blocks a
 recomputes each block's probabilities from the saved max and sum, so its memory is
 one [T, chunk] block per kv head group, not [T, T].
 
-Masking matches `attention.attend` exactly, including its finite `_MASKED`
+Masking matches `attention.attend` exactly, including its finite `MASKED`
 value: a query that sees no key (a padding token after padding only) averages
 all keys uniformly instead of producing NaN. Keys added to round T up to a whole
 number of chunks are excluded with -inf, so they never enter that average.

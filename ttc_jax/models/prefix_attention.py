@@ -4,18 +4,14 @@ With a `SharedPrefix` the N rows of one problem read the same prompt keys and va
 Their queries are grouped per problem, so the prefix scores are one matmul per problem
 and kv head, [N * T * G, H] x [H, Sp], that reads the prefix once, instead of N row
 matmuls that each read their own copy of it. Each row's suffix slots and the T new
-tokens are scored as in `transformer.attend_cached`. The three parts share one softmax:
+tokens are scored as in `attention.attend_cached`. The three parts share one softmax:
 every part is exponentiated against the maximum over all three (the log-sum-exp merge),
 so the result is the softmax over the concatenated slots, up to float summation order.
 """
 import jax
 import jax.numpy as jnp
 
-_MASKED = -1e30  # As transformer._MASKED: a row with no visible key gets a uniform softmax, not NaN.
-
-
-def _capped(s, softcap: float):
-  return jnp.tanh(s / softcap) * softcap if softcap else s
+from ttc_jax.models.attention import MASKED, cache_scores, capped, grouped_scores
 
 
 def prefix_mask(prefix_valid_PxS, prefix_pos_PxS, positions_BxT, window) -> jax.Array:
@@ -51,11 +47,11 @@ def attend_cascade(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxK
   to_prefix = lambda x_BxKxGxT: x_BxKxGxT.reshape(p, rows, k_heads, g, t).transpose(0, 2, 1, 4, 3)
   s_prefix = jnp.einsum("pntkgh,pksh->pkntgs", q_BxTxKxGxH.reshape(p, rows, t, k_heads, g, h), prefix_k_PxKxSxH,
                         preferred_element_type=jnp.float32) * scale
-  s_prefix = jnp.where(prefix_mask_PxNxTxS[:, None, :, :, None], _capped(s_prefix, softcap), _MASKED)
-  s_cache = jnp.einsum("btkgh,bksh->bkgts", q_BxTxKxGxH, cache_k_BxKxSxH, preferred_element_type=jnp.float32) * scale
-  s_cache = jnp.where(cache_mask_BxTxS[:, None, None], _capped(s_cache, softcap), _MASKED)
-  s_self = jnp.einsum("btkgh,bukh->bkgtu", q_BxTxKxGxH, k_BxTxKxH, preferred_element_type=jnp.float32) * scale
-  s_self = jnp.where(self_mask_BxTxT[:, None, None], _capped(s_self, softcap), _MASKED)
+  s_prefix = jnp.where(prefix_mask_PxNxTxS[:, None, :, :, None], capped(s_prefix, softcap), MASKED)
+  s_cache = cache_scores(q_BxTxKxGxH, cache_k_BxKxSxH, scale, softcap)
+  s_cache = jnp.where(cache_mask_BxTxS[:, None, None], s_cache, MASKED)
+  s_self = grouped_scores(q_BxTxKxGxH, k_BxTxKxH, scale, softcap)
+  s_self = jnp.where(self_mask_BxTxT[:, None, None], s_self, MASKED)
 
   m_BxKxGxT = jax.lax.stop_gradient(
       jnp.maximum(jnp.maximum(to_rows(s_prefix.max(-1)), s_cache.max(-1)), s_self.max(-1)))
