@@ -1,18 +1,13 @@
 """bench/sampler.py's CPU smoke mode (`--shapes tiny`): one row with its memory and HLO copy records."""
-import importlib.util
 import json
 import math
-import os
 import types
 
-_PATH = os.path.join(os.path.dirname(__file__), "..", "bench", "sampler.py")
+from ttc_jax.testing.tiny import load_file_module
 
 
 def _bench():
-  spec = importlib.util.spec_from_file_location("bench_sampler", _PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_file_module("bench/sampler.py", "bench_sampler")
 
 
 def test_large_copies_counts_only_copy_like_ops_above_the_threshold():

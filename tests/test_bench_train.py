@@ -1,15 +1,9 @@
 """bench/train.py on a tiny shape on CPU (2 timed steps through the real loop), so the script keeps running."""
-import importlib.util
-import os
-
-_PATH = os.path.join(os.path.dirname(__file__), "..", "bench", "train.py")
+from ttc_jax.testing.tiny import load_file_module
 
 
 def _bench():
-  spec = importlib.util.spec_from_file_location("bench_train", _PATH)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_file_module("bench/train.py", "bench_train")
 
 
 def test_tiny_row_through_the_training_loop():

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from ttc_jax.testing.prm_goldens import GOLDEN_DIR
-from ttc_jax.testing.tiny import load_config_module
+from ttc_jax.testing.tiny import load_config_module, load_file_module
 from ttc_jax.testing.tiny_hf import write_hf_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -16,10 +16,7 @@ MATH500 = os.path.join(REPO, "tests", "data", "tasks", "math500", "test.jsonl")
 
 
 def test_experiment_fields_reach_every_stage():
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("math500", os.path.join(REPO, "configs", "experiments", "math500.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = load_file_module(os.path.join("configs", "experiments", "math500.py"), "math500")
   c = module.get_config("smoke")
   c.experiment.policy = "hf:/p"
   c.experiment.prm_format = "qwen_prm"

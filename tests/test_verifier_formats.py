@@ -5,7 +5,6 @@ with the format's special tokens and the reference ids / read positions / step s
 tests/tools/make_prm_goldens.py computed the way each model card does. These tests run without
 torch; with torch installed the reference is also recomputed live.
 """
-import importlib.util
 import os
 
 import jax
@@ -17,7 +16,7 @@ from ttc_jax.models import hf
 from ttc_jax.parallel import MeshConfig, make_mesh
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing.prm_goldens import GOLDEN_DIR, SCORE_ATOL, SPECS, golden_cases
-from ttc_jax.testing.tiny import REPO_ROOT
+from ttc_jax.testing.tiny import load_file_module
 from ttc_jax.verify.formats import FORMATS, LLAMA3_USER, get_format
 from ttc_jax.verify.scoring import score_steps
 
@@ -117,11 +116,7 @@ def test_registry_names_every_format():
 
 
 def _reference_tool():
-  spec = importlib.util.spec_from_file_location("make_prm_goldens",
-                                                os.path.join(REPO_ROOT, "tests", "tools", "make_prm_goldens.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_file_module(os.path.join("tests", "tools", "make_prm_goldens.py"), "make_prm_goldens")
 
 
 @pytest.mark.parametrize("fmt", sorted(SPECS))

@@ -41,12 +41,18 @@ def devices(n: int):
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def load_config_module(name: str):
-  """configs/<name>.py as a module (config files are loaded by path, as ml_collections does)."""
-  spec = importlib.util.spec_from_file_location(f"{name}_config", os.path.join(REPO_ROOT, "configs", f"{name}.py"))
+def load_file_module(relpath: str, name: str):
+  """The Python file at `relpath` (from the repository root) as a module named `name`: configs,
+  bench/ and tools scripts are files, not packages."""
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO_ROOT, relpath))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
+
+
+def load_config_module(name: str):
+  """configs/<name>.py as a module (config files are loaded by path, as ml_collections does)."""
+  return load_file_module(os.path.join("configs", f"{name}.py"), f"{name}_config")
 
 
 def export_tiny_model(out_dir: str, tokenizer, *, seed: int = 0, **overrides) -> None:
