@@ -6,6 +6,7 @@ import numpy as np
 
 from ttc_jax import parallel, shards
 from ttc_jax.jobs import common, sample_solutions
+from ttc_jax.provenance import write_json
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing import multihost_run
 from ttc_jax.testing.tiny import devices, export_tiny_model, load_config_module
@@ -57,6 +58,8 @@ def scenario(workdir: str) -> dict:
 
   from ttc_jax.parallel import batches, processes
 
+  # A result made from other inputs: both processes are told to recompute; only the lead moves it aside.
+  stale_is_current = common.current_result(os.path.join(workdir, "old_result.json"), {"model": "new"})
   sample_solutions.run(_samples_config("hosts"), workdir)
   # Only the lead's metrics writer imports tensorboardX (seconds): every process does it first, so
   # they reach the first collective together (on CPU, gloo gives up on a peer after 30 s).
@@ -70,7 +73,8 @@ def scenario(workdir: str) -> dict:
   if jax.process_index() == 0:
     np.savez(os.path.join(workdir, "params_hosts.npz"), **params)
   return {"process": jax.process_index(), "processes": jax.process_count(), "devices": jax.device_count(),
-          "local_devices": jax.local_device_count(), "global_rows_doubled": doubled.tolist() == (2 * rows).tolist(),
+          "local_devices": jax.local_device_count(), "stale_is_current": stale_is_current,
+          "global_rows_doubled": doubled.tolist() == (2 * rows).tolist(),
           "gathered": processes.gather_json({"from": jax.process_index(), "text": "é" * jax.process_index()})}
 
 
@@ -81,11 +85,14 @@ def test_two_processes_equal_one(tmp_path, monkeypatch):
     sample_solutions.run(_samples_config("one"), str(tmp_path))
   reference = _train(devices(4), str(tmp_path / "train_one"))
 
+  write_json(str(tmp_path / "old_result.json"), {"inputs": {"model": "old"}})
   results = multihost_run.launch("tests.test_multihost:scenario", {"workdir": str(tmp_path)}, num_processes=2,
                                  devices_per_process=2)
   gathered = [{"from": 0, "text": ""}, {"from": 1, "text": "é"}]  # eval_verifiers gathers its scores so.
-  assert results == [{"process": i, "processes": 2, "devices": 4, "local_devices": 2, "global_rows_doubled": True,
-                      "gathered": gathered} for i in range(2)]
+  assert results == [{"process": i, "processes": 2, "devices": 4, "local_devices": 2, "stale_is_current": False,
+                      "global_rows_doubled": True, "gathered": gathered} for i in range(2)]
+  assert not (tmp_path / "old_result.json").exists() and (tmp_path / "old_result.json.stale-1").exists()
+  assert not (tmp_path / "old_result.json.stale-2").exists()  # Moved once, by the lead.
   hosts = shards.read_records(str(tmp_path / "samples" / "hosts"))
   assert len(hosts) == 5 and hosts == shards.read_records(str(tmp_path / "samples" / "one"))
   trained = np.load(tmp_path / "params_hosts.npz")

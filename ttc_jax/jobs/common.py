@@ -139,19 +139,27 @@ def current_result(path: str, inputs: dict, *also: str) -> bool:
   A result made from other inputs is stale: it is moved to `<path>.stale-<n>` (and so is every file in
   `also` computed with it, e.g. cached scores), kept rather than deleted, and False is returned so the job
   makes it again. A result that records no inputs (written before they were recorded) counts as current.
+
+  In a multi-host run every process calls this (jobs run the same code everywhere) and gets the same
+  answer: all read before the lead alone moves anything aside, and none goes on until it has.
   """
-  if not storage.exists(path):
+  old = read_json(path, "delete it to recompute it").get("inputs", None) if storage.exists(path) else _MISSING
+  processes.barrier("current_result.read")
+  if old is _MISSING:
     return False
-  old = read_json(path, "delete it to recompute it").get("inputs")
   if old is None or old == inputs:
     return True
-  changed = shards.changed_inputs(old, inputs)
-  for p in (path, *also):
-    if storage.exists(p):
-      storage.replace(p, shards.stale_path(p))
-  logging.warning("%s was made from other inputs (%s changed): moved aside, computing it again", path,
-                  ", ".join(changed))
+  if jax.process_index() == 0:
+    for p in (path, *also):
+      if storage.exists(p):
+        storage.replace(p, shards.stale_path(p))
+    logging.warning("%s was made from other inputs (%s changed): moved aside, computing it again", path,
+                    ", ".join(shards.changed_inputs(old, inputs)))
+  processes.barrier("current_result.moved")
   return False
+
+
+_MISSING = object()  # No result file at all (as opposed to one that records no inputs).
 
 
 def stage_dir(workdir: str, name: str) -> str:
