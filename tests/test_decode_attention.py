@@ -35,12 +35,12 @@ def _case(groups, dtype, head=16, k_heads=2, seed=0):
           poison(clean_v), jnp.asarray(visible_BxS))
 
 
-@pytest.mark.parametrize("groups,dtype,softcap,head", [(2, jnp.float32, 0.0, 16), (4, jnp.float32, 5.0, 16),
-                                                       (3, jnp.float32, 0.0, 12), (4, jnp.bfloat16, 0.0, 16)])
+@pytest.mark.parametrize("groups,dtype,softcap,head", [(2, jnp.float32, 0.0, 16), (3, jnp.float32, 5.0, 12),
+                                                       (4, jnp.bfloat16, 0.0, 16)])
 def test_kernel_part_equals_dense_scores(groups, dtype, softcap, head):
   """(out, max, sum) against the dense XLA scores, with every unfilled slot NaN (never read).
 
-  G = 3 and head size 12 exercise the kernel's padding of both to 16; softcap Gemma 2's capping.
+  G = 3 and head size 12 exercise the kernel's padding of both to 16 (with Gemma 2's soft-capping).
   """
   q, _, _, clean_k, clean_v, nan_k, nan_v, visible = _case(groups, dtype, head)
   b, _, n, h = q.shape
@@ -62,8 +62,7 @@ def test_kernel_part_equals_dense_scores(groups, dtype, softcap, head):
   assert (np.asarray(l)[empty] == 0).all() and (np.asarray(out)[empty] == 0).all()
 
 
-@pytest.mark.parametrize("groups,dtype", [(2, jnp.float32), (4, jnp.bfloat16)])
-def test_attend_cached_pallas_equals_xla(groups, dtype):
+def test_attend_cached_pallas_equals_xla(groups=2, dtype=jnp.float32):
   """The merged decode step (cache + the new token itself), including rows with an empty cache."""
   q, new_k, new_v, clean_k, clean_v, nan_k, nan_v, visible = _case(groups, dtype, seed=1)
   self_mask = jnp.asarray([[[True]], [[True]], [[False]], [[True]], [[True]], [[True]]])  # Row 2: a padding token.
@@ -72,8 +71,7 @@ def test_attend_cached_pallas_equals_xla(groups, dtype):
   want = attend_cached(q, new_k, new_v, self_mask, clean_k, clean_v, visible[:, None], **args)
   assert got.dtype == want.dtype
   real = np.asarray(self_mask[:, 0, 0] | visible.any(1))  # A row seeing nothing at all has no defined output.
-  tol = dict(rtol=1e-5, atol=1e-5) if dtype == jnp.float32 else dict(rtol=2e-2, atol=2e-2)
-  np.testing.assert_allclose(np.asarray(got, np.float32)[real], np.asarray(want, np.float32)[real], **tol)
+  np.testing.assert_allclose(np.asarray(got)[real], np.asarray(want)[real], rtol=1e-5, atol=1e-5)
 
 
 def test_attend_cascade_pallas_equals_xla():
@@ -106,7 +104,7 @@ PROMPTS = [[5, 9, 11, 7], [3, 4], [8, 12, 13, 14, 15, 16, 17]]
 @pytest.mark.parametrize("shared_prefix", [False, True])
 def test_greedy_sample_pallas_equals_xla(shared_prefix):
   """A whole decode through `sample()`: identical greedy tokens (GQA, sliding window, soft-capping)."""
-  cfg = tiny_model_config(sliding_window=5, attn_softcap=5.0)
+  cfg = tiny_model_config(n_layers=1, sliding_window=5, attn_softcap=5.0)
   xla, pallas = (Transformer(dataclasses.replace(cfg, decode_attention_impl=impl)) for impl in ("xla", "pallas"))
   params = nn.unbox(jax.jit(xla.init)(jax.random.key(0), jnp.zeros((1, 4), jnp.int32)))
   tokens, valid = left_pad(PROMPTS, PAD, buckets=(8,))

@@ -76,7 +76,7 @@ def _kernel(lengths_ref, q_ref, k_ref, v_ref, visible_ref, o_ref, m_ref, l_ref, 
   col_ok = None if head_pad == head_size else (cols < head_size)[None, :]
   q_ok = (rows < groups)[:, None]
   q = plgpu.load(q_ref.at[pl.ds(0, groups_pad), pl.ds(0, head_pad)],
-                 mask=q_ok if col_ok is None else q_ok & col_ok, other=0)
+                 mask=q_ok if col_ok is None else q_ok & col_ok, other=0.0)
   exact = dict(precision=jax.lax.Precision.HIGHEST) if q.dtype == jnp.float32 else {}  # No tf32 for float32.
 
   def body(i, carry):
@@ -85,8 +85,8 @@ def _kernel(lengths_ref, q_ref, k_ref, v_ref, visible_ref, o_ref, m_ref, l_ref, 
     slots = start + jnp.arange(block_k)
     filled = slots < length  # Masked loads: slots at or past the length are not fetched.
     kv_ok = filled[:, None] if col_ok is None else filled[:, None] & col_ok
-    k = plgpu.load(k_ref.at[pl.ds(start, block_k), pl.ds(0, head_pad)], mask=kv_ok, other=0)
-    v = plgpu.load(v_ref.at[pl.ds(start, block_k), pl.ds(0, head_pad)], mask=kv_ok, other=0)
+    k = plgpu.load(k_ref.at[pl.ds(start, block_k), pl.ds(0, head_pad)], mask=kv_ok, other=0.0)
+    v = plgpu.load(v_ref.at[pl.ds(start, block_k), pl.ds(0, head_pad)], mask=kv_ok, other=0.0)
     visible = filled & (plgpu.load(visible_ref.at[pl.ds(start, block_k)], mask=filled, other=0) != 0)
     s = _dot(q, k, trans_b=True, **exact) * scale  # float32 [groups_pad, block_k]
     if softcap:
@@ -111,9 +111,10 @@ def _kernel(lengths_ref, q_ref, k_ref, v_ref, visible_ref, o_ref, m_ref, l_ref, 
   plgpu.store(l_ref.at[pl.ds(0, groups_pad)], l, mask=g_ok)
 
 
-@functools.partial(jax.jit, static_argnames=("scale", "softcap", "block_k", "interpret"))
+@functools.partial(jax.jit, static_argnames=("scale", "softcap", "block_k", "num_warps", "num_stages", "interpret"))
 def cache_partial(q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, lengths_B, *, scale: float,
-                  softcap: float = 0.0, block_k: int = BLOCK_K, interpret: bool | None = None):
+                  softcap: float = 0.0, block_k: int = BLOCK_K, num_warps: int = NUM_WARPS,
+                  num_stages: int = NUM_STAGES, interpret: bool | None = None):
   """The cache's un-normalised part of one decode step's attention, read in place.
 
   Args:
@@ -122,6 +123,7 @@ def cache_partial(q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, leng
     visible_BxS: bool, the slots this token may attend to (filled, not padding, in its window).
     lengths_B: int32, per row: slots >= length are never read (every visible slot lies below it).
     block_k: slots per loop iteration (a multiple of 16; need not divide S).
+    num_warps, num_stages: Triton's launch and software-pipelining settings (GPU only).
     interpret: Pallas interpret mode; None: on CPU only.
   Returns:
     (out_BxKxGxH, max_BxKxG, sum_BxKxG), float32: with p = exp(score - max) over the visible
@@ -145,7 +147,7 @@ def cache_partial(q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, leng
                 pl.BlockSpec((None, s), lambda i, j: (i, 0))],
       out_specs=[per_head(groups, h), per_head(groups), per_head(groups)],
       out_shape=[out_f32(b, k_heads, groups, h), out_f32(b, k_heads, groups), out_f32(b, k_heads, groups)],
-      compiler_params=_COMPILER_PARAMS(num_warps=NUM_WARPS, num_stages=NUM_STAGES),
+      compiler_params=_COMPILER_PARAMS(num_warps=num_warps, num_stages=num_stages),
       interpret=interpret,
       name="decode_attention",
   )(lengths_B, q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS.astype(jnp.int32))
@@ -161,13 +163,13 @@ def visible_lengths(visible_BxS: jax.Array) -> jax.Array:
   return jnp.max(jnp.where(visible_BxS, slot_S, 0), axis=1)
 
 
-def _kernel_part(q_BxTxKxGxH, cache_k, cache_v, cache_mask_BxTxS, scale, softcap):
-  """The kernel's partial in the callers' [B, K, G, T=1, ...] order."""
+def _kernel_part(q_BxTxKxGxH, cache_k, cache_v, cache_mask_BxTxS, scale, softcap, settings):
+  """The kernel's partial in the callers' [B, K, G, T=1, ...] order; `settings`: cache_partial's launch settings."""
   if q_BxTxKxGxH.shape[1] != 1:
     raise ValueError(f"the Pallas decode kernel takes one new token per row, got T={q_BxTxKxGxH.shape[1]}")
   visible_BxS = cache_mask_BxTxS[:, 0]
   out, m, l = cache_partial(q_BxTxKxGxH[:, 0], cache_k, cache_v, visible_BxS, visible_lengths(visible_BxS),
-                            scale=scale, softcap=softcap)
+                            scale=scale, softcap=softcap, **settings)
   return out[:, :, :, None], m[..., None], l[..., None]
 
 
@@ -183,18 +185,21 @@ def _to_heads(out_BxKxGxTxH):
 
 
 def attend_cached_pallas(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxKxSxH, cache_v_BxKxSxH,
-                         cache_mask_BxTxS, *, scale: float, softcap: float = 0.0) -> jax.Array:
-  """`attention.attend_cached` for T = 1, with the cache read by the kernel (same arguments, same result)."""
+                         cache_mask_BxTxS, *, scale: float, softcap: float = 0.0, **settings) -> jax.Array:
+  """`attention.attend_cached` for T = 1, with the cache read by the kernel (same arguments, same result).
+
+  `settings`: the kernel's block_k / num_warps / num_stages (bench/decode_attention.py sweeps them).
+  """
   b, t, n, h = q_BxTxNxH.shape
   q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_BxTxKxH.shape[2], -1, h)
-  parts = [_kernel_part(q_BxTxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, cache_mask_BxTxS, scale, softcap),
+  parts = [_kernel_part(q_BxTxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, cache_mask_BxTxS, scale, softcap, settings),
            _self_part(q_BxTxKxGxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, scale, softcap)]
   return _to_heads(merge_partials(parts, v_BxTxKxH.dtype))
 
 
 def attend_cascade_pallas(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxKxSxH, cache_v_BxKxSxH,
                           cache_mask_BxTxS, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_mask_PxNxTxS, *, scale: float,
-                          softcap: float = 0.0) -> jax.Array:
+                          softcap: float = 0.0, **settings) -> jax.Array:
   """`prefix_attention.attend_cascade` for T = 1 with each row's suffix read by the kernel.
 
   The shared prefix keeps the cascade's grouped matmul (it is read once per problem already).
@@ -202,6 +207,6 @@ def attend_cascade_pallas(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cach
   b, t, n, h = q_BxTxNxH.shape
   q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_BxTxKxH.shape[2], -1, h)
   parts = [prefix_partial(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_mask_PxNxTxS, scale, softcap),
-           _kernel_part(q_BxTxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, cache_mask_BxTxS, scale, softcap),
+           _kernel_part(q_BxTxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, cache_mask_BxTxS, scale, softcap, settings),
            _self_part(q_BxTxKxGxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, scale, softcap)]
   return _to_heads(merge_partials(parts, v_BxTxKxH.dtype))
