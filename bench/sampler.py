@@ -19,6 +19,7 @@ runs `--part jax`, `--part hf` and `--part report` in turn. The parts also run
 alone (`--part jax --out jax.json`, ..., `--part report --inputs jax.json hf.json --out all.json`).
 """
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -195,22 +196,24 @@ def run_jax(args, save) -> dict:
   scfg = SamplingConfig(temperature=TEMPERATURE, top_p=1.0, max_new_tokens=NEW_TOKENS, stop_at_newline=False)
   for shape in args.shapes:
     s = SHAPES[shape]
-    for impl in [args.label]:
-      t0 = time.perf_counter()
-      if args.hf_dir:  # An imported checkpoint in place of the native init (same shape, its own config).
-        cfg, model, params = _imported(args.hf_dir)
-      else:
-        cfg = ModelConfig(**s, max_len=PROMPT_LEN + NEW_TOKENS, rope_theta=ROPE_THETA, norm_eps=NORM_EPS,
-                          tie_embeddings=True, dtype="bfloat16")  # param_dtype stays float32 (master weights)...
-        model = Transformer(cfg)
-        params = nn.unbox(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32)))
-        # ...and inference casts them to bf16, as a user serving the model would.
-        params = jax.jit(lambda p: jax.tree.map(lambda x: x.astype(jnp.bfloat16), p), donate_argnums=0)(params)
-      jax.block_until_ready(params)
-      n_params = tree_param_count(params)
-      assert n_params == count_params(cfg) == param_count(s), (n_params, count_params(cfg), param_count(s))
-      log(f"[jax {impl}] {shape}: {n_params:,} params, init {time.perf_counter() - t0:.1f}s")
-      for batch in args.batches:
+    t0 = time.perf_counter()
+    if args.hf_dir:  # An imported checkpoint in place of the native init (same shape, its own config).
+      cfg, model, params = _imported(args.hf_dir)
+    else:
+      cfg = ModelConfig(**s, max_len=PROMPT_LEN + NEW_TOKENS, rope_theta=ROPE_THETA, norm_eps=NORM_EPS,
+                        tie_embeddings=True, dtype="bfloat16")  # param_dtype stays float32 (master weights)...
+      model = Transformer(cfg)
+      params = nn.unbox(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32)))
+      # ...and inference casts them to bf16, as a user serving the model would.
+      params = jax.jit(lambda p: jax.tree.map(lambda x: x.astype(jnp.bfloat16), p), donate_argnums=0)(params)
+    jax.block_until_ready(params)
+    n_params = tree_param_count(params)
+    assert n_params == count_params(cfg) == param_count(s), (n_params, count_params(cfg), param_count(s))
+    log(f"[jax] {shape}: {n_params:,} params, init {time.perf_counter() - t0:.1f}s")
+    for batch in args.batches:
+      for impl, decode_impl in decode_variants(args):  # Adjacent, so a deadline never splits a pair.
+        if decode_impl:  # Same parameters; only how decode steps read the cache differs.
+          model = Transformer(dataclasses.replace(cfg, decode_attention_impl=decode_impl))
         if time.time() > args.deadline:
           log(f"[jax] deadline reached, skipping {shape} b{batch}")
           continue
@@ -235,7 +238,8 @@ def run_jax(args, save) -> dict:
         pf = jax.jit(lambda p, x, v: prefill(model, p, x, v, PROMPT_LEN + NEW_TOKENS))
         pf(params, prompts, valid)[0].block_until_ready()
         t_prefill, _ = median_time(lambda: jax.block_until_ready(pf(params, prompts, valid)), repeats)
-        run = {"shape": shape, "impl": impl, "batch": batch, "params": n_params, "compile_s": compile_s,
+        run = {"shape": shape, "impl": impl, "decode_attention_impl": model.cfg.decode_attention_impl,
+               "batch": batch, "params": n_params, "compile_s": compile_s,
                "time_s": t_total, "times_s": times, "prefill_time_s": t_prefill,
                "tokens_per_s": batch * NEW_TOKENS / t_total,
                "decode_tokens_per_s": batch * NEW_TOKENS / max(t_total - t_prefill, 1e-9),
@@ -268,8 +272,17 @@ def run_jax(args, save) -> dict:
           except Exception as e:  # The profiler is a diagnostic; never lose the timings to it.
             log(f"  profile failed: {e!r}")
         del compiled, res
-      del params
+    del params
   return out
+
+
+def decode_variants(args) -> list[tuple[str, str | None]]:
+  """(row label, model.decode_attention_impl or None = the config's default) per variant to run."""
+  choice = getattr(args, "decode_attention", None)  # Absent from callers that predate the option.
+  if choice is None:
+    return [(args.label, None)]
+  impls = ["xla", "pallas"] if choice == "both" else [choice]
+  return [(f"{args.label}+{impl}", impl) for impl in impls]
 
 
 def _imported(model_dir: str):
@@ -436,7 +449,8 @@ def report(parts: list[dict], meta: dict) -> dict:
   for r in jx.get("runs", []):
     s = SHAPES[r["shape"]]
     roof = roofline(s, r["batch"], bandwidth)
-    row = {"shape": r["shape"], "impl": r["impl"], "batch": r["batch"], "params": r["params"],
+    row = {"shape": r["shape"], "impl": r["impl"], "decode_attention_impl": r.get("decode_attention_impl"),
+           "batch": r["batch"], "params": r["params"],
            "ttc_jax_tokens_per_s": r["tokens_per_s"], "ttc_jax_time_s": r["time_s"],
            "ttc_jax_compile_s": r["compile_s"], "ttc_jax_prefill_s": r["prefill_time_s"],
            "ttc_jax_decode_step_ms": r["decode_step_ms"], "ttc_jax_decode_tokens_per_s": r["decode_tokens_per_s"],
@@ -497,6 +511,9 @@ def main():
   p.add_argument("--shapes", nargs="+", default=BENCH_SHAPES, choices=list(SHAPES))
   p.add_argument("--batches", nargs="+", type=int, default=[16, 64, 256])
   p.add_argument("--label", default="ttc_jax", help="name of the JAX runs in the results (e.g. with XLA_FLAGS set)")
+  p.add_argument("--decode-attention", choices=["xla", "pallas", "both"], default=None,
+                 help="JAX part: model.decode_attention_impl of the runs (both: each config twice, rows labelled "
+                      "<label>+xla and <label>+pallas); default: the config's own (auto)")
   p.add_argument("--hf-dir", default=None,
                  help="JAX part: load this Hugging Face checkpoint (of the one --shapes shape) instead of a fresh init")
   p.add_argument("--hf-cache", nargs="+", default=["dynamic"], choices=["dynamic", "static"])
@@ -531,6 +548,8 @@ def main():
     common = ["--shapes", *args.shapes, "--batches", *map(str, args.batches), "--repeats", str(args.repeats),
               "--deadline", str(args.deadline)]
     jax_cmd = [sys.executable, __file__, "--part", "jax", "--label", args.label, "--out", stem + "_jax.json", *common]
+    if args.decode_attention:
+      jax_cmd += ["--decode-attention", args.decode_attention]
     if args.profile:
       jax_cmd += ["--profile", *[f"{s}:{b}" for s, b in sorted(args.profile)]]
     if args.dump_hlo:

@@ -14,6 +14,8 @@ verifier forward passes) computes causal self-attention:
 Calls with a cache (prefill, decode steps) always use `attend_cached`, which reads the
 cache in place; a [T, S] score block per layer is what a prefill of T tokens costs.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -109,6 +111,28 @@ def attend_cached(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxKx
   out = (jnp.einsum("bkgts,bksh->btkgh", (e_cache / denom).astype(cache_v_BxKxSxH.dtype), cache_v_BxKxSxH)
          + jnp.einsum("bkgtu,bukh->btkgh", (e_self / denom).astype(v_BxTxKxH.dtype), v_BxTxKxH))
   return out.reshape(b, t, n, h)
+
+
+def partial_from_scores(scores_xS, values, spec: str):
+  """One part of a softmax split over slots, un-normalised: (out, max, sum), float32.
+
+  `scores_xS` are masked float32 scores with the slots last; `spec` is the einsum of the
+  probabilities and `values`. With p = exp(score - max): out = sum p * v, sum = sum p.
+  The decode kernel (`decode_attention`) returns its part in this form.
+  """
+  m = scores_xS.max(-1)
+  e = jnp.exp(scores_xS - m[..., None])
+  out = jnp.einsum(spec, e.astype(values.dtype), values, preferred_element_type=jnp.float32)
+  return out, m, e.sum(-1)
+
+
+def merge_partials(parts, dtype):
+  """The softmax over the union of the parts' slots: each (out [..., H], max [...], sum [...]) by log-sum-exp."""
+  m = functools.reduce(jnp.maximum, [p[1] for p in parts])
+  weights = [jnp.exp(p_m - m) for _, p_m, _ in parts]
+  denom = sum(w * p_l for w, (_, _, p_l) in zip(weights, parts))
+  out = sum(w[..., None] * p_o for w, (p_o, _, _) in zip(weights, parts))
+  return (out / denom[..., None]).astype(dtype)
 
 
 def causal_self_attention(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, positions_BxT, valid_BxT, window, *, impl: str,

@@ -16,6 +16,8 @@ ACTIVATIONS = ("silu", "gelu_tanh")
 ROPE_SCALINGS = ("none", "linear", "llama3")
 LAYER_TYPES = ("full", "sliding")
 VALUE_HEAD_NAMES = ("score", "v_head.summary")
+# decode_attention.IMPLS; spelled here because that module imports Pallas, which the config should not.
+DECODE_ATTENTION_IMPLS = ("auto", "xla", "pallas")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,10 @@ class ModelConfig:
   # How calls without a KV cache attend (training, scoring): "auto" | "xla" | "cudnn" | "chunked"
   # (ttc_jax/models/attention.py). Changes the computation's memory and speed, not the model.
   attention_impl: str = "auto"
+  # How decode steps (cached calls of one new token per row) read the cache: "auto" | "xla" | "pallas"
+  # (ttc_jax/models/decode_attention.py; pallas reads only each row's filled slots). auto is xla for
+  # now. Changes the computation's speed, not the model.
+  decode_attention_impl: str = "auto"
   dtype: str = "float32"  # Compute dtype; "bfloat16" on accelerators.
   param_dtype: str = "float32"  # Master weights stay float32.
   lm_head: bool = True
@@ -90,6 +96,9 @@ class ModelConfig:
                                         sliding=bool(self.sliding_window))
       if why:
         errors.append(f"model.attention_impl='cudnn' cannot run {why}; use 'auto' (falls back) or 'chunked'")
+    if self.decode_attention_impl not in DECODE_ATTENTION_IMPLS:
+      errors.append(f"model.decode_attention_impl={self.decode_attention_impl!r} must be one of "
+                    f"{DECODE_ATTENTION_IMPLS}")
     for field in ("dtype", "param_dtype"):
       if getattr(self, field) not in ("float32", "bfloat16", "float16"):
         errors.append(f"model.{field}={getattr(self, field)!r} must be float32, bfloat16 or float16")

@@ -11,7 +11,7 @@ so the result is the softmax over the concatenated slots, up to float summation 
 import jax
 import jax.numpy as jnp
 
-from ttc_jax.models.attention import MASKED, cache_scores, capped, grouped_scores
+from ttc_jax.models.attention import MASKED, cache_scores, capped, grouped_scores, partial_from_scores
 
 
 def prefix_mask(prefix_valid_PxS, prefix_pos_PxS, positions_BxT, window) -> jax.Array:
@@ -27,6 +27,29 @@ def prefix_mask(prefix_valid_PxS, prefix_pos_PxS, positions_BxT, window) -> jax.
   q_pos_PxNxT = positions_BxT.reshape(p, b // p, t)
   in_window = (q_pos_PxNxT[..., None] - prefix_pos_PxS[:, None, None, :]) < window
   return mask_Px1x1xS & (in_window | (window <= 0))
+
+
+def prefix_scores(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_mask_PxNxTxS, scale: float, softcap: float) -> jax.Array:
+  """float32[P, K, N, T, G, Sp] masked scores of every row's queries against its problem's prefix.
+
+  In the matmul's own output order: the problem and kv head are its batch, the N rows its free dimension.
+  """
+  b, t, k_heads, g, h = q_BxTxKxGxH.shape
+  p = prefix_k_PxKxSxH.shape[0]
+  s_prefix = jnp.einsum("pntkgh,pksh->pkntgs", q_BxTxKxGxH.reshape(p, b // p, t, k_heads, g, h), prefix_k_PxKxSxH,
+                        preferred_element_type=jnp.float32) * scale
+  return jnp.where(prefix_mask_PxNxTxS[:, None, :, :, None], capped(s_prefix, softcap), MASKED)
+
+
+def prefix_partial(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_mask_PxNxTxS, scale: float,
+                   softcap: float):
+  """The prefix's un-normalised part (`attention.partial_from_scores`), in the rows' [B, K, G, T, ...] order."""
+  b, t, k_heads, g, h = q_BxTxKxGxH.shape
+  s_prefix = prefix_scores(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_mask_PxNxTxS, scale, softcap)
+  out, m, l = partial_from_scores(s_prefix, prefix_v_PxKxSxH, "pkntgs,pksh->pkntgh")
+  to_rows = lambda x_PxKxNxTxG: jnp.moveaxis(x_PxKxNxTxG, (2, 4), (1, 3)).reshape(b, k_heads, g, t,
+                                                                                 *x_PxKxNxTxG.shape[5:])
+  return to_rows(out), to_rows(m), to_rows(l)
 
 
 def attend_cascade(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxKxSxH, cache_v_BxKxSxH,
@@ -45,9 +68,7 @@ def attend_cascade(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxK
   # sum) move between that order and the rows' [B, K, G, T].
   to_rows = lambda x_PxKxNxTxG: x_PxKxNxTxG.transpose(0, 2, 1, 4, 3).reshape(b, k_heads, g, t)
   to_prefix = lambda x_BxKxGxT: x_BxKxGxT.reshape(p, rows, k_heads, g, t).transpose(0, 2, 1, 4, 3)
-  s_prefix = jnp.einsum("pntkgh,pksh->pkntgs", q_BxTxKxGxH.reshape(p, rows, t, k_heads, g, h), prefix_k_PxKxSxH,
-                        preferred_element_type=jnp.float32) * scale
-  s_prefix = jnp.where(prefix_mask_PxNxTxS[:, None, :, :, None], capped(s_prefix, softcap), MASKED)
+  s_prefix = prefix_scores(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_mask_PxNxTxS, scale, softcap)
   s_cache = cache_scores(q_BxTxKxGxH, cache_k_BxKxSxH, scale, softcap)
   s_cache = jnp.where(cache_mask_BxTxS[:, None, None], s_cache, MASKED)
   s_self = grouped_scores(q_BxTxKxGxH, k_BxTxKxH, scale, softcap)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 import numpy as np
 
-from ttc_jax.models import attention
+from ttc_jax.models import attention, decode_attention
 from ttc_jax.models.config import ModelConfig, rope_inv_freq
 from ttc_jax.models.kv_cache import KVCache, write_layer
 from ttc_jax.models.prefix_attention import attend_cascade, prefix_mask
@@ -126,13 +126,17 @@ class Attention(nn.Module):
       if cfg.sliding_window:
         cache_mask_BxTxS = cache_mask_BxTxS & attention.window_mask(positions_BxT, cache_pos_BxS, window)
       k, v = k.astype(cache_k.dtype), v.astype(cache_v.dtype)
+      # Decode steps may read the cache with the Pallas kernel (only the filled slots); prefill stays on XLA.
+      kernel = decode_attention.choose_impl(cfg.decode_attention_impl) == "pallas" and q.shape[1] == 1
       if prefix is None:
-        out_BxTxNxH = attention.attend_cached(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, **scores)
+        attend = decode_attention.attend_cached_pallas if kernel else attention.attend_cached
+        out_BxTxNxH = attend(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, **scores)
       else:
         prefix_k, prefix_v, prefix_valid, prefix_pos = prefix
         mask = prefix_mask(prefix_valid, prefix_pos, positions_BxT, window if cfg.sliding_window else None)
-        out_BxTxNxH = attend_cascade(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, prefix_k, prefix_v,
-                                     mask, **scores)
+        attend = decode_attention.attend_cascade_pallas if kernel else attend_cascade
+        out_BxTxNxH = attend(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, prefix_k, prefix_v, mask,
+                             **scores)
       new_kv = (k, v)  # Only the T new tokens; Transformer writes them into the cache.
     out_std = (n * h) ** -0.5 / (2 * cfg.n_layers) ** 0.5
     out = jnp.einsum("btnh,nhd->btd", out_BxTxNxH, weight("o", (n, h, d), out_std, ("heads", "head_dim", "embed")))

@@ -11,7 +11,7 @@ from ttc_jax.train.checkpoint import latest_step
 LOCK_NAME = ".lock"
 # Model fields that change how the same parameters are computed (memory, speed), not the model:
 # a run may resume with other values (and stages written before a field existed lack it).
-HOW_COMPUTED = ("remat", "attention_impl")
+HOW_COMPUTED = ("remat", "attention_impl", "decode_attention_impl")
 StageError = locks.LockError  # A stage in use by another run, or holding a model other than the one asked for.
 
 

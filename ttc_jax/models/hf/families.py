@@ -294,7 +294,7 @@ def hf_config_from_model(cfg: ModelConfig, model_type: str = "", *, dtype: str |
   defaults = ModelConfig()
   extra = {k: getattr(cfg, k) for k in ("lm_head", "scalar_head", "classifier_classes", "value_head_hf",
                                         "valid_vocab_size", "remat",
-                                        "attention_impl")
+                                        "attention_impl", "decode_attention_impl")
            if getattr(cfg, k) != getattr(defaults, k)}
   if extra:
     hf["ttc_jax"] = {"model": extra}
