@@ -52,7 +52,7 @@ class KVCache:
   v_BxKxSxH: tuple[jax.Array, ...]  # Values, same layout.
   valid_BxS: jax.Array  # bool: slot holds a real token that later tokens may attend to.
   # int32 RoPE position of the token in each slot: sliding windows count tokens, not
-  # slots (search pads steps, so slot distance overstates token distance).
+  # slots (left-padded prompts take slots without tokens).
   positions_BxS: jax.Array
   index_B: jax.Array  # int32 [B]: each row's next slot to write; its slots [0, index_B[b]) are its context.
   prefix: SharedPrefix | None = None  # The shared prompt, or None: every row holds its own prompt.
