@@ -88,8 +88,8 @@ def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, 
     hit_newline = active_B & ~hit_eos & stop.ends_step(s.prev_B, token_B) & cfg.stop_at_newline
     hit_length = active_B & ~hit_eos & ~hit_newline & (s.step + 1 >= n)
     reason = jnp.select([hit_eos, hit_newline, hit_length], [STOP_EOS, STOP_NEWLINE, STOP_LENGTH], s.stop_reason_B)
-    # Feed the token so the next logits (and the cache) include it; rows already
-    # done write an invalid slot that nothing attends to.
+    # Feed the token so the next logits (and the cache) include it; rows already done write an
+    # invalid slot at their own index, which does not move (the row's next write reuses the slot).
     out = model.apply(params, token_B[:, None], s.positions_B[:, None], active_B[:, None], s.cache)
     return _LoopState(step=s.step + 1, tokens_BxN=tokens, done_B=s.done_B | hit_eos | hit_newline | hit_length,
                       stop_reason_B=reason, lengths_B=s.lengths_B + active_B.astype(jnp.int32),

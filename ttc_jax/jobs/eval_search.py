@@ -79,11 +79,13 @@ def _summary(records: list[dict]) -> dict:
 
 
 def _warn_if_too_short(cfg: "SearchEvalConfig", task) -> None:
-  """Every round moves the shared KV-cache index by the batch's longest step (up to max_step_tokens),
-  so max_solution_tokens / max_step_tokens rounds are all a search is sure to get. Fewer than the
-  synthetic task's longest solution (max_steps lines + the answer line) ends some searches unanswered,
-  graded wrong, and more so at large budgets (more rows, more likely one long step per round).
-  Benchmark tasks have no known longest solution: nothing to check."""
+  """A round runs while every candidate it extends has room for one more step of max_step_tokens
+  after its own solution, so a candidate whose lines all take max_step_tokens gets
+  max_solution_tokens / max_step_tokens rounds. Fewer than the synthetic task's longest solution
+  (max_steps lines + the answer line) can end such searches unanswered, graded wrong. (Each
+  candidate's cache index counts its own tokens: shorter lines leave room for more rounds, and
+  other rows' long steps no longer use it up.) Benchmark tasks have no known longest solution:
+  nothing to check."""
   if not isinstance(task, GENERATED_TASK_TYPES):
     return
   needed = (task.generator.max_steps + 1) * cfg.max_step_tokens

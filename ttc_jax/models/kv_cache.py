@@ -1,9 +1,14 @@
 """The decode-time key/value cache: a pytree of fixed-shape buffers, one K and one V per layer.
 
-All rows write at one shared slot index, so a decode step is a single
-`dynamic_update_slice` per layer; rows that are padding (left-padded prompts,
-finished samples) mark their slots invalid instead of moving the index. Beam
-search reorders rows with `gather_rows`.
+Every row has its own next slot (`index_B`): a cached call writes row b's T new
+tokens at slots [index_B[b], index_B[b] + T) (one scatter per layer, in place in a
+decode loop) and moves the row's index past its last valid new token. So a
+finished sample (a decode step fed as invalid) or the unused end of a verifier
+block takes no slot: its write lands invalid at or past the row's index and the
+row's next call overwrites it. In search each candidate advances by its own step,
+not the batch's longest. Left padding inside a prompt does take slots (they lie
+before the prompt's last, valid, token). Beam search reorders rows, indexes
+included, with `gather_rows`.
 
 Each layer owns its buffers (a tuple over layers, not one stacked [L, ...] array)
 and every leaf has the row axis first: a decode step reads and writes a layer's
@@ -15,10 +20,12 @@ read the buffer without a transpose.
 A cache may carry a `SharedPrefix`: the prompt's keys and values stored once per
 problem ([P, K, Sp, H] per layer) and read by all N = B / P of its rows (row b
 belongs to problem b // N). The cache's own slots then hold only each row's
-suffix (the tokens after the prompt), and its index counts suffix slots. Row
+suffix (the tokens after the prompt), and its indexes count suffix slots. Row
 gathers (`gather_rows`, beam selection) touch the suffix only: a row never moves
 to another problem. `models.prefix_attention` says how attention reads both.
 """
+import dataclasses
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -45,10 +52,15 @@ class KVCache:
   v_BxKxSxH: tuple[jax.Array, ...]  # Values, same layout.
   valid_BxS: jax.Array  # bool: slot holds a real token that later tokens may attend to.
   # int32 RoPE position of the token in each slot: sliding windows count tokens, not
-  # slots (search pads steps, so slot distance overstates token distance).
+  # slots (left-padded prompts take slots without tokens).
   positions_BxS: jax.Array
-  index: jax.Array  # int32 scalar: next slot to write.
+  index_B: jax.Array  # int32 [B]: each row's next slot to write; its slots [0, index_B[b]) are its context.
   prefix: SharedPrefix | None = None  # The shared prompt, or None: every row holds its own prompt.
+
+  @property
+  def index(self) -> jax.Array:
+    """int32 []: the furthest next slot over the rows (what one shared index would be)."""
+    return jnp.max(self.index_B)
 
   @property
   def max_len(self) -> int:
@@ -63,6 +75,16 @@ class KVCache:
     return len(self.k_BxKxSxH)
 
 
+def _replace(cache: KVCache, **updates) -> KVCache:
+  """`KVCache.replace`: a scalar `index=` puts every row at that slot (the shared-index form)."""
+  if "index" in updates:
+    updates["index_B"] = jnp.broadcast_to(jnp.asarray(updates.pop("index"), jnp.int32), (cache.batch_size,))
+  return dataclasses.replace(cache, **updates)
+
+
+KVCache.replace = _replace  # After the class: flax.struct installs its own `replace` on it.
+
+
 def init_cache(cfg: ModelConfig, batch_size: int, max_len: int) -> KVCache:
   """An empty cache for `batch_size` rows and `max_len` token slots."""
   shape = (batch_size, cfg.n_kv_heads, max_len, cfg.head_size)
@@ -72,7 +94,7 @@ def init_cache(cfg: ModelConfig, batch_size: int, max_len: int) -> KVCache:
       v_BxKxSxH=zeros(),
       valid_BxS=jnp.zeros((batch_size, max_len), bool),
       positions_BxS=jnp.zeros((batch_size, max_len), jnp.int32),
-      index=jnp.zeros((), jnp.int32),
+      index_B=jnp.zeros((batch_size,), jnp.int32),
   )
 
 
@@ -88,14 +110,15 @@ def share_prefix(prompt_cache: KVCache, rows_per_prompt: int, suffix_len: int) -
   prefix = SharedPrefix(k_PxKxSxH=prompt_cache.k_BxKxSxH, v_PxKxSxH=prompt_cache.v_BxKxSxH,
                         valid_PxS=prompt_cache.valid_BxS, positions_PxS=prompt_cache.positions_BxS)
   return KVCache(k_BxKxSxH=zeros(prompt_cache.k_BxKxSxH), v_BxKxSxH=zeros(prompt_cache.v_BxKxSxH), valid_BxS=jnp.zeros((b, suffix_len), bool),
-                 positions_BxS=jnp.zeros((b, suffix_len), jnp.int32), index=jnp.zeros((), jnp.int32), prefix=prefix)
+                 positions_BxS=jnp.zeros((b, suffix_len), jnp.int32), index_B=jnp.zeros((b,), jnp.int32),
+                 prefix=prefix)
 
 
 def map_rows(fn, cache: KVCache) -> KVCache:
-  """`fn` applied to every per-row buffer (each has the row axis first); the index and any prefix are shared."""
-  rows = (cache.k_BxKxSxH, cache.v_BxKxSxH, cache.valid_BxS, cache.positions_BxS)
-  k, v, valid, positions = jax.tree_util.tree_map(fn, rows)
-  return cache.replace(k_BxKxSxH=k, v_BxKxSxH=v, valid_BxS=valid, positions_BxS=positions)
+  """`fn` applied to every per-row buffer and the row indexes (each has the row axis first); any prefix is shared."""
+  rows = (cache.k_BxKxSxH, cache.v_BxKxSxH, cache.valid_BxS, cache.positions_BxS, cache.index_B)
+  k, v, valid, positions, index = jax.tree_util.tree_map(fn, rows)
+  return cache.replace(k_BxKxSxH=k, v_BxKxSxH=v, valid_BxS=valid, positions_BxS=positions, index_B=index)
 
 
 def gather_rows(cache: KVCache, rows_B: jax.Array) -> KVCache:
@@ -109,7 +132,39 @@ def repeat_rows(cache: KVCache, n: int) -> KVCache:
   return gather_rows(cache, rows)
 
 
-def write_layer(buf_BxKxSxH: jax.Array, new_BxTxKxH: jax.Array, index: jax.Array) -> jax.Array:
-  """A layer's buffer with the T new tokens' keys (or values) written at slots [index, index + T)."""
-  new_BxKxTxH = jnp.swapaxes(new_BxTxKxH, 1, 2).astype(buf_BxKxSxH.dtype)
-  return jax.lax.dynamic_update_slice_in_dim(buf_BxKxSxH, new_BxKxTxH, index, axis=2)
+def filled_lengths(cache: KVCache) -> jax.Array:
+  """int32 [B]: slots each row has filled, [0, length) (some may be invalid: padding); attention reads no further."""
+  return cache.index_B
+
+
+def next_index(index_B: jax.Array, valid_BxT: jax.Array) -> jax.Array:
+  """Each row's index after a call that wrote T tokens at it: moved past the row's last valid token.
+
+  Trailing invalid tokens (a finished row's decode step, the unused end of a block) take no slot.
+  """
+  t_T = jnp.arange(1, valid_BxT.shape[1] + 1, dtype=jnp.int32)
+  return (index_B + jnp.max(jnp.where(valid_BxT, t_T[None], 0), axis=1)).astype(jnp.int32)
+
+
+# Both writes are one scatter per buffer, which XLA updates in place inside a loop. It is vmapped
+# over rows so the row axis is the scatter's batch axis: with rows sharded over devices each
+# device writes its own rows (indexing rows by an arange instead all-gathers the indices).
+# Entries past the buffer's end are dropped, not shifted back over earlier slots as
+# `dynamic_update_slice` would: only a row with nothing to write (its write is invalid) sits
+# that close to the end. A row's slots are unique and sorted, which spares the GPU its atomics.
+_SCATTER = dict(mode="drop", indices_are_sorted=True, unique_indices=True)
+
+
+def write_rows(buf_BxS: jax.Array, new_BxT: jax.Array, index_B: jax.Array) -> jax.Array:
+  """`buf` with row b's T new entries at slots [index_B[b], index_B[b] + T)."""
+  t_T = jnp.arange(new_BxT.shape[1])
+  one = lambda buf_S, new_T, i: buf_S.at[i + t_T].set(new_T.astype(buf_S.dtype), **_SCATTER)
+  return jax.vmap(one)(buf_BxS, new_BxT, index_B)
+
+
+def write_layer(buf_BxKxSxH: jax.Array, new_BxTxKxH: jax.Array, index_B: jax.Array) -> jax.Array:
+  """A layer's buffer with row b's T new keys (or values) written at slots [index_B[b], index_B[b] + T)."""
+  t_T = jnp.arange(new_BxTxKxH.shape[1])
+  one = lambda buf_KxSxH, new_TxKxH, i: buf_KxSxH.at[:, i + t_T].set(
+      jnp.swapaxes(new_TxKxH, 0, 1).astype(buf_KxSxH.dtype), **_SCATTER)
+  return jax.vmap(one)(buf_BxKxSxH, new_BxTxKxH, index_B)

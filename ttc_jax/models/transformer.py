@@ -20,7 +20,7 @@ import numpy as np
 
 from ttc_jax.models import attention, decode_attention
 from ttc_jax.models.config import ModelConfig, rope_inv_freq
-from ttc_jax.models.kv_cache import KVCache, write_layer
+from ttc_jax.models.kv_cache import KVCache, next_index, write_layer, write_rows
 from ttc_jax.models.prefix_attention import attend_cascade, prefix_mask
 
 _MASKED = attention.MASKED  # Also for padded vocabulary logits.
@@ -225,26 +225,27 @@ class Transformer(nn.Module):
 
     Args:
       tokens_BxT: int32 token ids.
-      positions_BxT: int32 RoPE positions; default 0..T-1 (after `cache.index` with a cache).
+      positions_BxT: int32 RoPE positions; default 0..T-1 (after each row's `cache.index_B` with a cache).
       valid_BxT: bool, False for padding tokens, which no other token attends to.
-      cache: with a cache, the T tokens are written at slots [index, index+T) and
-        attend to every valid earlier slot: prefill (T = prompt length) and
-        decode steps (T = 1) are the same call.
+      cache: with a cache, row b's T tokens are written at its slots [index_B[b], index_B[b]+T)
+        and attend to every valid earlier slot of the row; the row's index then moves past its
+        last valid new token (`kv_cache.next_index`). Prefill (T = prompt length) and decode
+        steps (T = 1) are the same call.
       read_BxK: int32 indices into the T tokens where logits and values are wanted;
         None = every position. A prefill reads one position, so a 150k-vocabulary
         model never materialises [B, prompt, vocab] logits.
     """
     cfg = self.cfg
     b, t = tokens_BxT.shape
-    start = 0 if cache is None else cache.index
+    start_Bx1 = 0 if cache is None else cache.index_B[:, None]
     if not self.is_initializing() and "layers" not in self.variables.get("params", {}) and cache is None:
       raise ValueError("Transformer: these params have their layers unstacked (`unstack_layers`), which only "
                        "cached calls read; pass the stacked params for a call without a cache")
     if positions_BxT is None:
       if cache is not None and cache.prefix is not None:
-        raise ValueError("Transformer: a cache with a shared prefix needs explicit positions (its index counts "
+        raise ValueError("Transformer: a cache with a shared prefix needs explicit positions (its indexes count "
                          "only the rows' own slots)")
-      positions_BxT = jnp.broadcast_to(start + jnp.arange(t, dtype=jnp.int32), (b, t))
+      positions_BxT = jnp.broadcast_to(start_Bx1 + jnp.arange(t, dtype=jnp.int32), (b, t))
     if cache is None:
       masks = (valid_BxT,)  # None: every token real, which lets fused attention use its causal-only kernel.
     else:
@@ -252,8 +253,8 @@ class Transformer(nn.Module):
         valid_BxT = jnp.ones((b, t), bool)
       causal_TxT = jnp.arange(t)[None, :] <= jnp.arange(t)[:, None]
       self_mask_BxTxT = causal_TxT[None] & valid_BxT[:, None, :]
-      # The new tokens see each other (causally) and every valid cached slot before `index`.
-      cache_mask_BxS = (jnp.arange(cache.max_len) < start)[None, :] & cache.valid_BxS
+      # The new tokens see each other (causally) and every valid cached slot before their row's index.
+      cache_mask_BxS = (jnp.arange(cache.max_len)[None, :] < start_Bx1) & cache.valid_BxS
       # A fresh cache makes this mask a compile-time constant (all False); the barrier keeps
       # XLA from constant-folding the whole masked score tensor of a prefill.
       cache_mask_BxS = jax.lax.optimization_barrier(cache_mask_BxS)
@@ -337,13 +338,12 @@ class Transformer(nn.Module):
       layer_kv = (cache.k_BxKxSxH[i], cache.v_BxKxSxH[i], prefix)
       x_BxTxD, (k_BxTxKxH, v_BxTxKxH) = Block(cfg, parent=None).apply(
           {"params": layer_params}, x_BxTxD, layer_kv, (inv_freq_LxH2[i], window_L[i]), positions_BxT, masks)
-      new_k.append(write_layer(layer_kv[0], k_BxTxKxH, cache.index))
-      new_v.append(write_layer(layer_kv[1], v_BxTxKxH, cache.index))
-    write = lambda buf, new: jax.lax.dynamic_update_slice_in_dim(buf, new.astype(buf.dtype), cache.index, axis=1)
+      new_k.append(write_layer(layer_kv[0], k_BxTxKxH, cache.index_B))
+      new_v.append(write_layer(layer_kv[1], v_BxTxKxH, cache.index_B))
     return x_BxTxD, KVCache(k_BxKxSxH=tuple(new_k), v_BxKxSxH=tuple(new_v),
-                            valid_BxS=write(cache.valid_BxS, valid_BxT),
-                            positions_BxS=write(cache.positions_BxS, positions_BxT),
-                            index=(cache.index + x_BxTxD.shape[1]).astype(jnp.int32), prefix=cache.prefix)
+                            valid_BxS=write_rows(cache.valid_BxS, valid_BxT, cache.index_B),
+                            positions_BxS=write_rows(cache.positions_BxS, positions_BxT, cache.index_B),
+                            index_B=constrain(next_index(cache.index_B, valid_BxT), ("batch",)), prefix=cache.prefix)
 
 
 def unstack_layers(params):

@@ -62,11 +62,12 @@ def gather_cache(cache: KVCache, parents_PxN: jax.Array) -> KVCache:
   return map_rows(lambda x: gather_beams(x, parents_PxN), cache)
 
 
-def rewind_cache(cache: KVCache, index: jax.Array) -> KVCache:
-  """Forgets every slot from `index` on (lookahead rollouts are scored, then dropped).
+def rewind_cache(cache: KVCache, index_B: jax.Array) -> KVCache:
+  """Forgets every slot of row b from index_B[b] on (lookahead rollouts are scored, then dropped).
 
-  The index is shared by all rows, so rewinding it is exact: the next write
-  starts at `index` again and the stale slots are invalid until overwritten.
+  `index_B` (int32 [B], or a scalar for every row) is where each row stood: its next write
+  starts there again and the stale slots are invalid until overwritten.
   """
-  keep_S = jnp.arange(cache.max_len) < index
-  return cache.replace(valid_BxS=cache.valid_BxS & keep_S[None], index=jnp.asarray(index, jnp.int32))
+  index_B = jnp.broadcast_to(jnp.asarray(index_B, jnp.int32), (cache.batch_size,))
+  keep_BxS = jnp.arange(cache.max_len)[None] < index_B[:, None]
+  return cache.replace(valid_BxS=cache.valid_BxS & keep_BxS, index_B=index_B)

@@ -34,8 +34,9 @@ class SearchConfig:
       newline or EOS is truncated and its candidate ends (graded wrong unless it
       already has an answer).
     max_solution_tokens: most new tokens per candidate. It also sizes the KV cache,
-      which grows each round by the longest step of the round, so the search stops
-      when another step might not fit.
+      where each candidate's slots grow by its own step, so the search stops when
+      another step (max_step_tokens) might not fit after an unfinished candidate's
+      solution.
     temperature, top_p: how steps are sampled (lookahead rollouts are greedy).
     shared_prefix: store the prompt's keys and values once per problem (policy and
       verifier caches) and let its N candidates read that one copy (cascade

@@ -1,7 +1,7 @@
 """Lookahead scoring: rank a candidate by the PRM at the end of k greedy steps beyond it.
 
 The rollout only scores: afterwards both caches are rewound to where the
-candidate ended (`beams.rewind_cache`; each cache's slot index is shared by its rows, so that is exact),
+candidate ended (`beams.rewind_cache`: every row back to its own saved index),
 and the next round samples fresh steps from the candidate itself. Rewinding the
 rolled-out caches, rather than keeping the pre-rollout ones, lets XLA update
 one copy of each cache in place instead of holding two. A rollout
@@ -72,6 +72,6 @@ def rollout_scores(models: Models, ctx: Context, live_B: jax.Array, score_B: jax
   result = RolloutResult(score_B=final.score_B, tokens_B=final.tokens_B, prm_tokens_B=final.prm_tokens_B,
                          policy_flops_B=final.policy_flops_B, prm_flops_B=final.prm_flops_B,
                         overflow=final.overflow)
-  rewound = ctx.replace(policy_cache=rewind_cache(final.ctx.policy_cache, ctx.policy_cache.index),
-                        prm_cache=rewind_cache(final.ctx.prm_cache, ctx.prm_cache.index))
+  rewound = ctx.replace(policy_cache=rewind_cache(final.ctx.policy_cache, ctx.policy_cache.index_B),
+                        prm_cache=rewind_cache(final.ctx.prm_cache, ctx.prm_cache.index_B))
   return result, rewound

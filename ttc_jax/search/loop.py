@@ -10,8 +10,9 @@ A round, for every problem of the batch at once:
      M = 1 every candidate survives in its own slot, so parents stay the identity).
 The loop stops (one cond_fn) after `max_rounds`, when every group is frozen
 (no unfinished survivor anywhere), or when another step might not fit the
-cache. The output is the candidates as they stand after the last scoring,
-before any further selection: the N "final candidates" the answer is voted over.
+cache of a row the next round extends. The output is the candidates as they
+stand after the last scoring, before any further selection: the N "final
+candidates" the answer is voted over.
 
 Shapes: P problems, N = cfg.budget candidates each, B = P * N rows
 (problem-major), G groups per problem, T = max_solution_tokens,
@@ -21,7 +22,16 @@ The verifier has its own prompt (length L'), block width W' and slot budget T'
 policy's, W' = W, T' = T): S' = L' + T' + k * W' slots.
 With `cfg.shared_prefix` each problem's prompt is stored once ([P, K, L, H] per layer,
 `models.kv_cache.SharedPrefix`) and the candidates' caches hold only the solution:
-S = T + k * W and S' = T' + k * W' slots per row, the index counting from 0.
+S = T + k * W and S' = T' + k * W' slots per row, the indexes counting from 0.
+
+Every row has its own cache index (`KVCache.index_B`): a round moves a candidate's
+policy index by its own step's tokens and its verifier index by the tokens fed to
+it, so a row's slots hold its solution contiguously and nothing is padded to the
+batch's longest step. A row's policy index is the prompt plus its solution length,
+so T bounds each candidate's own tokens: a round runs while every row it extends
+has room for one more full step (solution + W <= T, and the verifier's likewise);
+finished rows and frozen groups do not hold the others back. The k * W slots after
+T are the lookahead rollouts' (rewound each round).
 """
 import functools
 
@@ -158,9 +168,14 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
       rng=rng, overflow=jnp.zeros((), jnp.int32))
 
   def cond(s: SearchState):
-    room = s.ctx.policy_cache.index + w <= policy_room
-    room &= s.ctx.prm_cache.index + v_block <= v_room
-    return (s.round < r) & jnp.any(~s.frozen_PxG) & room
+    # Room for one more step in every row the next round extends (finished rows take no slots).
+    finished_B, policy_index_B, v_index_B = s.candidates.finished_B, s.ctx.policy_cache.index_B, s.ctx.prm_cache.index_B
+    if cfg.width > 1:  # Static: the round starts by applying the selection; check the rows it makes.
+      finished_B, policy_index_B, v_index_B = gather_beams((finished_B, policy_index_B, v_index_B), s.parents_PxN)
+    grows_B = ~finished_B & ~_group_of_slot(cfg, s.frozen_PxG)
+    room_B = (policy_index_B + w <= policy_room) & (v_index_B + v_block <= v_room)
+    # One boolean reduction: with the problem axis sharded, only a pred crosses devices.
+    return (s.round < r) & jnp.any(~s.frozen_PxG) & jnp.all(room_B | ~grows_B)
 
   def body(s: SearchState):
     cand, ctx = s.candidates, s.ctx

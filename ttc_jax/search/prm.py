@@ -5,7 +5,7 @@ this project's PRM (format `ttc`), fed the policy's tokens as sampled: the PRM s
 the layout it is trained and scored on (`verify.scored_text`):
 [bos] + prompt + step_0 + [nl] + step_1 + [nl] + ... with its score read at the newline that
 ends each step. A step is fed as one block of W = max_step_tokens slots written at the
-verifier cache's own index; rows with shorter steps mark the rest of the block invalid. So
+row's own verifier cache index; the rest of a shorter step's block is invalid and takes no slot. So
 no prefix is ever re-encoded. Mapping policy output to that layout:
   * a step ending in newline is fed as is;
   * a step ending in EOS (the answer line) is fed with the EOS replaced by the
@@ -48,7 +48,7 @@ def score_step(prm, params, cache: KVCache, positions_B: jax.Array, step_BxW: ja
   """Feeds one step per row to the PRM and reads P(correct so far) at its last token.
 
   Args:
-    cache: the PRM cache; the block is written at `cache.index`.
+    cache: the PRM cache; row b's block is written at `cache.index_B[b]`.
     positions_B: int32 RoPE position of each row's next PRM token.
     step_BxW: int32 the step's tokens (pad after `step_len_B`), stop token included.
     stop_reason_B: int32 decode.STOP_* of the step.
@@ -56,7 +56,7 @@ def score_step(prm, params, cache: KVCache, positions_B: jax.Array, step_BxW: ja
 
   Returns:
     (prob_B float32 sigmoid of the value at the step's last token,
-     cache advanced by W slots (callers re-sync `index` with the policy cache),
+     cache with each row's index advanced by its fed tokens,
      fed_B int32 tokens fed per row, 0 where the row was not scored).
   """
   w = step_BxW.shape[1]
@@ -75,10 +75,10 @@ def score_step(prm, params, cache: KVCache, positions_B: jax.Array, step_BxW: ja
 
 def score_block(prm, params, reader, cache: KVCache, positions_B: jax.Array, tokens_BxK: jax.Array, fed_B: jax.Array,
                 read_B: jax.Array):
-  """Feeds one block per row (its first fed_B tokens valid) at `cache.index` and reads the step score.
+  """Feeds one block per row (its first fed_B tokens valid) at the row's `cache.index_B` and reads the step score.
 
   Returns (prob_B float32 per `reader` at index read_B of the block (meaningless where fed_B == 0),
-  the cache advanced by K slots).
+  the cache with each row's index advanced by its fed_B tokens).
   """
   k = tokens_BxK.shape[1]
   j_K = jnp.arange(k)

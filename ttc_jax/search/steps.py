@@ -2,11 +2,11 @@
 
 Steps are sampled by the sampler's own one-token `lax.while_loop`
 (`decode.decode` with `stop_at_newline`), so search and plain sampling draw
-tokens the same way. The verifier keeps its own cache and slot index: a round
-writes one block per row at that index (`search.verifier_feed` says what the
-block holds) and moves the index on by a bound on the round's longest fed block
-(`_verifier_advance`), so the slots past it, invalid for every row, are written
-again by the next round.
+tokens the same way. Each row's policy index moves on by the tokens it sampled.
+The verifier keeps its own cache and per-row slot indexes: a round writes one
+block per row at that row's index (`search.verifier_feed` says what the block
+holds) and the row's index moves on by the tokens fed (`fed_B`, the block's
+valid head); the rest of the block, invalid, is written over by the next round.
 """
 from typing import Any
 
@@ -87,25 +87,9 @@ def take_step(models: Models, ctx: Context, active_B: jax.Array, rng: jax.Array,
               prm_flops_B=run_flops(models.prm.cfg, fed_B, ctx.prm_pos_B), overflow_B=overflow_B)
   ctx = Context(policy_logits_BxV=out.logits_BxV, policy_pos_B=ctx.policy_pos_B + out.lengths_B,
                 policy_cache=out.cache, prm_pos_B=ctx.prm_pos_B + fed_B,
-                prm_cache=new_vcache.replace(index=vcache.index + _verifier_advance(spec, cfg, out, ctx, fed_B)),
+                prm_cache=new_vcache,
                 prm_steps_B=ctx.prm_steps_B + (fed_B > 0).astype(jnp.int32))
   return step, ctx
-
-
-def _verifier_advance(spec: VerifierSpec, cfg: SamplingConfig, out, ctx: Context, fed_B: jax.Array) -> jax.Array:
-  """Slots the verifier's index moves on this round: at least its longest fed block.
-
-  Derived from the policy's own advance (the decode loop's step count, which every row
-  shares) rather than a max over rows: with the problem axis sharded, that max would be
-  one more cross-device reduction per step. ttc: a fed step is at most the policy's;
-  device: at most the policy's + (block - W). The host feed has synchronised already.
-  """
-  policy_advance = (out.cache.index - ctx.policy_cache.index).astype(jnp.int32)
-  if spec.mode == "ttc":
-    return policy_advance
-  if spec.mode == "device":
-    return policy_advance + (spec.block - cfg.max_new_tokens)
-  return jnp.max(fed_B).astype(jnp.int32)
 
 
 def append_tokens(buffer_BxT: jax.Array, lengths_B: jax.Array, new_BxW: jax.Array, new_lengths_B: jax.Array):

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from ttc_jax.models import ModelConfig, ModelOutput
-from ttc_jax.models.kv_cache import KVCache, write_layer
+from ttc_jax.models.kv_cache import KVCache, next_index, write_layer, write_rows
 from ttc_jax.models.transformer import read_positions
 
 COPY = -1  # Table entry: repeat the row's last content token (a step that depends on the cache).
@@ -33,15 +33,15 @@ def scripted_config(vocab_size: int = 64, scalar_head: bool = False) -> ModelCon
 
 def _store(cache: KVCache, tokens_BxT: jax.Array, valid_BxT: jax.Array):
   """Writes the fed tokens into the cache; returns (new cache, context tokens [B, S], visible [B, T, S])."""
-  start = cache.index
+  start_B = cache.index_B
   b, t = tokens_BxT.shape
   _, k_heads, _, h = cache.k_BxKxSxH[0].shape
   update_BxTxKxH = jnp.broadcast_to(tokens_BxT[:, :, None, None], (b, t, k_heads, h))
-  k = tuple(write_layer(buf, update_BxTxKxH, start) for buf in cache.k_BxKxSxH)
-  valid = jax.lax.dynamic_update_slice_in_dim(cache.valid_BxS, valid_BxT, start, axis=1)
-  new = cache.replace(k_BxKxSxH=k, valid_BxS=valid, index=(start + t).astype(jnp.int32))  # Positions unused.
+  k = tuple(write_layer(buf, update_BxTxKxH, start_B) for buf in cache.k_BxKxSxH)
+  valid = write_rows(cache.valid_BxS, valid_BxT, start_B)
+  new = cache.replace(k_BxKxSxH=k, valid_BxS=valid, index_B=next_index(start_B, valid_BxT))  # Positions unused.
   slots_S = jnp.arange(cache.max_len)
-  visible_BxTxS = (slots_S[None, None] <= (start + jnp.arange(t))[None, :, None]) & valid[:, None]
+  visible_BxTxS = (slots_S[None, None] <= (start_B[:, None] + jnp.arange(t)[None])[:, :, None]) & valid[:, None]
   context_BxS = jnp.round(k[0][:, 0, :, 0]).astype(jnp.int32)
   if cache.prefix is not None:  # A shared prompt comes before every row's own slots.
     rows = b // cache.prefix.num_problems
