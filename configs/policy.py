@@ -33,7 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.max_len = 256
   c.model.remat = "none"
   c.model.attention_impl = "auto"  # "xla", "cudnn", "chunked"; auto: cudnn on GPUs where it can run.
-  c.model.decode_attention_impl = "auto"  # "xla", "pallas" (reads only the filled cache slots); auto: xla for now.
+  c.model.decode_attention_impl = "auto"  # "xla", "pallas" (reads only the filled cache slots); auto: pallas on GPUs, xla elsewhere.
   c.model.dtype = "float32"
 
   c.train = config_defaults.train(steps=1500, batch_size=32, learning_rate=3e-3, warmup_steps=100,

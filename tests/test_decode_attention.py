@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ttc_jax import parallel
 from ttc_jax.decode import SamplingConfig, sampler
 from ttc_jax.decode.prompts import left_pad
 from ttc_jax.models import Transformer, decode_attention
@@ -92,7 +93,8 @@ def test_attend_cascade_pallas_equals_xla():
 def test_visible_lengths_and_config():
   visible = jnp.asarray([[True, False, True, False], [False] * 4, [False, True, False, False]])
   np.testing.assert_array_equal(decode_attention.visible_lengths(visible), [3, 0, 2])
-  assert decode_attention.choose_impl("auto") == "xla"
+  assert decode_attention.choose_impl("auto") == "xla"  # CPU: the kernel would run interpreted.
+  assert decode_attention.choose_impl("pallas") == "pallas"
   with pytest.raises(ValueError, match="decode_attention_impl='triton' must be one of"):
     ModelConfig(decode_attention_impl="triton")
 
@@ -116,3 +118,14 @@ def test_greedy_sample_pallas_equals_xla(shared_prefix):
   np.testing.assert_array_equal(a.tokens_BxN, b.tokens_BxN)
   np.testing.assert_array_equal(a.lengths_B, b.lengths_B)
   assert (np.asarray(a.lengths_B) > 1).any()  # The decode loop ran (not only the prefill's token).
+
+
+def test_auto_picks_pallas_on_gpu_unless_sharding_is_unknown(monkeypatch):
+  """auto: the kernel on one GPU or under an active mesh (shard_map), xla on many devices without one."""
+  monkeypatch.setattr(decode_attention.jax, "default_backend", lambda: "gpu")
+  assert jax.device_count() == 8
+  assert decode_attention.choose_impl("auto") == "xla"
+  with parallel.activate(parallel.make_mesh(parallel.MeshConfig(data=8))):
+    assert decode_attention.choose_impl("auto") == "pallas"
+  monkeypatch.setattr(decode_attention.jax, "device_count", lambda: 1)
+  assert decode_attention.choose_impl("auto") == "pallas"

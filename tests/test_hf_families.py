@@ -104,6 +104,15 @@ def test_own_models_export_as_llama_and_keep_their_reward_head():
   assert families.model_config_from_hf(hf) == cfg
 
 
+@pytest.mark.parametrize("impl", ["auto", "xla", "pallas"])
+def test_decode_attention_impl_round_trips(impl):
+  """An imported model keeps the default (auto: the kernel on GPUs) unless the export pinned another."""
+  cfg = ModelConfig(tie_embeddings=True, head_dim=32, decode_attention_impl=impl)
+  hf = families.hf_config_from_model(cfg)
+  assert ("decode_attention_impl" in hf.get("ttc_jax", {}).get("model", {})) == (impl != "auto")
+  assert families.model_config_from_hf(hf) == cfg
+
+
 def test_export_refuses_a_family_that_cannot_express_the_model():
   with pytest.raises(ValueError, match="model_type 'llama' cannot express this model \\(qkv_bias=True"):
     families.hf_config_from_model(_cfg("qwen2"), "llama")

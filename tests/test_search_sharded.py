@@ -70,16 +70,24 @@ def test_scripted_sharded_equals_unsharded(mesh, method):
   _assert_same(_run(fn, params, tokens, valid, mesh), _run(fn, params, tokens, valid))
 
 
-def test_transformer_sharded_equals_unsharded(mesh):
-  """Real caches: gathers of the policy and PRM caches stay right when rows live on 8 devices."""
-  policy = Transformer(tiny_model_config(vocab_size=48, n_layers=1))
+@pytest.mark.parametrize("method,decode_impl", [("beam", "xla"), ("beam", "pallas"), ("lookahead", "pallas")])
+def test_transformer_sharded_equals_unsharded(mesh, method, decode_impl):
+  """Real caches: gathers of the policy and PRM caches stay right when rows live on 8 devices.
+
+  With the Pallas decode kernel (interpret mode) the sharded search runs it per device in
+  shard_map -- still no gather -- and must equal the unsharded XLA search: beam decode steps
+  and lookahead rollouts go through the kernel, the PRM's block scoring (T > 1) stays XLA.
+  """
+  policy_cfg = tiny_model_config(vocab_size=48, n_layers=1, decode_attention_impl=decode_impl)
+  policy, policy_xla = Transformer(policy_cfg), Transformer(tiny_model_config(vocab_size=48, n_layers=1))
   prm = Transformer(tiny_model_config(vocab_size=48, n_layers=1, lm_head=False, scalar_head=True))
   init = lambda m, seed: nn.unbox(jax.jit(m.init)(jax.random.key(seed), jnp.zeros((1, 4), jnp.int32)))
   params = (init(policy, 0), init(prm, 1))
-  cfg = SearchConfig(method="beam", budget=4, beam_width=2, max_rounds=3, max_step_tokens=3, max_solution_tokens=9)
-  fn = jit_search(LogitBias(policy, ((NL, 3.0), (EOS, 1.0))), prm, cfg,
-                  StopRule.from_ids(policy.cfg.vocab_size, [EOS], NL), PAD)
+  cfg = SearchConfig(method=method, budget=4, beam_width=2, lookahead=int(method == "lookahead"), max_rounds=3,
+                     max_step_tokens=3, max_solution_tokens=9)
+  stop = StopRule.from_ids(policy.cfg.vocab_size, [EOS], NL)
+  fn, fn_xla = (jit_search(LogitBias(m, ((NL, 3.0), (EOS, 1.0))), prm, cfg, stop, PAD) for m in (policy, policy_xla))
   tokens, valid = left_pad([[5 + i, 6, 9][:1 + i % 3] for i in range(P)], PAD, buckets=(4,))
-  sharded, single = _run(fn, params, tokens, valid, mesh, check_collectives=True), _run(fn, params, tokens, valid)
+  sharded, single = _run(fn, params, tokens, valid, mesh, check_collectives=True), _run(fn_xla, params, tokens, valid)
   _assert_same(sharded, single)
   assert int(single.rounds) > 1 and (single.parents_PxRxN[:, 1] != np.arange(4)).any()  # Beams were reordered.

@@ -11,7 +11,15 @@ step) reads the cache:
           row's last visible slot, so slots past it are never loaded. Online softmax in
           float32 over bf16 (or float32) loads. A Triton kernel on GPUs; on CPU it runs in
           Pallas interpret mode (slow, for tests). Prefill and other T > 1 calls stay on XLA.
-  auto    xla for now (the GPU comparison in bench/decode_attention_gpu.sh decides).
+  auto    pallas on GPUs, xla elsewhere (bench/results/decode_h200/pallas/: on the H200 the
+          kernel took a layer's decode read from 0.136 ms to 0.086 ms and the sampler from
+          29,968 to 33,328 tok/s at 1.2B / batch 64). With several devices and no mesh
+          active (`parallel.activate`) auto stays on xla: the rows' sharding is unknown then.
+
+Under an active mesh the kernel runs in `shard_map`: a pallas_call has no SPMD partitioning
+rule, so without it XLA would gather the whole cache onto every device. Rows split over the
+mesh axes of the logical "batch" axis, kv heads over those of "kv_heads" (parallel/rules.py),
+each only where it divides; the rest is replicated.
 
 The kernel returns the cache's part of the softmax un-normalised -- output, running max
 and sum -- so callers merge it with the new tokens' own scores (and a shared prompt's,
@@ -22,6 +30,7 @@ mask, so the kernel serves every model family; soft-capping is applied in the ke
 import functools
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
@@ -30,20 +39,61 @@ from jax.experimental.pallas import triton as plgpu
 from ttc_jax.models.attention import MASKED, grouped_scores, merge_partials, partial_from_scores
 from ttc_jax.models.config import DECODE_ATTENTION_IMPLS as IMPLS
 from ttc_jax.models.prefix_attention import prefix_partial
+from ttc_jax.parallel.rules import RULES
 
 BLOCK_K = 64  # Cache slots per loop iteration (a multiple of 16: Triton's dot needs that).
 NUM_WARPS = 4
-NUM_STAGES = 2
+# 3 stages: the best of the H200 sweep (0.0856 ms a layer at B=256, S=512 vs 0.0955 ms with 2;
+# bench/results/decode_h200/pallas/).
+NUM_STAGES = 3
 # jax renamed TritonCompilerParams to CompilerParams (0.6); take whichever this jax has.
 _COMPILER_PARAMS = getattr(plgpu, "CompilerParams", None) or getattr(plgpu, "TritonCompilerParams")
 _dot = getattr(plgpu, "dot", None) or pl.dot  # Moved from pallas to pallas.triton (0.8); pl.dot is deprecated.
 
 
 def choose_impl(requested: str) -> str:
-  """The implementation decode steps run: `requested` unless it is "auto" (xla until measured)."""
+  """The implementation decode steps run, decided at trace time: `requested` unless it is "auto".
+
+  auto: the kernel on GPUs (faster, measured), unless several devices run without an active
+  mesh -- then the operands' sharding is unknown here and XLA's own attention partitions safely.
+  """
   if requested not in IMPLS:
     raise ValueError(f"model.decode_attention_impl={requested!r} must be one of {IMPLS}")
-  return "xla" if requested == "auto" else requested
+  if requested != "auto":
+    return requested
+  if jax.default_backend() != "gpu":
+    return "xla"
+  return "pallas" if jax.device_count() == 1 or _active_mesh() is not None else "xla"
+
+
+def _active_mesh():
+  """The mesh set by `parallel.activate` (jax.set_mesh) if it spans several devices, else None."""
+  mesh = jax.sharding.get_abstract_mesh()
+  return None if mesh.empty or mesh.size == 1 else mesh
+
+
+def _mesh_axes(logical: str, mesh, size: int):
+  """The mesh axes the logical axis maps to (active rules, else parallel.RULES), if they divide `size`."""
+  axes = nn.logical_to_mesh_axes((logical,), nn.get_logical_axis_rules() or RULES)[0]
+  axes = tuple(a for a in ((axes,) if isinstance(axes, str) else axes or ()) if a in mesh.shape)
+  if not axes or size % math.prod(mesh.shape[a] for a in axes):
+    return None
+  return axes
+
+
+def _sharded_partial(q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, lengths_B, **kwargs):
+  """`cache_partial`, run per shard under an active mesh (rows and kv heads split, no collectives)."""
+  mesh = _active_mesh()
+  if mesh is None:
+    return cache_partial(q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, lengths_B, **kwargs)
+  b, k_heads = q_BxKxGxH.shape[:2]
+  rows, heads = _mesh_axes("batch", mesh, b), _mesh_axes("kv_heads", mesh, k_heads)
+  P = jax.sharding.PartitionSpec
+  row_head = P(rows, heads)
+  fn = jax.shard_map(functools.partial(cache_partial, **kwargs), mesh=mesh,
+                     in_specs=(row_head, row_head, row_head, P(rows), P(rows)),
+                     out_specs=(row_head, row_head, row_head), check_vma=False)
+  return fn(q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, lengths_B)
 
 
 def _interpret() -> bool:
@@ -168,8 +218,8 @@ def _kernel_part(q_BxTxKxGxH, cache_k, cache_v, cache_mask_BxTxS, scale, softcap
   if q_BxTxKxGxH.shape[1] != 1:
     raise ValueError(f"the Pallas decode kernel takes one new token per row, got T={q_BxTxKxGxH.shape[1]}")
   visible_BxS = cache_mask_BxTxS[:, 0]
-  out, m, l = cache_partial(q_BxTxKxGxH[:, 0], cache_k, cache_v, visible_BxS, visible_lengths(visible_BxS),
-                            scale=scale, softcap=softcap, **settings)
+  out, m, l = _sharded_partial(q_BxTxKxGxH[:, 0], cache_k, cache_v, visible_BxS, visible_lengths(visible_BxS),
+                               scale=scale, softcap=softcap, **settings)
   return out[:, :, :, None], m[..., None], l[..., None]
 
 
