@@ -41,6 +41,11 @@ class SearchConfig:
       verifier caches) and let its N candidates read that one copy (cascade
       attention); each candidate's cache then holds only its solution. False keeps
       N copies of the prompt. Both give the same search up to float summation order.
+    best_of_n_rounds: run best-of-N in lockstep rounds like the other methods (one step
+      of every candidate per round) rather than sampling each candidate's whole solution
+      in one decode and scoring its steps in one PRM pass (`search.best_of_n`, the default
+      with this project's PRM). Both search the same distribution, but under temperature > 0
+      they draw other samples (other random keys); greedy search gives the same output.
   """
 
   method: str = "beam"
@@ -53,6 +58,7 @@ class SearchConfig:
   temperature: float = 1.0
   top_p: float = 1.0
   shared_prefix: bool = True
+  best_of_n_rounds: bool = False
 
   def __post_init__(self):
     errors = []
