@@ -83,7 +83,7 @@ def test_scripted_rows_match_rounds(shared_prefix, stop):
 def test_greedy_transformer_matches_rounds():
   """Real attention: prompts of two lengths (left padding), the shared prefix, steps of varied length."""
   cfg = tiny_model_config(vocab_size=64, max_len=64)
-  policy = LogitBias(Transformer(cfg), ((NL, 2.5), (EOS, 1.0)))
+  policy = LogitBias(Transformer(cfg), ((NL, 1.5), (EOS, 0.5)))  # Truncated, EOS, and 5 steps.
   prm = Transformer(dataclasses.replace(cfg, lm_head=False, scalar_head=True))
   init = lambda m, seed: nn.unbox(jax.jit(m.init)(jax.random.key(seed), jnp.zeros((1, 8), jnp.int32)))
   search_cfg = dataclasses.replace(CFG, max_rounds=5, max_step_tokens=6, max_solution_tokens=30)
