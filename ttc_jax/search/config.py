@@ -1,6 +1,7 @@
 """Which search to run and its sizes: one frozen dataclass, validated at construction.
 
-All four methods of the paper are one loop over rounds (`search.loop`); a method
+All four methods of the paper are one loop over rounds (`search.loop`; best-of-N runs
+without rounds unless `best_of_n_rounds`: `search.best_of_n`); a method
 only fixes how the N candidates of a problem are grouped and how many of each
 group survive a round:
 
