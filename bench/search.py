@@ -26,6 +26,13 @@ per-candidate buffers.
   PYTHONPATH=. python3 bench/search.py --smoke --out /tmp/smoke.json  # CPU test of this script
   python3 bench/search.py --merge main.json variant.json ... --out all.json  # the results file
 
+--step-lengths fixed|uniform:LO:HI: fixed S-token steps, or a length drawn per (row slot, step)
+uniformly in LO..HI from a seeded table (`ForcedSteps`, `step_end_table`); give --step-tokens S = the
+mean so plain sampling draws as many tokens. Both use W = --max-step-tokens (default: the longest step)
+and max_solution_tokens = R * W, so a fixed and a uniform run compare at one cache size with
+`--max-step-tokens HI`. The method best_of_n_rounds is best-of-N in lockstep rounds
+(`SearchConfig.best_of_n_rounds`), recorded as "best_of_n/rounds".
+
 --shared-prefix on|off|both: whether the candidates of a problem read one stored copy of
 its prompt's keys and values (`SearchConfig.shared_prefix`, the default) or N copies;
 "both" runs every search method both ways (the unshared runs are labelled
@@ -61,6 +68,7 @@ TEMPERATURE = 0.8
 HF_REFERENCE = {"best_of_n_s_per_problem": 3 * 3600 / 500, "beam_s_per_problem": 60 * 3600 / 500,
                 "note": "issue text: about 3 h best-of-N and 60+ h beam search on 500 problems at N = 256, one H100"}
 _BIG = 1e9
+LABELS = {"best_of_n_rounds": "best_of_n/rounds"}  # --methods entries recorded under another name.
 
 
 def log(*args):
@@ -69,13 +77,24 @@ def log(*args):
 
 @dataclasses.dataclass(frozen=True)
 class ForcedSteps:
-  """The policy with fixed-length steps forced on its logits (the rest of the network untouched).
+  """The policy with steps forced on its logits (the rest of the network untouched).
 
   The logits at RoPE position p predict solution token j = p + 1 - prompt_len
-  (prompts are unpadded, all of length prompt_len). Token j is a newline when
-  j % S == S - 1 (EOS instead once j // S >= rounds - 1); elsewhere newline and
-  EOS get -1e9. Only two logit columns are written. Same apply signature as
-  `Transformer` (as `testing.scripted.LogitBias`); hashable for jit caches.
+  (prompts are unpadded, all of length prompt_len). Fixed lengths (`step_ends` None):
+  token j is a newline when j % S == S - 1 (EOS instead once j // S >= rounds - 1).
+  Variable lengths: `step_ends[b]` holds row slot b's cumulative step ends (`step_end_table`);
+  token j of the row in slot b (of the batch, modulo the table's rows) is a newline when
+  j + 1 is one of them, EOS when it is the last. Elsewhere newline and EOS get -1e9. Only two
+  logit columns are written. Same apply signature as `Transformer` (as
+  `testing.scripted.LogitBias`); hashable for jit caches.
+
+  The ends go with the slot, not the candidate: in beam search a row gathered into another
+  slot continues on that slot's schedule from its own length (its step ends at the slot's
+  next end after it: 1 to HI tokens later), so a beam's step lengths mix those of the slots
+  it passed through; it may take fewer or more steps than R, and a row already past its
+  slot's last end is truncated at max_step_tokens. Best-of-N rows keep their slot. A prefill
+  row (a problem, not a slot) does not end a step at its first token, as LO >= 2 makes sure:
+  every step is at least 2 tokens.
   """
   model: Any
   prompt_len: int
@@ -83,6 +102,7 @@ class ForcedSteps:
   rounds: int
   newline_id: int = NEWLINE_ID
   eos_id: int = EOS_ID
+  step_ends: tuple[tuple[int, ...], ...] | None = None
 
   @property
   def cfg(self):
@@ -93,8 +113,14 @@ class ForcedSteps:
     from ttc_jax.models.transformer import read_positions
     out = self.model.apply(params, tokens_BxT, positions_BxT, valid_BxT, cache, read_BxK=read_BxK)
     j = read_positions(positions_BxT, read_BxK) + 1 - self.prompt_len
-    end = (j >= 0) & (j % self.step_tokens == self.step_tokens - 1)
-    final = end & (j // self.step_tokens >= self.rounds - 1)
+    if self.step_ends is None:
+      end = (j >= 0) & (j % self.step_tokens == self.step_tokens - 1)
+      final = end & (j // self.step_tokens >= self.rounds - 1)
+    else:
+      table = jnp.asarray(self.step_ends, jnp.int32)
+      ends_BxR = table[jnp.arange(j.shape[0]) % table.shape[0]]
+      end = jnp.any(j[..., None] + 1 == ends_BxR[:, None], axis=-1)
+      final = j + 1 == ends_BxR[:, -1:]
     logits = self.restrict(out.logits_BxTxV)
     logits = logits.at[..., self.newline_id].set(jnp.where(end & ~final, _BIG, -_BIG).astype(logits.dtype))
     logits = logits.at[..., self.eos_id].set(jnp.where(final, _BIG, -_BIG).astype(logits.dtype))
@@ -103,6 +129,22 @@ class ForcedSteps:
   def restrict(self, logits):
     """Where a subclass limits which other tokens can be sampled (`search_models.ForcedWords`)."""
     return logits
+
+
+def step_end_table(spec: str, rows: int, rounds: int, seed: int = 0):
+  """--step-lengths -> (cumulative step ends per row slot [rows][rounds], or None for "fixed"; longest step).
+
+  "uniform:LO:HI": every (row slot, step) length drawn once, uniformly in LO..HI, from `seed`.
+  """
+  import numpy as np
+  if spec == "fixed":
+    return None, 0
+  kind, lo, hi = spec.split(":")
+  lo, hi = int(lo), int(hi)
+  if kind != "uniform" or not 2 <= lo <= hi:
+    raise ValueError(f"--step-lengths {spec!r}: 'fixed' or 'uniform:LO:HI' with 2 <= LO <= HI")
+  lengths = np.random.default_rng(seed).integers(lo, hi + 1, (rows, rounds))
+  return tuple(tuple(int(x) for x in row) for row in np.cumsum(lengths, axis=1)), hi
 
 
 def peak_gib():
@@ -158,6 +200,7 @@ def merge(paths, meta):
                                                                            "jax_bf16_matmul_flops")},
                                      "total_wall_s": part.get("total_wall_s")})
   result["shared_prefix_table"] = prefix_table(result["configurations"])
+  result["step_lengths_table"] = step_lengths_table(result["configurations"])
   main = result["configurations"][0]
   by = _by(main["runs"])
   result["goal"] = "beam search at most 1.3x the time of best-of-N at the same N"
@@ -172,6 +215,27 @@ def merge(paths, meta):
                          ("best_of_n", "beam", "lookahead") if (m, n) in by}}
                      for n in sorted({k[1] for k in by}) if ("best_of_n", n) in by]
   return result
+
+
+def step_lengths_table(configurations):
+  """Per method and N: time with variable step lengths over time with fixed ones (same prompt and layout)."""
+  times = {}
+  for c in configurations:
+    w = c["workload"]
+    for r in c["runs"]:
+      if r["method"] != "plain_sampling":
+        key = (r["method"], r["N"], w["prompt_len"])
+        times.setdefault(key, {})[w.get("step_lengths", "fixed")] = r["s_per_problem"]
+  rows = []
+  for (method, n, prompt_len), by in sorted(times.items()):
+    fixed = by.get("fixed")
+    for lengths, t in sorted(by.items()):
+      if lengths != "fixed":
+        rows.append({"method": method, "N": n, "prompt_len": prompt_len, "step_lengths": lengths,
+                     "fixed_s_per_problem": fixed, "s_per_problem": t,
+                     "over_fixed": t / fixed if fixed else None})
+  return {"rows": rows, "goal": "issue 13: variable step lengths (uniform 8 to 64 tokens) within 1.15x of fixed "
+                                "ones with the same mean"}
 
 
 def prefix_table(configurations):
@@ -215,10 +279,16 @@ def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--shape", default="1.2b", choices=sorted(SHAPES))
   ap.add_argument("--budgets", type=int, nargs="+", default=[16, 64, 256])
-  ap.add_argument("--methods", nargs="+", default=["best_of_n", "beam", "lookahead"])
+  ap.add_argument("--methods", nargs="+", default=["best_of_n", "beam", "lookahead"],
+                  help="best_of_n, beam, lookahead, and best_of_n_rounds (best-of-N in lockstep rounds)")
   ap.add_argument("--rows", type=int, default=256, help="candidate rows per call: P = rows // N problems")
   ap.add_argument("--prompt-len", type=int, default=128)
   ap.add_argument("--step-tokens", type=int, default=32, help="S, tokens per step (the last is newline/EOS)")
+  ap.add_argument("--step-lengths", default="fixed",
+                  help="'fixed' (S tokens a step) or 'uniform:LO:HI' (each row slot's and step's length drawn "
+                       "uniformly in LO..HI from a seeded table; give S = the mean for plain sampling)")
+  ap.add_argument("--max-step-tokens", type=int, default=0,
+                  help="W of the search (default: the longest step); max_solution_tokens = R * W")
   ap.add_argument("--rounds", type=int, default=8, help="R, steps per solution (the last ends with EOS)")
   ap.add_argument("--beam-width", type=int, default=4)
   ap.add_argument("--lookahead", type=int, default=1)
@@ -271,6 +341,10 @@ def main():
 
   s_, r_, l_ = args.step_tokens, args.rounds, args.prompt_len
   shape = SHAPES[args.shape]
+  step_ends, longest = step_end_table(args.step_lengths, args.rows, r_)
+  w_ = args.max_step_tokens or max(s_, longest)
+  # Where each row slot's steps end (fixed: every S tokens), to check the outputs against.
+  ends_BxR = np.asarray(step_ends) if step_ends else np.tile((np.arange(r_) + 1) * s_, (args.rows, 1))
   out = {
       "benchmark": "search", "argv": sys.argv[1:], "commit": os.environ.get("BENCH_COMMIT"),
       "dirty": os.environ.get("BENCH_DIRTY"), "jax_version": jax.__version__, "flax_version": flax.__version__,
@@ -278,9 +352,14 @@ def main():
       "workload": {"shape": args.shape, **shape, "tie_embeddings": True, "rope_theta": ROPE_THETA,
                    "dtype": "bfloat16 (weights cast from float32 master)", "weights": "random",
                    "prompt_len": l_, "step_tokens_S": s_, "rounds_R": r_, "solution_tokens": r_ * s_,
+                   "step_lengths": args.step_lengths, "max_step_tokens_W": w_,
+                   "max_solution_tokens": r_ * w_, "mean_solution_tokens": float(ends_BxR[:, -1].mean()),
                    "beam_width_M": args.beam_width, "lookahead_k": args.lookahead, "rows_per_call": args.rows,
                    "temperature": TEMPERATURE, "top_p": 1.0, "shared_prefix": args.shared_prefix,
-                   "forced_steps": "newline every S-th token, EOS ends step R, newline/EOS -1e9 elsewhere"},
+                   "forced_steps": ("newline every S-th token, EOS ends step R, newline/EOS -1e9 elsewhere"
+                                    if step_ends is None else
+                                    f"{args.step_lengths}: step lengths per (row slot, step) from a seeded table; "
+                                    "newline at each step end, EOS ends step R, newline/EOS -1e9 elsewhere")},
       "hf_search_and_learn_reference": HF_REFERENCE, "runs": [], "parts": {}, "skipped": []}
 
   def save():
@@ -297,7 +376,7 @@ def main():
   save()
 
   def make(scalar):
-    cfg = ModelConfig(**shape, max_len=l_ + r_ * s_ + args.lookahead * s_ + 8, rope_theta=ROPE_THETA, norm_eps=NORM_EPS,
+    cfg = ModelConfig(**shape, max_len=l_ + r_ * w_ + args.lookahead * w_ + 8, rope_theta=ROPE_THETA, norm_eps=NORM_EPS,
                       tie_embeddings=True, dtype="bfloat16", lm_head=not scalar, scalar_head=scalar)
     model = Transformer(cfg)
     params = nn.unbox(jax.jit(model.init)(jax.random.key(int(scalar)), jnp.zeros((1, 8), jnp.int32)))
@@ -308,7 +387,7 @@ def main():
   t0 = time.perf_counter()
   policy_cfg, policy, policy_params = make(False)
   prm_cfg, prm, prm_params = make(True)
-  forced = ForcedSteps(policy, prompt_len=l_, step_tokens=s_, rounds=r_)
+  forced = ForcedSteps(policy, prompt_len=l_, step_tokens=s_, rounds=r_, step_ends=step_ends)
   out["workload"]["policy_params"] = tree_param_count(policy_params)
   out["workload"]["prm_params"] = tree_param_count(prm_params)
   assert out["workload"]["policy_params"] == count_params(policy_cfg)
@@ -379,14 +458,17 @@ def main():
       del res
 
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.shared_prefix]
-    for method, shared in [(m, sh) for m in args.methods for sh in modes]:
+    for name, shared in [(m, sh) for m in args.methods for sh in modes]:
+      method = "best_of_n" if name == "best_of_n_rounds" else name
       cfg = SearchConfig(method=method, budget=n, beam_width=args.beam_width,
-                         lookahead=args.lookahead if method == "lookahead" else 0, max_rounds=r_, max_step_tokens=s_,
-                         max_solution_tokens=r_ * s_, temperature=TEMPERATURE, top_p=1.0, shared_prefix=shared)
+                         lookahead=args.lookahead if method == "lookahead" else 0, max_rounds=r_, max_step_tokens=w_,
+                         max_solution_tokens=r_ * w_, temperature=TEMPERATURE, top_p=1.0, shared_prefix=shared,
+                         best_of_n_rounds=name == "best_of_n_rounds")
       fn = jit_search(forced, prm, cfg, StopRule.from_ids(forced.cfg.vocab_size, [EOS_ID], NEWLINE_ID), PAD_ID)
       factor = 1 + 2 * cfg.lookahead
       call_est = est.get((method, "call"), factor * 1.3 * (plain_time or est.get("plain_call", 6.0)))
-      label = method if shared or args.shared_prefix != "both" else f"{method}/unshared"
+      label = LABELS.get(name, name)
+      label = label if shared or args.shared_prefix != "both" else f"{label}/unshared"
       got = run_compiled(fn, (policy_params, prm_params, prompts, valid, key), f"{label} N={n}",
                          est.get((method, "compile"), 30.0 * factor), call_est)
       if not got:
@@ -399,24 +481,30 @@ def main():
       bud = jax.tree.map(np.asarray, res.budget)
       rounds = int(res.rounds)
       parents = np.asarray(res.parents_PxRxN)
-      checks = {"rounds": rounds, "all_lengths_R*S": bool((lengths == r_ * s_).all()),
+      # Rows keep their slot's schedule unless beam search moved them (`ForcedSteps`): then only rounds are known.
+      exact = step_ends is None or method == "best_of_n"
+      ends_PxNxR = ends_BxR[np.arange(p * n) % args.rows].reshape(p, n, r_)
+      at = lambda x: np.take_along_axis(toks, np.clip(x - 1, 0, toks.shape[2] - 1), axis=2)
+      checks = {"rounds": rounds, "all_lengths_as_scheduled": bool((lengths == ends_PxNxR[..., -1]).all()),
+                "mean_length": float(lengths.mean()),
                 "all_stop_eos": bool((reasons == STOP_EOS).all()), "all_finished": bool(np.asarray(res.finished_PxN).all()),
-                "newlines_at_step_ends": bool((toks[:, :, s_ - 1:(r_ - 1) * s_:s_] == NEWLINE_ID).all()),
-                "eos_at_end": bool((toks[:, :, r_ * s_ - 1] == EOS_ID).all()),
+                "newlines_at_step_ends": bool((at(ends_PxNxR[..., :-1]) == NEWLINE_ID).all()),
+                "eos_at_end": bool((at(ends_PxNxR[..., -1:]) == EOS_ID).all()),
                 "scores_finite": bool(np.isfinite(np.asarray(res.score_PxN)).all()),
                 "non_identity_parents": float((parents[:, 1:] != np.arange(n)).mean()) if rounds > 1 else 0.0}
-      ok = (rounds == r_ and checks["all_lengths_R*S"] and checks["all_stop_eos"] and checks["newlines_at_step_ends"]
-            and checks["eos_at_end"])
+      ok = rounds <= r_ and checks["scores_finite"] and (not exact or (
+          rounds == r_ and checks["all_lengths_as_scheduled"] and checks["all_stop_eos"]
+          and checks["newlines_at_step_ends"] and checks["eos_at_end"]))
       policy_tokens = float(bud.policy_tokens_P.mean())
       run = {"method": label, "shared_prefix": shared, "N": n, "P": p, "rows": p * n,
              "generations": int(bud.generations_P[0]), **tm,
              "s_per_problem": tm["time_s"] / p, "checks": checks, "checks_ok": bool(ok),
-             "solution_tokens_per_problem": n * r_ * s_, "policy_tokens_per_problem": policy_tokens,
+             "solution_tokens_per_problem": float(lengths.sum()) / p, "policy_tokens_per_problem": policy_tokens,
              "rollout_tokens_per_problem": float(bud.rollout_tokens_P.mean()),
              "prm_tokens_per_problem": float(bud.prm_tokens_P.mean()),
              "policy_flops_per_problem": float(bud.policy_flops_P.mean()),
              "prm_flops_per_problem": float(bud.prm_flops_P.mean()),
-             "solution_tokens_per_s": p * n * r_ * s_ / tm["time_s"],
+             "solution_tokens_per_s": float(lengths.sum()) / tm["time_s"],
              "policy_tokens_per_s": p * policy_tokens / tm["time_s"],
              "vs_plain_sampling": tm["time_s"] / plain_time if plain_time else None}
       out["runs"].append(run)
@@ -500,10 +588,10 @@ def main():
     bon = by.get(("best_of_n", n))
     row = {"N": n}
     for m in ["plain_sampling"] + args.methods:
-      r = by.get((m, n))
+      r = by.get((LABELS.get(m, m), n))
       row[f"{m}_s_per_problem"] = r["s_per_problem"] if r else None
     for m in args.methods:
-      r = by.get((m, n))
+      r = by.get((LABELS.get(m, m), n))
       row[f"{m}_over_best_of_n"] = r["time_s"] / bon["time_s"] if r and bon else None
       unshared = by.get((f"{m}/unshared", n))
       if r and unshared:

@@ -8,6 +8,7 @@ prompt share a single prompt prefill; by default they also share its stored keys
 What stops a row is one `StopRule` (tokenization.steps): per-vocabulary tables
 passed in as arrays, so the loop gathers from them instead of comparing ids.
 """
+import dataclasses
 import functools
 from typing import Any
 
@@ -33,6 +34,20 @@ class SampleOutput:
   stop_reason_B: jax.Array  # int32 STOP_EOS / STOP_NEWLINE / STOP_LENGTH.
   cache: Any  # KVCache after the last token (for continuing generation), or None.
   logits_BxV: Any = None  # float32 next-token logits after the last token (with the cache), or None.
+  step_ends_BxR: Any = None  # int32 (with `steps`): length of the row after each of its steps, 0 for steps not taken.
+
+
+@dataclasses.dataclass(frozen=True)
+class StepLimits:
+  """Whole solutions in one decode call, cut into steps as search cuts them (static).
+
+  A row stops at EOS, at the end of its `max_steps`-th step, at the end of a step that leaves
+  no room for another (length + max_step_tokens > max_new_tokens), or when a step reaches
+  `max_step_tokens` tokens without ending (STOP_LENGTH: a truncated step). The step rule
+  looks back only within a step, as when every step is its own decode call.
+  """
+  max_steps: int
+  max_step_tokens: int
 
 
 @flax.struct.dataclass
@@ -47,6 +62,9 @@ class _LoopState:
   cache: KVCache
   rng: jax.Array
   prev_B: jax.Array  # int32 previous sampled token of the row (-1 before the first): the two-token step rule.
+  steps_B: jax.Array  # int32 steps ended so far (with StepLimits).
+  step_len_B: jax.Array  # int32 tokens of the row's current step (with StepLimits).
+  step_ends_BxR: jax.Array  # int32 [B, max_steps] (with StepLimits; [B, 0] without).
 
 
 def prompt_positions(valid_BxP: jax.Array) -> jax.Array:
@@ -65,15 +83,18 @@ def prefill(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.A
 
 def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, rng: jax.Array, *,
            cfg: SamplingConfig, stop: StopRule, pad_id: int, return_cache: bool = False,
-           done_B: jax.Array | None = None) -> SampleOutput:
+           done_B: jax.Array | None = None, steps: StepLimits | None = None) -> SampleOutput:
   """Generates up to cfg.max_new_tokens per row from already-encoded context.
 
   `stop` says which tokens are EOS and which end a step (the latter only with
   cfg.stop_at_newline). `done_B` (bool) marks rows that sample nothing (length 0,
   STOP_NONE): search keeps finished beams in the batch without extending them.
+  `steps` (with cfg.stop_at_newline) samples many steps per row and records where each
+  ended (`StepLimits`; best-of-N search).
   """
   b = logits_BxV.shape[0]
   n = cfg.max_new_tokens
+  num_steps = steps.max_steps if steps else 0
   params = unstack_layers(params)  # Once, outside the loop: no step copies a layer out of the stack.
 
   def cond(s: _LoopState):
@@ -85,29 +106,44 @@ def decode(model: Transformer, params, logits_BxV, positions_B, cache: KVCache, 
     token_B = jnp.where(active_B, token_B, pad_id)
     tokens = jax.lax.dynamic_update_slice_in_dim(s.tokens_BxN, token_B[:, None], s.step, axis=1)
     hit_eos = active_B & stop.is_eos(token_B)
-    hit_newline = active_B & ~hit_eos & stop.ends_step(s.prev_B, token_B) & cfg.stop_at_newline
-    hit_length = active_B & ~hit_eos & ~hit_newline & (s.step + 1 >= n)
+    step_end = active_B & ~hit_eos & stop.ends_step(s.prev_B, token_B) & cfg.stop_at_newline
+    length_B = s.lengths_B + active_B.astype(jnp.int32)
+    if steps:  # Static. A step end stops the row only after its last step, or with no room for another.
+      hit_newline = step_end & ((s.steps_B + 1 >= steps.max_steps) | (length_B + steps.max_step_tokens > n))
+      cut_B = s.step_len_B + 1 >= steps.max_step_tokens
+    else:
+      hit_newline, cut_B = step_end, s.step + 1 >= n
+    hit_length = active_B & ~hit_eos & ~step_end & cut_B
     reason = jnp.select([hit_eos, hit_newline, hit_length], [STOP_EOS, STOP_NEWLINE, STOP_LENGTH], s.stop_reason_B)
+    ended_B = step_end | hit_eos | hit_length  # The row's current step ended with this token.
+    step_ends = jnp.where((jnp.arange(num_steps) == s.steps_B[:, None]) & ended_B[:, None], length_B[:, None],
+                          s.step_ends_BxR)
     # Feed the token so the next logits (and the cache) include it; rows already done write an
     # invalid slot at their own index, which does not move (the row's next write reuses the slot).
     out = model.apply(params, token_B[:, None], s.positions_B[:, None], active_B[:, None], s.cache)
     return _LoopState(step=s.step + 1, tokens_BxN=tokens, done_B=s.done_B | hit_eos | hit_newline | hit_length,
-                      stop_reason_B=reason, lengths_B=s.lengths_B + active_B.astype(jnp.int32),
+                      stop_reason_B=reason, lengths_B=length_B,
                       # A stopped row keeps the logits that follow its stop token (search continues from them).
                       logits_BxV=jnp.where(active_B[:, None], out.logits_BxTxV[:, -1], s.logits_BxV),
                       positions_B=s.positions_B + active_B.astype(jnp.int32), cache=out.cache, rng=s.rng,
-                      prev_B=jnp.where(active_B, token_B, s.prev_B))
+                      # A step's first token has no previous one (as when each step is its own call).
+                      prev_B=jnp.where(step_end, -1, jnp.where(active_B, token_B, s.prev_B)),
+                      steps_B=s.steps_B + ended_B.astype(jnp.int32),
+                      step_len_B=jnp.where(ended_B, 0, s.step_len_B + active_B.astype(jnp.int32)),
+                      step_ends_BxR=step_ends)
 
   init = _LoopState(step=jnp.zeros((), jnp.int32), tokens_BxN=jnp.full((b, n), pad_id, jnp.int32),
                     done_B=jnp.zeros((b,), bool) if done_B is None else done_B,
                     stop_reason_B=jnp.full((b,), STOP_NONE, jnp.int32),
                     lengths_B=jnp.zeros((b,), jnp.int32),
                     logits_BxV=logits_BxV.astype(jnp.float32), positions_B=positions_B, cache=cache, rng=rng,
-                    prev_B=jnp.full((b,), -1, jnp.int32))
+                    prev_B=jnp.full((b,), -1, jnp.int32), steps_B=jnp.zeros((b,), jnp.int32),
+                    step_len_B=jnp.zeros((b,), jnp.int32), step_ends_BxR=jnp.zeros((b, num_steps), jnp.int32))
   final = jax.lax.while_loop(cond, body, init)
   return SampleOutput(tokens_BxN=final.tokens_BxN, lengths_B=final.lengths_B, stop_reason_B=final.stop_reason_B,
                       cache=final.cache if return_cache else None,
-                      logits_BxV=final.logits_BxV if return_cache else None)
+                      logits_BxV=final.logits_BxV if return_cache else None,
+                      step_ends_BxR=final.step_ends_BxR if steps else None)
 
 
 def sample(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, rng: jax.Array, *,

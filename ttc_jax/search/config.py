@@ -1,6 +1,7 @@
 """Which search to run and its sizes: one frozen dataclass, validated at construction.
 
-All four methods of the paper are one loop over rounds (`search.loop`); a method
+All four methods of the paper are one loop over rounds (`search.loop`; best-of-N runs
+without rounds unless `best_of_n_rounds`: `search.best_of_n`); a method
 only fixes how the N candidates of a problem are grouped and how many of each
 group survive a round:
 
@@ -42,6 +43,11 @@ class SearchConfig:
       verifier caches) and let its N candidates read that one copy (cascade
       attention); each candidate's cache then holds only its solution. False keeps
       N copies of the prompt. Both give the same search up to float summation order.
+    best_of_n_rounds: run best-of-N in lockstep rounds like the other methods (one step
+      of every candidate per round) rather than sampling each candidate's whole solution
+      in one decode and scoring its steps in one PRM pass (`search.best_of_n`, the default
+      with this project's PRM). Both search the same distribution, but under temperature > 0
+      they draw other samples (other random keys); greedy search gives the same output.
   """
 
   method: str = "beam"
@@ -54,6 +60,7 @@ class SearchConfig:
   temperature: float = 1.0
   top_p: float = 1.0
   shared_prefix: bool = True
+  best_of_n_rounds: bool = False
 
   def __post_init__(self):
     errors = []

@@ -43,6 +43,7 @@ from ttc_jax.decode.sampler import STOP_EOS, STOP_LENGTH, STOP_NONE, prefill
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.models import unstack_layers
 from ttc_jax.models.kv_cache import share_prefix
+from ttc_jax.search import best_of_n
 from ttc_jax.search import budget as budget_lib
 from ttc_jax.search.beams import gather_beams, gather_cache, repeat_beams, repeat_cache
 from ttc_jax.search.budget import Budget
@@ -121,7 +122,14 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
   The verifier reads `verifier_prompts_PxL` (left-padded, its own layout and vocabulary;
   default: the policy's prompts). Problems whose prompt has no valid token (batch padding)
   are frozen from the start: they sample nothing and report a zero budget.
+  Best-of-N with this project's PRM runs without rounds (`search.best_of_n`) unless
+  `cfg.best_of_n_rounds`.
   """
+  if verifier_prompts_PxL is None:
+    verifier_prompts_PxL, verifier_valid_PxL = prompts_PxL, valid_PxL
+  if best_of_n.applies(cfg, models.verifier):
+    return best_of_n.search(models, prompts_PxL, valid_PxL, rng, cfg=cfg, verifier_prompts_PxL=verifier_prompts_PxL,
+                            verifier_valid_PxL=verifier_valid_PxL)
   p, prompt_len = prompts_PxL.shape
   n, r, w, k = cfg.budget, cfg.max_rounds, cfg.max_step_tokens, cfg.lookahead
   step_cfg = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=w, stop_at_newline=True)

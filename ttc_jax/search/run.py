@@ -179,9 +179,10 @@ def run_search(policy, policy_params, prm, prm_params, tokenizer, grader, prompt
 def search_spec(cfg: SearchConfig) -> dict:
   """The config as plain data, for results files.
 
-  Leaves out `shared_prefix`: it says how the caches are laid out, not what is searched,
-  so results written before it existed still match their spec.
+  Leaves out `shared_prefix` and `best_of_n_rounds`: they say how the caches are laid out
+  and how best-of-N is scheduled, not what is searched, so results written before they
+  existed still match their spec.
   """
   spec = dataclasses.asdict(cfg)
-  del spec["shared_prefix"]
+  del spec["shared_prefix"], spec["best_of_n_rounds"]
   return spec

@@ -1,0 +1,142 @@
+"""Best-of-N without rounds: every candidate's whole solution in one decode, every step scored in one PRM pass.
+
+Best-of-N (width 1, no lookahead) needs no synchronisation between candidates: nothing is
+selected, so no candidate waits for the others. The round-based loop (`search.loop`) still
+decodes one step of every candidate per round, and a round lasts as long as the batch's
+longest step; with steps of 8 to 64 tokens a round costs about 64 decode iterations while
+the mean step is 36. Here instead:
+  1. one `decode` call samples each row's solution, cut into steps as the rounds cut them
+     (`decode.sampler.StepLimits`): a row stops at EOS, at the end of its `max_rounds`-th
+     step, at a step of `max_step_tokens` tokens without an end (STOP_LENGTH, a truncated
+     step), or at the end of a step that leaves no room for another
+     (length + max_step_tokens > max_solution_tokens);
+  2. one PRM forward pass over every row's solution tokens (after the prefilled prompt, shared
+     or not as `cfg.shared_prefix` says) reads the PRM's probability at the end of each step.
+The PRM sees what the round-based feed (`search.prm.score_step`) gives it: the same tokens at
+the same RoPE positions (an EOS fed as the delimiter, empty steps not fed), only all at once,
+so scores agree up to float summation order and the budget counts the same tokens and FLOPs.
+
+What differs from the rounds:
+  * random draws: the policy samples the same distribution, but from other keys, so under
+    temperature > 0 the candidates are other samples (greedy decoding gives the same tokens);
+  * room: each row stops when its own solution has no room for another step, where the
+    rounds stop every row when the shared cache index (the sum of each round's longest step)
+    has none; with steps of one length, or room to spare, the two stop alike.
+Only this project's PRM (verifier mode "ttc") is scored this way; the off-the-shelf feeds
+("device", "host": `search.verifier_feed`) build per-step blocks with wrapper tokens and keep
+the round-based loop (`applies`).
+"""
+import jax
+import jax.numpy as jnp
+
+from ttc_jax.decode.sampler import STOP_EOS, STOP_LENGTH, STOP_NEWLINE, StepLimits, decode, prefill
+from ttc_jax.decode.sampling import SamplingConfig
+from ttc_jax.models import unstack_layers
+from ttc_jax.models.kv_cache import share_prefix
+from ttc_jax.search import budget as budget_lib
+from ttc_jax.search.beams import repeat_beams, repeat_cache
+from ttc_jax.search.config import SearchConfig
+from ttc_jax.search.prm import content_lengths, prefill_prm
+from ttc_jax.search.steps import Models
+from ttc_jax.search.verifier_feed import VerifierSpec
+
+
+def applies(cfg: SearchConfig, spec: VerifierSpec) -> bool:
+  """Whether `search.loop.search` runs this schedule: best-of-N, this project's PRM, rounds not asked for."""
+  return cfg.width == 1 and cfg.lookahead == 0 and spec.mode == "ttc" and not cfg.best_of_n_rounds
+
+
+def _steps(out, num_rounds: int):
+  """Per row and step: (taken_BxR, start_BxR, length_BxR, stop_reason_BxR) from the decode's step ends."""
+  ends_BxR = out.step_ends_BxR
+  taken_BxR = ends_BxR > 0  # A step has at least one token.
+  start_BxR = jnp.concatenate([jnp.zeros_like(ends_BxR[:, :1]), ends_BxR[:, :-1]], axis=1)
+  length_BxR = jnp.where(taken_BxR, ends_BxR - start_BxR, 0)
+  last_B = jnp.sum(taken_BxR, axis=1) - 1
+  # Every step but a row's last ended at the delimiter; the last ended as the row did.
+  reason_BxR = jnp.where(jnp.arange(num_rounds)[None] == last_B[:, None], out.stop_reason_B[:, None], STOP_NEWLINE)
+  return taken_BxR, start_BxR, length_BxR, reason_BxR
+
+
+def score_solutions(models: Models, cache, positions_B, tokens_BxT, lengths_B, taken_BxR, start_BxR, length_BxR,
+                    reason_BxR):
+  """Feeds every row's solution to the PRM in one pass; reads P(correct so far) at each step's end.
+
+  Each step is fed as `prm.score_step` feeds it alone (EOS as the delimiter token, or left out
+  without a one-token delimiter; empty steps skipped) and tokens keep their solution slots:
+  the ones not fed are invalid and do not advance the RoPE position.
+  Returns (prob_BxR float32, meaningless where fed_BxR == 0; fed_BxR int32 tokens fed per step).
+  """
+  stop, t = models.stop, tokens_BxT.shape[1]
+  eos_fed = stop.delimiter_id >= 0  # Static: EOS stands in as the delimiter token, else it is not fed.
+  feed_len_BxR = length_BxR - ((reason_BxR == STOP_EOS) & (not eos_fed)).astype(jnp.int32)
+  fed_BxR = jnp.where(taken_BxR & (content_lengths(length_BxR, reason_BxR) > 0), feed_len_BxR, 0)
+  j_T = jnp.arange(t)
+  # The step of each token: how many of the row's steps ended at or before it.
+  ends_BxR = start_BxR + length_BxR
+  step_BxT = jnp.sum(taken_BxR[:, None, :] & (ends_BxR[:, None, :] <= j_T[None, :, None]), axis=2)
+  step_BxT = jnp.minimum(step_BxT, taken_BxR.shape[1] - 1)
+  offset_BxT = j_T[None] - jnp.take_along_axis(start_BxR, step_BxT, axis=1)
+  valid_BxT = (j_T[None] < lengths_B[:, None]) & (offset_BxT < jnp.take_along_axis(fed_BxR, step_BxT, axis=1))
+  fed_tokens_BxT = jnp.where(stop.is_eos(tokens_BxT), stop.delimiter_id, tokens_BxT) if eos_fed else tokens_BxT
+  count_BxT = jnp.cumsum(valid_BxT, axis=1).astype(jnp.int32)
+  positions_BxT = positions_B[:, None] + count_BxT - valid_BxT.astype(jnp.int32)
+  read_BxR = jnp.clip(start_BxR + fed_BxR - 1, 0, t - 1)
+  out = models.prm.apply(models.prm_params, fed_tokens_BxT, positions_BxT, valid_BxT, cache, read_BxK=read_BxR)
+  return jax.nn.sigmoid(out.values_BxT.astype(jnp.float32)), fed_BxR
+
+
+def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: jax.Array, *, cfg: SearchConfig,
+           verifier_prompts_PxL: jax.Array, verifier_valid_PxL: jax.Array):
+  """`search.loop.search` for best-of-N (`applies`): the same `SearchOutput`, one decode and one PRM pass."""
+  from ttc_jax.search.loop import SearchOutput  # The loop dispatches here: import it when called, not at load.
+  p, prompt_len = prompts_PxL.shape
+  n, r, t = cfg.budget, cfg.max_rounds, cfg.max_solution_tokens
+  v_prompt_len = verifier_prompts_PxL.shape[1]
+  models = models.replace(policy_params=unstack_layers(models.policy_params),
+                          prm_params=unstack_layers(models.prm_params))
+  # Prefills as the rounds do them: once per problem, shared by its N candidates.
+  logits_PxV, pos_P, policy_cache = prefill(models.policy, models.policy_params, prompts_PxL, valid_PxL,
+                                            prompt_len if cfg.shared_prefix else prompt_len + t)
+  prm_cache, prm_pos_P = prefill_prm(models.prm, models.prm_params, verifier_prompts_PxL, verifier_valid_PxL,
+                                     v_prompt_len if cfg.shared_prefix else v_prompt_len + t)
+  if cfg.shared_prefix:
+    policy_cache, prm_cache = share_prefix(policy_cache, n, t), share_prefix(prm_cache, n, t)
+  else:
+    policy_cache, prm_cache = repeat_cache(policy_cache, n), repeat_cache(prm_cache, n)
+  prompt_tokens_P = jnp.sum(valid_PxL, axis=1).astype(jnp.int32)
+  pos_B, prm_pos_B = repeat_beams(pos_P, n), repeat_beams(prm_pos_P, n)
+
+  sampling = SamplingConfig(temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=t, stop_at_newline=True)
+  out = decode(models.policy, models.policy_params, repeat_beams(logits_PxV, n), pos_B, policy_cache, rng,
+               cfg=sampling, stop=models.stop, pad_id=models.pad_id, done_B=repeat_beams(prompt_tokens_P == 0, n),
+               steps=StepLimits(max_steps=r, max_step_tokens=cfg.max_step_tokens))
+  taken_BxR, start_BxR, length_BxR, reason_BxR = _steps(out, r)
+  prob_BxR, fed_BxR = score_solutions(models, prm_cache, prm_pos_B, out.tokens_BxN, out.lengths_B, taken_BxR,
+                                      start_BxR, length_BxR, reason_BxR)
+  scored_BxR = fed_BxR > 0
+  last_scored_B = jnp.max(jnp.where(scored_BxR, jnp.arange(r)[None], -1), axis=1)
+  score_B = jnp.where(last_scored_B >= 0,
+                      jnp.take_along_axis(prob_BxR, jnp.maximum(last_scored_B, 0)[:, None], axis=1)[:, 0], 0.0)
+
+  fed_B = jnp.sum(fed_BxR, axis=1)
+  total = lambda x_B: budget_lib.per_problem(x_B, num_beams=n)
+  bud = budget_lib.initial_budget(models.policy.cfg, models.prm.cfg, prompt_tokens_P, cfg.generations,
+                                  jnp.sum(verifier_valid_PxL, axis=1).astype(jnp.int32))
+  # FLOPs are affine in the context, so one run of a row's tokens costs what its steps cost one by one.
+  bud = bud.replace(policy_tokens_P=total(out.lengths_B), prm_tokens_P=total(fed_B),
+                    policy_flops_P=bud.policy_flops_P + total(budget_lib.run_flops(models.policy.cfg, out.lengths_B,
+                                                                                   pos_B)),
+                    prm_flops_P=bud.prm_flops_P + total(budget_lib.run_flops(models.prm.cfg, fed_B, prm_pos_B)))
+  rounds = jnp.max(jnp.sum(taken_BxR, axis=1)).astype(jnp.int32)  # The rounds the longest candidate needs.
+  per_problem = lambda x: x.reshape((p, n) + x.shape[1:])
+  finished_B = (out.stop_reason_B == STOP_EOS) | (out.stop_reason_B == STOP_LENGTH)
+  # Width 1 keeps every candidate in its slot: the parents of each round run are the identity.
+  parents_PxRxN = jnp.where((jnp.arange(r) < rounds)[None, :, None], jnp.arange(n, dtype=jnp.int32)[None, None],
+                            -1)
+  return SearchOutput(tokens_PxNxT=per_problem(out.tokens_BxN), lengths_PxN=per_problem(out.lengths_B),
+                      finished_PxN=per_problem(finished_B), stop_reason_PxN=per_problem(out.stop_reason_B),
+                      score_PxN=per_problem(score_B), rank_score_PxN=per_problem(score_B),
+                      step_scores_PxNxR=per_problem(jnp.where(scored_BxR, prob_BxR, jnp.nan)),
+                      parents_PxRxN=jnp.broadcast_to(parents_PxRxN, (p, r, n)).astype(jnp.int32), rounds=rounds,
+                      budget=bud, verifier_overflow=jnp.zeros((), jnp.int32))
