@@ -74,7 +74,7 @@ def prompt_positions(valid_BxP: jax.Array) -> jax.Array:
 
 def prefill(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, cache_len: int):
   """Encodes left-padded prompts into a fresh cache; returns (last-token logits, positions, cache)."""
-  cache = init_cache(model.cfg, prompts_BxP.shape[0], cache_len)
+  cache = init_cache(model.cfg, prompts_BxP.shape[0], cache_len, fresh=True)
   last_Bx1 = jnp.full((prompts_BxP.shape[0], 1), prompts_BxP.shape[1] - 1, jnp.int32)  # Left-padded: last is real.
   out = model.apply(params, prompts_BxP, prompt_positions(valid_BxP), valid_BxP, cache, read_BxK=last_Bx1)
   next_pos_B = jnp.sum(valid_BxP, axis=1).astype(jnp.int32)

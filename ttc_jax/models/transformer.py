@@ -79,8 +79,8 @@ class Attention(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxTxD, positions_BxT, masks, layer_kv, inv_freq_H2, window):
-    """masks: without a cache (valid BxT or None = all valid,), attended by `cfg.attention_impl`;
-    with one (self mask BxTxT, cache slot mask BxS, cache positions BxS).
+    """masks: without a cache or with a fresh one (valid BxT or None = all valid,), attended by
+    `cfg.attention_impl`; with a written one (self mask BxTxT, cache slot mask BxS, cache positions BxS).
 
     With a cache, `layer_kv` is this layer's (keys, values, prefix) slots, read but not written;
     prefix is None or the shared prompt's (keys, values, valid, positions) (`kv_cache.SharedPrefix`).
@@ -111,12 +111,12 @@ class Attention(nn.Module):
     k = apply_rope(k, positions_BxT, inv_freq_H2)
 
     scores = dict(scale=cfg.attention_scale, softcap=cfg.attn_softcap)
-    if layer_kv is None:
+    if len(masks) == 1:  # No cache, or a fresh one (`KVCache.fresh`): the tokens attend among themselves.
       (valid_BxT,) = masks
       out_BxTxNxH = attention.causal_self_attention(q, k, v, positions_BxT, valid_BxT, window,
                                                     impl=cfg.attention_impl, sliding=bool(cfg.sliding_window),
                                                     **scores)
-      new_kv = None
+      new_kv = None if layer_kv is None else (k.astype(layer_kv[0].dtype), v.astype(layer_kv[1].dtype))
     else:
       self_mask_BxTxT, cache_mask_BxS, cache_pos_BxS = masks
       if cfg.sliding_window:
@@ -246,8 +246,12 @@ class Transformer(nn.Module):
         raise ValueError("Transformer: a cache with a shared prefix needs explicit positions (its indexes count "
                          "only the rows' own slots)")
       positions_BxT = jnp.broadcast_to(start_Bx1 + jnp.arange(t, dtype=jnp.int32), (b, t))
-    if cache is None:
-      masks = (valid_BxT,)  # None: every token real, which lets fused attention use its causal-only kernel.
+    if cache is None or (cache.fresh and cache.prefix is None):
+      # None: every token real, which lets fused attention use its causal-only kernel. A fresh
+      # cache holds nothing to attend to: its filling call attends like one without a cache.
+      masks = (valid_BxT,)
+      if cache is not None and valid_BxT is None:
+        valid_BxT = jnp.ones((b, t), bool)  # What the cache records (the mask above stays None).
     else:
       if valid_BxT is None:
         valid_BxT = jnp.ones((b, t), bool)

@@ -31,7 +31,7 @@ from ttc_jax.tokenization.steps import StopRule
 
 def prefill_prm(prm, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, cache_len: int) -> tuple[KVCache, jax.Array]:
   """Encodes left-padded prompts into a fresh PRM cache; returns (cache, next position per row)."""
-  cache = init_cache(prm.cfg, prompts_BxP.shape[0], cache_len)
+  cache = init_cache(prm.cfg, prompts_BxP.shape[0], cache_len, fresh=True)
   last_Bx1 = jnp.full((prompts_BxP.shape[0], 1), prompts_BxP.shape[1] - 1, jnp.int32)  # Nothing is read here.
   out = prm.apply(params, prompts_BxP, prompt_positions(valid_BxP), valid_BxP, cache, read_BxK=last_Bx1)
   return out.cache, jnp.sum(valid_BxP, axis=1).astype(jnp.int32)
