@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from ttc_jax import parallel, shards
-from ttc_jax.jobs import common, sample_solutions
+from ttc_jax.jobs import sample_solutions
 from ttc_jax.tasks.tokenizer import load_tokenizer
 from ttc_jax.testing import multihost_run
 from ttc_jax.testing.tiny import devices, export_tiny_model, load_config_module
@@ -74,11 +74,11 @@ def scenario(workdir: str) -> dict:
           "gathered": processes.gather_json({"from": jax.process_index(), "text": "é" * jax.process_index()})}
 
 
-def test_two_processes_equal_one(tmp_path, monkeypatch):
+def test_two_processes_equal_one(tmp_path):
   export_tiny_model(str(tmp_path / "policy"), load_tokenizer())
-  with monkeypatch.context() as m:  # The one-device reference (it also builds the task data the processes read).
-    m.setattr(common, "setup_mesh", lambda config, **kw: parallel.make_mesh(parallel.MeshConfig(), devices(1)))
-    sample_solutions.run(_samples_config("one"), str(tmp_path))
+  one = _samples_config("one")
+  one.mesh.num_devices = 1  # The one-device reference (it also builds the task data the processes read).
+  sample_solutions.run(one, str(tmp_path))
   reference = _train(devices(4), str(tmp_path / "train_one"))
 
   results = multihost_run.launch("tests.test_multihost:scenario", {"workdir": str(tmp_path)}, num_processes=2,
