@@ -26,6 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.labels.max_new_tokens = 96
   c.labels.problems_per_shard = 32
   c.labels.batch_size = 16
+  c.labels.shared_prefix = True  # A prefix's rollouts read one stored copy of its keys and values; False: a copy each.
   c.mesh = config_defaults.mesh()
   c.distributed = config_defaults.distributed()
   if arg == "smoke":

@@ -31,6 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.sampling.max_new_tokens = 96
   c.sampling.problems_per_shard = 64
   c.sampling.batch_size = 16
+  c.sampling.shared_prefix = True  # A prompt's samples read one stored copy of its keys and values; False: a copy each.
   c.mesh = config_defaults.mesh()
   c.distributed = config_defaults.distributed()
   if arg == "smoke":

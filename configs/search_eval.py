@@ -37,6 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.search_eval.temperature = 1.0
   c.search_eval.problems_per_shard = 25
   c.search_eval.batch_size = 25
+  c.search_eval.shared_prefix = True  # A problem's candidates share one stored copy of its prompt; False: N copies.
   c.mesh = config_defaults.mesh()
   c.distributed = config_defaults.distributed()
   if arg == "smoke":

@@ -83,6 +83,7 @@ def _train(workdir, *, interrupt_after: int | None = None):
   config = load_config_module("policy").get_config("smoke")
   config.train.update(steps=4, checkpoint_every=2, log_every=1)
   config.eval.update(num_problems=1, max_new_tokens=16)
+  config.mesh.num_devices = 1  # As the jobs' subprocesses below see: storage is the point, not sharding.
   with pytest.MonkeyPatch.context() as patch:
     if interrupt_after is not None:
       write = loop.MetricsWriter.write
@@ -102,6 +103,7 @@ SAMPLING = {"num_problems": 4, "problems_per_shard": 1, "max_new_tokens": 16}
 def _sampling_config():
   config = load_config_module("samples").get_config("smoke")
   config.sampling.update(**SAMPLING)
+  config.mesh.num_devices = 1
   return config
 
 

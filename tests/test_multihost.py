@@ -78,11 +78,11 @@ def scenario(workdir: str) -> dict:
           "gathered": processes.gather_json({"from": jax.process_index(), "text": "é" * jax.process_index()})}
 
 
-def test_two_processes_equal_one(tmp_path, monkeypatch):
+def test_two_processes_equal_one(tmp_path):
   export_tiny_model(str(tmp_path / "policy"), load_tokenizer())
-  with monkeypatch.context() as m:  # The one-device reference (it also builds the task data the processes read).
-    m.setattr(common, "setup_mesh", lambda config, **kw: parallel.make_mesh(parallel.MeshConfig(), devices(1)))
-    sample_solutions.run(_samples_config("one"), str(tmp_path))
+  one = _samples_config("one")
+  one.mesh.num_devices = 1  # The one-device reference (it also builds the task data the processes read).
+  sample_solutions.run(one, str(tmp_path))
   reference = _train(devices(4), str(tmp_path / "train_one"))
 
   write_json(str(tmp_path / "old_result.json"), {"inputs": {"model": "old"}})

@@ -12,6 +12,9 @@ from ttc_jax.testing.tiny import load_config_module
 def _config(**pipeline_fields) -> ml_collections.ConfigDict:
   config = load_config_module("pipeline").get_config("smoke")
   config.pipeline.update(pipeline_fields)
+  # The chain on one device: at smoke size, splitting every call over 8 fake devices on a couple of
+  # cores only slows it; tests/test_eval_mesh.py checks that the jobs give the same over 8.
+  config.mesh.num_devices = 1
   return config
 
 

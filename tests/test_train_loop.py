@@ -40,10 +40,16 @@ def _run(workdir, mesh_cfg=MeshConfig(), n_devices=1, steps=6, **train_overrides
   return state, [m["loss"] for m in _losses(workdir)]
 
 
+@pytest.fixture(scope="module")
+def single_device_run(tmp_path_factory):
+  """(state, losses) of 6 steps on one device: the reference every sharded layout is compared with."""
+  return _run(tmp_path_factory.mktemp("one"))
+
+
 @pytest.mark.parametrize("mesh_cfg", [MeshConfig(data=4, fsdp=2), MeshConfig(data=4, tensor=2),
                                       MeshConfig(data=2, fsdp=2, tensor=2)], ids=["dp_fsdp", "dp_tp", "dp_fsdp_tp"])
-def test_sharded_training_matches_single_device(tmp_path, mesh_cfg):
-  single, single_losses = _run(tmp_path / "one")
+def test_sharded_training_matches_single_device(tmp_path, mesh_cfg, single_device_run):
+  single, single_losses = single_device_run
   sharded, sharded_losses = _run(tmp_path / "eight", mesh_cfg, n_devices=8)
   np.testing.assert_allclose(sharded_losses, single_losses, rtol=1e-5)
   chex.assert_trees_all_close(jax.device_get(sharded.params), jax.device_get(single.params), atol=1e-5)
@@ -53,9 +59,9 @@ def test_sharded_training_matches_single_device(tmp_path, mesh_cfg):
   assert embed.addressable_shards[0].data.size < embed.size
 
 
-def test_gradient_accumulation_matches_full_batch(tmp_path):
-  full, full_losses = _run(tmp_path / "full", steps=4)
-  accum, accum_losses = _run(tmp_path / "accum", steps=4, grad_accum_steps=4)
+def test_gradient_accumulation_matches_full_batch(tmp_path, single_device_run):
+  full, full_losses = single_device_run
+  accum, accum_losses = _run(tmp_path / "accum", grad_accum_steps=4)
   np.testing.assert_allclose(accum_losses, full_losses, rtol=1e-5)
   chex.assert_trees_all_close(jax.device_get(accum.params), jax.device_get(full.params), atol=1e-5)
 

@@ -33,7 +33,8 @@ def countdown_task(c: ml_collections.ConfigDict, smoke: bool = False) -> None:
 
 
 def mesh() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+  """Fields of parallel.MeshConfig; num_devices=0 uses every device, n the first n (README "Parallelism")."""
+  return ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1, "num_devices": 0})
 
 
 def distributed() -> ml_collections.ConfigDict:

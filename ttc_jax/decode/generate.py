@@ -27,7 +27,7 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
 
 def generate(model, params, tokenizer, prompts: Sequence[str], rng: jax.Array, *, num_samples: int,
              cfg: SamplingConfig, batch_size: int, buckets: Sequence[int] = DEFAULT_BUCKETS,
-             step_format: StepFormat = LINE_STEPS) -> list[list[Generation]]:
+             step_format: StepFormat = LINE_STEPS, shared_prefix: bool = True) -> list[list[Generation]]:
   """`num_samples` generations for every prompt.
 
   Prompts go to the device `batch_size` at a time (the last chunk is padded
@@ -36,19 +36,20 @@ def generate(model, params, tokenizer, prompts: Sequence[str], rng: jax.Array, *
   `step_format` ends a row at a step when cfg.stop_at_newline is set.
   Under a mesh (`jax.set_mesh`) each call's rows are split over its data axis, padded to a multiple
   of the data-parallel size (`parallel.batches`); the generations are the same as on one device.
+  `shared_prefix`: a prompt's samples read one stored copy of its keys and values (`decode.sampler.sample`).
   """
   return generate_from_ids(model, params, tokenizer, [encode_prompt(tokenizer, p) for p in prompts], rng,
                            num_samples=num_samples, cfg=cfg, batch_size=batch_size, buckets=buckets,
-                           step_format=step_format)
+                           step_format=step_format, shared_prefix=shared_prefix)
 
 
 def generate_from_ids(model, params, tokenizer, encoded: Sequence[Sequence[int]], rng: jax.Array, *,
                       num_samples: int, cfg: SamplingConfig, batch_size: int,
-                      buckets: Sequence[int] = DEFAULT_BUCKETS,
-                      step_format: StepFormat = LINE_STEPS) -> list[list[Generation]]:
+                      buckets: Sequence[int] = DEFAULT_BUCKETS, step_format: StepFormat = LINE_STEPS,
+                      shared_prefix: bool = True) -> list[list[Generation]]:
   """`generate` for prompts already encoded (a chat template's ids, which must not be re-tokenised)."""
   stop = step_format.rule(tokenizer, model.cfg.vocab_size)
-  sample_fn = jit_sample(model, num_samples, cfg, stop, tokenizer.pad_id)
+  sample_fn = jit_sample(model, num_samples, cfg, stop, tokenizer.pad_id, shared_prefix=shared_prefix)
   results: list[list[Generation]] = []
   call_rows = padded_rows(batch_size)
   for chunk_index, start in enumerate(range(0, len(encoded), batch_size)):

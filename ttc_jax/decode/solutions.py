@@ -34,11 +34,15 @@ def problem_from_record(record: dict) -> Problem:
 
 
 def sample_solutions(model, params, tokenizer, task, problems: Sequence[Problem], rng: jax.Array, *,
-                     num_samples: int, cfg: SamplingConfig, batch_size: int) -> list[dict]:
-  """`num_samples` solutions per problem, graded and split into steps by `task` (module docstring)."""
+                     num_samples: int, cfg: SamplingConfig, batch_size: int,
+                     shared_prefix: bool = True) -> list[dict]:
+  """`num_samples` solutions per problem, graded and split into steps by `task` (module docstring).
+
+  `shared_prefix`: a problem's samples read one stored copy of its prompt's keys and values (`generate`).
+  """
   prompts = [task.prompt(p, tokenizer) for p in problems]
   generations = generate(model, params, tokenizer, prompts, rng, num_samples=num_samples, cfg=cfg,
-                         batch_size=batch_size, step_format=task.step_format)
+                         batch_size=batch_size, step_format=task.step_format, shared_prefix=shared_prefix)
   records = []
   for problem, prompt, gens in zip(problems, prompts, generations):
     samples = [{"text": g.text, "steps": task.step_format.split_text(g.text),

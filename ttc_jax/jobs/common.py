@@ -20,6 +20,16 @@ from ttc_jax.tasks.tokenizer import Tokenizer
 from ttc_jax.train import checkpoint_dir, stage
 
 
+# Job fields that say how the work is laid out on the device, not what it computes.
+LAYOUT_FIELDS = ("shared_prefix",)
+
+
+def spec_fields(cfg) -> dict:
+  """A job section as an artifact's spec pins it: without `LAYOUT_FIELDS`, so shards made with
+  either layout (or before such a field existed) resume and match each other."""
+  return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in LAYOUT_FIELDS}
+
+
 def parse_task(section: Any) -> tuple[TaskSpec, Any]:
   """(TaskSpec, the generator: `synthetic.TaskConfig` for arith, `countdown.CountdownConfig` for countdown)."""
   values = section.to_dict() if hasattr(section, "to_dict") else dict(section)

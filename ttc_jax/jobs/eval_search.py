@@ -50,6 +50,9 @@ class SearchEvalConfig:
   # rows_per_call // candidates, at least one; candidates = N, or N / (k + 1) for lookahead): memory is
   # set by rows, so one value fits N = 4 and N = 256.
   rows_per_call: int = 0
+  # Each problem's prompt is stored once in the policy's and the PRM's caches and its N candidates read
+  # that copy (SearchConfig.shared_prefix); False keeps N copies. Not in the spec (`search_spec`).
+  shared_prefix: bool = True
 
   def __post_init__(self):
     for spec in self.strategies:
@@ -115,7 +118,8 @@ def run(config, workdir: str) -> None:
   policy = export.load_model(resolve(workdir, cfg.policy), mesh)
   prm = load_verifier(resolve(workdir, cfg.prm), mesh, cfg.prm_format, task.step_format.delimiter)
   sizes = dict(max_rounds=cfg.max_rounds, max_step_tokens=cfg.max_step_tokens,
-               max_solution_tokens=cfg.max_solution_tokens, temperature=cfg.temperature)
+               max_solution_tokens=cfg.max_solution_tokens, temperature=cfg.temperature,
+               shared_prefix=cfg.shared_prefix)
   base_rng = jax.random.key(config.seed)
   curves, details, skipped = {}, {}, []
   for s_index, spec in enumerate(cfg.strategies):

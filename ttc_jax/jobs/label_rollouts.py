@@ -32,6 +32,7 @@ class LabelJobConfig:
   max_new_tokens: int = 96
   problems_per_shard: int = 32
   batch_size: int = 16  # Prefixes per sampler call (x rollouts rows).
+  shared_prefix: bool = True  # A prefix's rollouts read one stored copy of its keys and values; not in the spec.
 
   def __post_init__(self):
     for field in ("rollouts", "problems_per_shard", "batch_size", "max_new_tokens"):
@@ -67,7 +68,8 @@ def run(config, workdir: str) -> None:
     with jax.set_mesh(mesh):
       return label_records(policy.model, policy.params, policy.tokenizer, task.grader, chunk,
                            jax.random.fold_in(base_rng, index), rollouts=cfg.rollouts, cfg=cfg.sampling,
-                           batch_size=cfg.batch_size, step_format=task.step_format)
+                           batch_size=cfg.batch_size, step_format=task.step_format,
+                           shared_prefix=cfg.shared_prefix)
 
   # FLOPs at the mean context a rollout token sees (prompt + half the generation).
   flops_per_token = forward_flops_per_token(policy.model.cfg, context_len=96)
@@ -82,7 +84,7 @@ def run(config, workdir: str) -> None:
             "rollout_flops": (sampled + prompt) * flops_per_token,
             "mean_step_label": sum(sum(s["step_labels"]) for s in samples) / max(1, sum(len(s["step_labels"]) for s in samples))}
 
-  spec = {"labels": dataclasses.asdict(cfg), "seed": config.seed, "policy": policy.manifest.get("source_workdir"),
+  spec = {"labels": common.spec_fields(cfg), "seed": config.seed, "policy": policy.manifest.get("source_workdir"),
           "policy_step": policy.manifest.get("step"), "num_problems": len(records)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize,
                                 desc="MC rollout labels", write=jax.process_index() == 0,

@@ -31,6 +31,9 @@ class SampleJobConfig:
   max_new_tokens: int = 96
   problems_per_shard: int = 64
   batch_size: int = 16  # Prompts per sampler call (x samples_per_problem rows).
+  # A prompt's samples read one stored copy of its keys and values (False: one copy per sample, the
+  # same samples up to float summation order); not in the spec.
+  shared_prefix: bool = True
 
   def __post_init__(self):
     for field in ("samples_per_problem", "problems_per_shard", "batch_size"):
@@ -88,9 +91,9 @@ def run(config, workdir: str) -> None:
     with jax.set_mesh(mesh):
       return sample_solutions(policy.model, policy.params, policy.tokenizer, task, chunk,
                               jax.random.fold_in(base_rng, index), num_samples=cfg.samples_per_problem,
-                              cfg=cfg.sampling, batch_size=cfg.batch_size)
+                              cfg=cfg.sampling, batch_size=cfg.batch_size, shared_prefix=cfg.shared_prefix)
 
-  spec = {"sampling": dataclasses.asdict(cfg), "seed": config.seed, "policy_step": policy.manifest.get("step"),
+  spec = {"sampling": common.spec_fields(cfg), "seed": config.seed, "policy_step": policy.manifest.get("step"),
           "policy": policy.manifest.get("source_workdir"), "task": task_record(task_spec, task_cfg),
           "num_problems": len(problems)}
   manifest = shards.run_sharded(out_dir, num_shards, compute_shard, spec=spec, summarize=summarize_samples,

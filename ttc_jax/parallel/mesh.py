@@ -12,10 +12,19 @@ from ttc_jax.parallel.rules import MESH_AXES
 
 @dataclasses.dataclass(frozen=True)
 class MeshConfig:
-  """Sizes of the (data, fsdp, tensor) mesh axes; one of them may be -1 (all remaining devices)."""
+  """Sizes of the (data, fsdp, tensor) mesh axes; one of them may be -1 (all remaining devices).
+
+  num_devices: 0 spans every device the job is given; n > 0 only the first n of them (a tiny run
+  that sharding over many devices only slows, or a job leaving the rest free).
+  """
   data: int = -1
   fsdp: int = 1
   tensor: int = 1
+  num_devices: int = 0
+
+  def __post_init__(self):
+    if self.num_devices < 0:
+      raise ValueError(f"mesh.num_devices={self.num_devices} must be >= 0 (0: every device)")
 
   def resolve(self, num_devices: int) -> tuple[int, int, int]:
     sizes = [self.data, self.fsdp, self.tensor]
@@ -39,6 +48,15 @@ class MeshConfig:
 def make_mesh(cfg: MeshConfig, devices=None) -> Mesh:
   """A (data, fsdp, tensor) mesh over `devices` (default: all devices of all hosts)."""
   devices = jax.devices() if devices is None else list(devices)
+  if cfg.num_devices:
+    if cfg.num_devices > len(devices):
+      raise ValueError(f"mesh.num_devices={cfg.num_devices} but there are only {len(devices)} devices")
+    chosen = devices[:cfg.num_devices]
+    # A mesh spanning hosts must keep a device of each: every process runs the same program on it.
+    if {d.process_index for d in chosen} != {d.process_index for d in devices}:
+      raise ValueError(f"mesh.num_devices={cfg.num_devices} leaves out some processes' devices; "
+                       "multi-host jobs need at least one device of every process")
+    devices = chosen
   shape = cfg.resolve(len(devices))
   try:
     device_array = mesh_utils.create_device_mesh(shape, devices=devices)

@@ -22,10 +22,12 @@ def prefix_prompt(problem_prompt: str, steps: Sequence[str], i: int, delimiter: 
 
 
 def label_records(model, params, tokenizer, grader, records: Sequence[dict], rng: jax.Array, *, rollouts: int,
-                  cfg: SamplingConfig, batch_size: int, step_format: StepFormat = LINE_STEPS) -> list[dict]:
+                  cfg: SamplingConfig, batch_size: int, step_format: StepFormat = LINE_STEPS,
+                  shared_prefix: bool = True) -> list[dict]:
   """Adds `step_labels` (one float per step) and rollout accounting to each sample of each record.
 
   Prefixes are the record's prompt plus steps, each followed by `step_format`'s delimiter (the task's).
+  `shared_prefix`: a prefix's rollouts read one stored copy of its keys and values (`generate`).
   """
   prompts, owners = [], []  # owners[k] = (record index, sample index, step index) of prompts[k]
   for r, record in enumerate(records):
@@ -35,7 +37,8 @@ def label_records(model, params, tokenizer, grader, records: Sequence[dict], rng
         prompts.append(prefix_prompt(problem_prompt, sample["steps"], i, step_format.delimiter))
         owners.append((r, s, i - 1))
   generations = generate(model, params, tokenizer, prompts, rng, num_samples=rollouts, cfg=cfg,
-                         batch_size=batch_size, step_format=step_format) if prompts else []
+                         batch_size=batch_size, step_format=step_format,
+                         shared_prefix=shared_prefix) if prompts else []
 
   out = [{**record, "samples": [dict(sample) for sample in record["samples"]]} for record in records]
   for record in out:
