@@ -1,4 +1,4 @@
-"""Best-of-N without rounds: every candidate's whole solution in one decode, every step scored in one PRM pass.
+"""Best-of-N without rounds: every candidate's whole solution in one decode, every step scored in one chunked PRM pass.
 
 Best-of-N (width 1, no lookahead) needs no synchronisation between candidates: nothing is
 selected, so no candidate waits for the others. The round-based loop (`search.loop`) still
@@ -10,18 +10,19 @@ the mean step is 36. Here instead:
      step, at a step of `max_step_tokens` tokens without an end (STOP_LENGTH, a truncated
      step), or at the end of a step that leaves no room for another
      (length + max_step_tokens > max_solution_tokens);
-  2. one PRM forward pass over every row's solution tokens (after the prefilled prompt, shared
-     or not as `cfg.shared_prefix` says) reads the PRM's probability at the end of each step.
+  2. one PRM pass over every row's solution tokens (after the prefilled prompt, shared or not
+     as `cfg.shared_prefix` says), fed max_step_tokens at a time up to the longest solution,
+     reads the PRM's probability at the end of each step.
 The PRM sees what the round-based feed (`search.prm.score_step`) gives it: the same tokens at
-the same RoPE positions (an EOS fed as the delimiter, empty steps not fed), only all at once,
+the same RoPE positions (an EOS fed as the delimiter, empty steps not fed), only many steps a call,
 so scores agree up to float summation order and the budget counts the same tokens and FLOPs.
 
 What differs from the rounds:
   * random draws: the policy samples the same distribution, but from other keys, so under
     temperature > 0 the candidates are other samples (greedy decoding gives the same tokens);
   * room: each row stops when its own solution has no room for another step, where the
-    rounds stop every row when the shared cache index (the sum of each round's longest step)
-    has none; with steps of one length, or room to spare, the two stop alike.
+    rounds stop when some row a round would extend has none (its own cache index,
+    `KVCache.index_B`); with room to spare the two stop alike.
 Only this project's PRM (verifier mode "ttc") is scored this way; the off-the-shelf feeds
 ("device", "host": `search.verifier_feed`) build per-step blocks with wrapper tokens and keep
 the round-based loop (`applies`).
@@ -59,8 +60,8 @@ def _steps(out, num_rounds: int):
 
 
 def score_solutions(models: Models, cache, positions_B, tokens_BxT, lengths_B, taken_BxR, start_BxR, length_BxR,
-                    reason_BxR):
-  """Feeds every row's solution to the PRM in one pass; reads P(correct so far) at each step's end.
+                    reason_BxR, chunk: int):
+  """Feeds every row's solution to the PRM, `chunk` tokens a call; reads P(correct so far) at each step's end.
 
   Each step is fed as `prm.score_step` feeds it alone (EOS as the delimiter token, or left out
   without a one-token delimiter; empty steps skipped) and tokens keep their solution slots:
@@ -82,13 +83,40 @@ def score_solutions(models: Models, cache, positions_B, tokens_BxT, lengths_B, t
   count_BxT = jnp.cumsum(valid_BxT, axis=1).astype(jnp.int32)
   positions_BxT = positions_B[:, None] + count_BxT - valid_BxT.astype(jnp.int32)
   read_BxR = jnp.clip(start_BxR + fed_BxR - 1, 0, t - 1)
-  out = models.prm.apply(models.prm_params, fed_tokens_BxT, positions_BxT, valid_BxT, cache, read_BxK=read_BxR)
-  return jax.nn.sigmoid(out.values_BxT.astype(jnp.float32)), fed_BxR
+  values_BxT = _chunked_values(models, cache, fed_tokens_BxT, positions_BxT, valid_BxT, lengths_B, chunk)
+  values_BxR = jnp.take_along_axis(values_BxT, read_BxR, axis=1)
+  return jax.nn.sigmoid(values_BxR.astype(jnp.float32)), fed_BxR
+
+
+def _chunked_values(models: Models, cache, tokens_BxT, positions_BxT, valid_BxT, lengths_B, chunk: int):
+  """The PRM's value at every solution token, fed `chunk` tokens per call up to the longest solution.
+
+  One call over all T slots pays for every row's padding up to max_solution_tokens (on the H200
+  at N = 256, 288-token solutions in 512 slots, that version took 1.81 s a problem against the
+  rounds' 1.52 s: bench/results/decode_h200/steps/); chunks stop after the batch's longest row. Each chunk is written at its rows' own
+  cache indexes (`KVCache.index_B`), which skip the unfed tokens, so chunks meet seamlessly.
+  """
+  b, t = tokens_BxT.shape
+  t_pad = -(-t // chunk) * chunk  # Static: whole chunks (padding is invalid; its cache writes are dropped).
+  pad = lambda x, value: jnp.pad(x, ((0, 0), (0, t_pad - t)), constant_values=value)
+  tokens_BxT, positions_BxT, valid_BxT = pad(tokens_BxT, 0), pad(positions_BxT, 0), pad(valid_BxT, False)
+  num_chunks = (jnp.max(lengths_B) + chunk - 1) // chunk
+  take = lambda x, c: jax.lax.dynamic_slice_in_dim(x, c * chunk, chunk, axis=1)
+
+  def body(state):
+    c, cache, values_BxT = state
+    out = models.prm.apply(models.prm_params, take(tokens_BxT, c), take(positions_BxT, c), take(valid_BxT, c), cache)
+    values_BxT = jax.lax.dynamic_update_slice_in_dim(values_BxT, out.values_BxT.astype(jnp.float32), c * chunk, 1)
+    return c + 1, out.cache, values_BxT
+
+  init = (jnp.zeros((), jnp.int32), cache, jnp.zeros((b, t_pad), jnp.float32))
+  _, _, values_BxT = jax.lax.while_loop(lambda s: s[0] < num_chunks, body, init)
+  return values_BxT[:, :t]
 
 
 def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: jax.Array, *, cfg: SearchConfig,
            verifier_prompts_PxL: jax.Array, verifier_valid_PxL: jax.Array):
-  """`search.loop.search` for best-of-N (`applies`): the same `SearchOutput`, one decode and one PRM pass."""
+  """`search.loop.search` for best-of-N (`applies`): the same `SearchOutput`, one decode and one chunked PRM pass."""
   from ttc_jax.search.loop import SearchOutput  # The loop dispatches here: import it when called, not at load.
   p, prompt_len = prompts_PxL.shape
   n, r, t = cfg.budget, cfg.max_rounds, cfg.max_solution_tokens
@@ -113,7 +141,7 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
                steps=StepLimits(max_steps=r, max_step_tokens=cfg.max_step_tokens))
   taken_BxR, start_BxR, length_BxR, reason_BxR = _steps(out, r)
   prob_BxR, fed_BxR = score_solutions(models, prm_cache, prm_pos_B, out.tokens_BxN, out.lengths_B, taken_BxR,
-                                      start_BxR, length_BxR, reason_BxR)
+                                      start_BxR, length_BxR, reason_BxR, chunk=cfg.max_step_tokens)
   scored_BxR = fed_BxR > 0
   last_scored_B = jnp.max(jnp.where(scored_BxR, jnp.arange(r)[None], -1), axis=1)
   score_B = jnp.where(last_scored_B >= 0,
