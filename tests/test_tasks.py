@@ -278,8 +278,8 @@ def test_sample_records_keep_prompt_metadata_and_the_tasks_steps(monkeypatch, ll
   from ttc_jax.decode import solutions
   seen = {}
 
-  def fake_generate(model, params, tokenizer, prompts_, rng, *, num_samples, cfg, batch_size, step_format):
-    seen.update(prompts=prompts_, step_format=step_format)
+  def fake_generate(model, params, tokenizer, prompts_, rng, *, num_samples, cfg, batch_size, step_format, shared_prefix):
+    seen.update(prompts=prompts_, step_format=step_format, shared_prefix=shared_prefix)
     text = "We have $3 \\cdot 4$.\n\nSo it is $\\boxed{12}$."
     return [[gen_module.Generation(text=text, num_tokens=9, stop_reason=1)] * num_samples for _ in prompts_]
 
@@ -288,6 +288,7 @@ def test_sample_records_keep_prompt_metadata_and_the_tasks_steps(monkeypatch, ll
   problems = task.problems("test")[1:2]
   (record,) = solutions.sample_solutions(None, None, llama3, task, problems, None, num_samples=2, cfg=None,
                                          batch_size=1)
+  assert seen["shared_prefix"] is True  # sampling.shared_prefix's default reaches the sampler.
   assert seen["step_format"] == PARAGRAPH_STEPS and seen["prompts"] == [task.prompt(problems[0], llama3)]
   assert record["prompt"] == seen["prompts"][0] and record["problem_id"] == "test/prealgebra/7.json"
   assert record["metadata"] == {"source": "math500", "level": 2, "subject": "Prealgebra"}
