@@ -19,7 +19,6 @@ from ttc_jax.decode.prompts import left_pad
 from ttc_jax.decode.sampler import prompt_positions
 from ttc_jax.decode.sampling import SamplingConfig
 from ttc_jax.models import Transformer, init_cache, unstack_layers
-from ttc_jax.models.kv_cache import filled_lengths
 from ttc_jax.search.beams import repeat_beams, repeat_cache
 from ttc_jax.search.config import SearchConfig
 from ttc_jax.search.loop import jit_search
@@ -53,13 +52,13 @@ def test_rows_at_different_fill_levels_give_uncached_logits():
   cache = init_cache(model.cfg, 4, 12)
   out0 = apply(params, tokens[:, :3], cache=cache)
   out1 = apply(params, tokens[:, 3:7], valid_BxT=block_valid, cache=out0.cache)
-  np.testing.assert_array_equal(filled_lengths(out1.cache), 3 + fed)  # The invalid tails take no slot.
+  np.testing.assert_array_equal(out1.cache.index_B, 3 + fed)  # The invalid tails take no slot.
   cache, step_logits = out1.cache, []
   for t in range(7, 10):
     out = apply(params, tokens[:, t:t + 1], cache=cache)  # Default positions: each row's own index.
     cache = out.cache
     step_logits.append(out.logits_BxTxV[:, 0])
-  np.testing.assert_array_equal(filled_lengths(cache), 6 + fed)
+  np.testing.assert_array_equal(cache.index_B, 6 + fed)
   # The reference: each row's tokens alone, left-padded to one width (padding is invisible).
   rows, lengths = left_pad([np.concatenate([tokens[b, :3], tokens[b, 3:3 + fed[b]], tokens[b, 7:]]).tolist()
                             for b in range(4)], PAD, buckets=(10,))
@@ -174,7 +173,7 @@ def test_greedy_sampling_unchanged_and_finished_rows_keep_their_index(shared_pre
   np.testing.assert_array_equal(out.tokens_BxN, ref)
   # The decode loop's cache: each row's index is its prompt slots plus the tokens it fed (stop token included).
   logits, pos, cache = decode.prefill(model, unstack_layers(params), tokens, valid, bucket + free.max_new_tokens)
-  np.testing.assert_array_equal(filled_lengths(cache), [bucket] * len(prompts))
+  np.testing.assert_array_equal(cache.index_B, [bucket] * len(prompts))
   res = decode.decode(model, params, logits, pos, cache, jax.random.key(1), cfg=free, stop=stop, pad_id=PAD,
                       return_cache=True)
-  np.testing.assert_array_equal(filled_lengths(res.cache), bucket + res.lengths_B)
+  np.testing.assert_array_equal(res.cache.index_B, bucket + res.lengths_B)

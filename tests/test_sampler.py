@@ -161,14 +161,14 @@ class ScriptedModel:
   def apply(self, params, tokens_BxT, positions_BxT, valid_BxT, cache, read_BxK=None):
     del params, positions_BxT, valid_BxT
     b, t = tokens_BxT.shape
-    index = cache.index + t
-    j = index - (cache.max_len - self.max_new_tokens)
+    index_B = cache.index_B + t
+    j_B = index_B - (cache.max_len - self.max_new_tokens)
     script = jnp.asarray(self.script, jnp.int32)
-    token_B = script[jnp.arange(b) % script.shape[0], jnp.minimum(j, script.shape[1] - 1)]
+    token_B = script[jnp.arange(b) % script.shape[0], jnp.minimum(j_B, script.shape[1] - 1)]
     logits_BxV = jnp.where(jnp.arange(self.cfg.vocab_size)[None] == token_B[:, None], 0.0, -1e9)
     logits_BxTxV = jnp.broadcast_to(logits_BxV[:, None], (b, t, self.cfg.vocab_size))
     return ModelOutput(logits_BxTxV=read_positions(logits_BxTxV, read_BxK), values_BxT=None,
-                       cache=cache.replace(index=index))
+                       cache=cache.replace(index_B=index_B))
 
 
 A, B, C = 20, 21, 22

@@ -43,12 +43,13 @@ def _numbered_cache(batch_size, max_len=5):
   k = tuple(jnp.arange(i * 1000, i * 1000 + np.prod(shape), dtype=jnp.float32).reshape(shape)
             for i in range(cache.num_layers))
   valid = (jnp.arange(batch_size * max_len).reshape(batch_size, max_len) % 3) == 0
-  return cache.replace(k_BxKxSxH=k, v_BxKxSxH=tuple(-x for x in k), valid_BxS=valid, index=jnp.int32(4))
+  return cache.replace(k_BxKxSxH=k, v_BxKxSxH=tuple(-x for x in k), valid_BxS=valid,
+                       index_B=jnp.full((batch_size,), 4, jnp.int32))
 
 
 def _assert_caches_equal(a, b):
-  for x, y in zip((*a.k_BxKxSxH, *a.v_BxKxSxH, a.valid_BxS, a.index), (*b.k_BxKxSxH, *b.v_BxKxSxH, b.valid_BxS,
-                                                                        b.index)):
+  for x, y in zip((*a.k_BxKxSxH, *a.v_BxKxSxH, a.valid_BxS, a.index_B), (*b.k_BxKxSxH, *b.v_BxKxSxH, b.valid_BxS,
+                                                                          b.index_B)):
     np.testing.assert_array_equal(x, y)
 
 
@@ -67,9 +68,9 @@ def test_repeat_beams_and_cache_equal_repeat_rows():
 def test_rewind_cache_invalidates_later_slots():
   cfg = ModelConfig(vocab_size=8, d_model=8, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=8)
   cache = init_cache(cfg, 2, 6).replace(valid_BxS=jnp.array([[1, 1, 0, 1, 1, 1], [0, 1, 1, 1, 0, 0]], bool),
-                                        index=jnp.int32(5))
+                                        index_B=jnp.full((2,), 5, jnp.int32))
   out = rewind_cache(cache, jnp.int32(3))
-  assert int(out.index) == 3
+  np.testing.assert_array_equal(out.index_B, [3, 3])
   np.testing.assert_array_equal(out.valid_BxS, [[1, 1, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0]])
 
 

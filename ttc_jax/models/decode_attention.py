@@ -38,6 +38,7 @@ from jax.experimental.pallas import triton as plgpu
 
 from ttc_jax.models.attention import MASKED, grouped_scores, merge_partials, partial_from_scores
 from ttc_jax.models.config import DECODE_ATTENTION_IMPLS as IMPLS
+from ttc_jax.models.kv_cache import past_last
 from ttc_jax.models.prefix_attention import prefix_partial
 from ttc_jax.parallel.rules import RULES
 
@@ -209,8 +210,7 @@ def visible_lengths(visible_BxS: jax.Array) -> jax.Array:
   Derived from the mask rather than the cache index, so it is per row whatever the index
   is, covers a shared prefix's suffix buffer alike, and ends before trailing padding.
   """
-  slot_S = jnp.arange(1, visible_BxS.shape[1] + 1, dtype=jnp.int32)
-  return jnp.max(jnp.where(visible_BxS, slot_S, 0), axis=1)
+  return past_last(visible_BxS)
 
 
 def _kernel_part(q_BxTxKxGxH, cache_k, cache_v, cache_mask_BxTxS, scale, softcap, settings):

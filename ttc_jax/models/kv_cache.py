@@ -24,8 +24,6 @@ suffix (the tokens after the prompt), and its indexes count suffix slots. Row
 gathers (`gather_rows`, beam selection) touch the suffix only: a row never moves
 to another problem. `models.prefix_attention` says how attention reads both.
 """
-import dataclasses
-
 import flax
 import jax
 import jax.numpy as jnp
@@ -80,16 +78,6 @@ class KVCache:
     return len(self.k_BxKxSxH)
 
 
-def _replace(cache: KVCache, **updates) -> KVCache:
-  """`KVCache.replace`: a scalar `index=` puts every row at that slot (the shared-index form)."""
-  if "index" in updates:
-    updates["index_B"] = jnp.broadcast_to(jnp.asarray(updates.pop("index"), jnp.int32), (cache.batch_size,))
-  return dataclasses.replace(cache, **updates)
-
-
-KVCache.replace = _replace  # After the class: flax.struct installs its own `replace` on it.
-
-
 def init_cache(cfg: ModelConfig, batch_size: int, max_len: int, fresh: bool = False) -> KVCache:
   """An empty cache for `batch_size` rows and `max_len` token slots.
 
@@ -142,9 +130,10 @@ def repeat_rows(cache: KVCache, n: int) -> KVCache:
   return gather_rows(cache, rows)
 
 
-def filled_lengths(cache: KVCache) -> jax.Array:
-  """int32 [B]: slots each row has filled, [0, length) (some may be invalid: padding); attention reads no further."""
-  return cache.index_B
+def past_last(mask_BxT: jax.Array) -> jax.Array:
+  """int32 [B]: one past each row's last True entry (0 for none)."""
+  t_T = jnp.arange(1, mask_BxT.shape[1] + 1, dtype=jnp.int32)
+  return jnp.max(jnp.where(mask_BxT, t_T[None], 0), axis=1)
 
 
 def next_index(index_B: jax.Array, valid_BxT: jax.Array) -> jax.Array:
@@ -152,8 +141,7 @@ def next_index(index_B: jax.Array, valid_BxT: jax.Array) -> jax.Array:
 
   Trailing invalid tokens (a finished row's decode step, the unused end of a block) take no slot.
   """
-  t_T = jnp.arange(1, valid_BxT.shape[1] + 1, dtype=jnp.int32)
-  return (index_B + jnp.max(jnp.where(valid_BxT, t_T[None], 0), axis=1)).astype(jnp.int32)
+  return (index_B + past_last(valid_BxT)).astype(jnp.int32)
 
 
 # Both writes are one scatter per buffer, which XLA updates in place inside a loop. It is vmapped
