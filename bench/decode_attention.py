@@ -9,6 +9,15 @@ prompt averages over its steps). Compared:
   pallas  `decode_attention.attend_cached_pallas`: reads each row up to its length, for a
           few block sizes and warp counts.
 
+With --cascade, also the shared-prefix case of best-of-N (`prefix_attention`): N = 256 rows of
+one problem read a prompt prefix of 128 or 1,024 tokens plus their own suffixes, for T = 1 (a
+decode step) and T = 32 (a PRM chunk):
+
+  xla     `prefix_attention.attend_cascade`: one matmul per kv head for the prefix, but its
+          [rows, slots] scores are written and re-read through the softmax in float32.
+  pallas  `decode_attention.attend_cascade_pallas`: prefix and suffix read by the kernel, no
+          score matrix stored.
+
 First the check (bf16 and float32, the kernel's slots past each length poisoned with NaN
 so a read of one would show): the max abs error against XLA is printed, written, and
 asserted (bf16 2e-2, float32 1e-4). Only then the timing: median time per layer, the bytes
@@ -26,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ttc_jax.models import attention, decode_attention
+from ttc_jax.models import attention, decode_attention, prefix_attention
 
 K_HEADS, GROUPS, HEAD, SLOTS = 8, 4, 64, 512
 TOLERANCE = {"bfloat16": 2e-2, "float32": 1e-4}
@@ -84,6 +93,54 @@ def check(batch: int, dtype) -> dict:
   return result
 
 
+def make_cascade_case(prompt: int, t: int, layers: int, batch: int, dtype, seed: int = 0):
+  """`make_case`'s suffix caches plus one problem's prefix of `prompt` tokens and T new tokens per row."""
+  c = make_case(batch, layers, dtype, seed)
+  key = jax.random.key(seed + 100)
+  normal = lambda i, shape: jax.random.normal(jax.random.fold_in(key, i), shape, jnp.float32).astype(dtype)
+  c.update(q=[normal(4 * i, (batch, t, K_HEADS * GROUPS, HEAD)) for i in range(layers)],
+           new_k=[normal(4 * i + 1, (batch, t, K_HEADS, HEAD)) for i in range(layers)],
+           new_v=[normal(4 * i + 2, (batch, t, K_HEADS, HEAD)) for i in range(layers)],
+           prefix_k=[normal(4 * i + 3, (1, K_HEADS, prompt, HEAD)) for i in range(layers)],
+           prefix_v=[normal(4 * i + 3, (1, K_HEADS, prompt, HEAD)) * 0.5 for i in range(layers)],
+           prefix_valid=jnp.ones((1, prompt), bool), self_mask=jnp.tril(jnp.ones((batch, t, t), bool)))
+  return c
+
+
+def cascade_fn(impl: str, layers: int):
+  """One call's attention over `layers` layers with a shared prefix, by `impl`."""
+  def run(c):
+    out = []
+    for i in range(layers):
+      args = (c["q"][i], c["new_k"][i], c["new_v"][i], c["self_mask"], c["cache_k"][i], c["cache_v"][i],
+              c["visible"], c["prefix_k"][i], c["prefix_v"][i])
+      if impl == "xla":
+        out.append(prefix_attention.attend_cascade(*args, c["prefix_valid"][:, None, None], scale=HEAD ** -0.5))
+      else:
+        out.append(decode_attention.attend_cascade_pallas(*args, c["prefix_valid"], scale=HEAD ** -0.5))
+    return out
+  return jax.jit(run)
+
+
+def cascade(args, out, save):
+  """The shared-prefix rows: check the kernel against XLA (bf16), then time both per prompt length and T."""
+  for prompt in args.prompts:
+    for t in (1, 32):
+      c = make_cascade_case(prompt, t, 1, args.batch, jnp.bfloat16, seed=2)
+      with jax.default_matmul_precision("highest"):
+        want, got = cascade_fn("xla", 1)(c)[0], cascade_fn("pallas", 1)(c)[0]
+      err = float(jnp.max(jnp.abs(got.astype(jnp.float32) - want.astype(jnp.float32))))
+      row = {"prompt": prompt, "t": t, "max_abs_error_bf16": err, "ok": err <= TOLERANCE["bfloat16"]}
+      if row["ok"]:
+        c = make_cascade_case(prompt, t, args.layers, args.batch, jnp.bfloat16)
+        for impl in ("xla", "pallas"):
+          row[f"{impl}_ms_per_layer"] = median_ms(cascade_fn(impl, args.layers), c, args.repeats) / args.layers
+      out["cascade"].append(row)
+      save()
+      log(f"cascade prompt {prompt:5d} T={t:3d}: error {err:.2e} {'ok' if row['ok'] else 'FAILED'}; ms/layer "
+          f"xla {row.get('xla_ms_per_layer', float('nan')):.4f} pallas {row.get('pallas_ms_per_layer', float('nan')):.4f}")
+
+
 def median_ms(fn, arg, repeats: int) -> float:
   jax.block_until_ready(fn(arg))
   times = []
@@ -110,17 +167,24 @@ def main():
   p.add_argument("--repeats", type=int, default=20)
   p.add_argument("--configs", nargs="+", default=["64:4:2", "32:4:2", "128:4:2", "64:8:2", "64:4:3"],
                  help="pallas settings to time, block_k:num_warps:num_stages")
+  p.add_argument("--cascade", action="store_true", help="also the shared-prefix rows (best-of-N's layout)")
+  p.add_argument("--cascade-only", action="store_true", help="only the shared-prefix rows")
+  p.add_argument("--prompts", type=int, nargs="+", default=[128, 1024], help="prefix lengths for --cascade")
   p.add_argument("--out", required=True)
   args = p.parse_args()
   out = {"jax_version": jax.__version__, "device": str(jax.devices()[0].device_kind), "backend": jax.default_backend(),
          "shape": {"batch": args.batch, "kv_heads": K_HEADS, "query_heads": K_HEADS * GROUPS, "head_size": HEAD,
                    "slots": SLOTS, "layers": args.layers, "lengths": f"uniform {SLOTS // 2}..{SLOTS}"},
-         "checks": [], "timings": []}
+         "checks": [], "timings": [], "cascade": []}
   save = lambda: json.dump(out, open(args.out, "w"), indent=1)
   log(f"jax {jax.__version__} on {out['device']}")
   if jax.default_backend() == "cpu":  # A smoke test of the script itself (interpret mode is slow).
-    args.batch, args.layers, args.repeats, args.configs = 4, 2, 2, args.configs[:1]
+    args.batch, args.layers, args.repeats, args.configs, args.prompts = 4, 2, 2, args.configs[:1], [32]
     out["shape"].update(batch=args.batch, layers=args.layers)
+  if args.cascade or args.cascade_only:
+    cascade(args, out, save)
+    if args.cascade_only:
+      return
   for dtype in (jnp.bfloat16, jnp.float32):
     out["checks"].append(check(args.batch, dtype))
     save()

@@ -12,8 +12,9 @@ from ttc_jax.decode import SamplingConfig, sampler
 from ttc_jax.decode.prompts import left_pad
 from ttc_jax.models import Transformer, decode_attention
 from ttc_jax.models.attention import MASKED, attend_cached, cache_scores, partial_from_scores
+from ttc_jax.models.attention import window_mask as attention_window
 from ttc_jax.models.config import ModelConfig
-from ttc_jax.models.prefix_attention import attend_cascade
+from ttc_jax.models.prefix_attention import attend_cascade, prefix_mask
 from ttc_jax.testing.tiny import tiny_model_config
 from ttc_jax.tokenization.steps import StopRule
 
@@ -75,19 +76,64 @@ def test_attend_cached_pallas_equals_xla(groups=2, dtype=jnp.float32):
   np.testing.assert_allclose(np.asarray(got)[real], np.asarray(want)[real], rtol=1e-5, atol=1e-5)
 
 
-def test_attend_cascade_pallas_equals_xla():
-  """Shared prefix (2 problems x 3 rows) + each row's suffix by the kernel + the new token."""
-  q, new_k, new_v, clean_k, clean_v, nan_k, nan_v, visible = _case(2, jnp.float32, seed=2)
-  rng = np.random.RandomState(3)
-  prefix_k, prefix_v = (jnp.asarray(rng.randn(2, 2, 8, 16), jnp.float32) for _ in range(2))
-  prefix_mask = jnp.asarray(rng.rand(2, 3, 1, 8) < 0.8)
-  self_mask = jnp.ones((6, 1, 1), bool)
+def _cascade_case(t, groups=2, head=16, seed=2, p=2, rows=3, prefix_slots=40):
+  """T new tokens per row of P problems x `rows`: queries, a suffix cache with NaN past each length, a prefix."""
+  rng = np.random.RandomState(seed)
+  b, k_heads = p * rows, 2
+  lengths = np.asarray([40, 0, 17, 33, 1, 16])[:b]
+  q = jnp.asarray(rng.randn(b, t, k_heads * groups, head), jnp.float32)
+  new_k, new_v = (jnp.asarray(rng.randn(b, t, k_heads, head), jnp.float32) for _ in range(2))
+  clean_k, clean_v = (rng.randn(b, k_heads, S, head).astype(np.float32) for _ in range(2))
+  filled = np.arange(S)[None] < lengths[:, None]
+  visible = jnp.asarray(filled & (rng.rand(b, S) < 0.8))
+  poison = lambda x: jnp.asarray(np.where(filled[:, None, :, None], x, np.nan), jnp.float32)
+  prefix_k, prefix_v = (jnp.asarray(rng.randn(p, k_heads, prefix_slots, head), jnp.float32) for _ in range(2))
+  prefix_valid = np.arange(prefix_slots)[None] >= np.asarray([3, 0])[:p, None]  # Problem 0 left-padded.
+  prefix_valid &= rng.rand(p, prefix_slots) < 0.9
+  prefix_pos = np.cumsum(prefix_valid, 1) - 1
+  prefix_len = prefix_valid.sum(1)
+  cache_pos = np.repeat(prefix_len, rows)[:, None] + np.arange(S)[None]
+  positions = np.repeat(prefix_len, rows)[:, None] + lengths[:, None] + np.arange(t)[None]
+  self_mask = jnp.asarray(np.tril(np.ones((t, t), bool))[None].repeat(b, 0))
+  return dict(q=q, new_k=new_k, new_v=new_v, clean=(jnp.asarray(clean_k), jnp.asarray(clean_v)),
+              nan=(poison(clean_k), poison(clean_v)), visible=visible, prefix_k=prefix_k, prefix_v=prefix_v,
+              prefix_valid=jnp.asarray(prefix_valid), prefix_pos=jnp.asarray(prefix_pos, jnp.int32),
+              cache_pos=jnp.asarray(cache_pos, jnp.int32), positions=jnp.asarray(positions, jnp.int32),
+              self_mask=self_mask)
+
+
+@pytest.mark.parametrize("t,window,block_m", [(1, 0, 64), (3, 0, 16), (3, 9, 16), (1, 30, 64)])
+def test_attend_cascade_pallas_equals_xla(t, window, block_m):
+  """Shared prefix (2 problems x 3 rows, one left-padded) + each row's suffix + the T new tokens, all by the kernel.
+
+  block_m=16 splits the prefix's N x T x G = 18 queries into two blocks (the second padded);
+  a window shorter than the context drops prefix and suffix slots per query position.
+  """
+  c = _cascade_case(t)
   args = dict(scale=0.25, softcap=0.0)
-  got = decode_attention.attend_cascade_pallas(q, new_k, new_v, self_mask, nan_k, nan_v, visible[:, None], prefix_k,
-                                               prefix_v, prefix_mask, **args)
-  want = attend_cascade(q, new_k, new_v, self_mask, clean_k, clean_v, visible[:, None], prefix_k, prefix_v,
-                        prefix_mask, **args)
+  w = jnp.int32(window)
+  self_mask = c["self_mask"] & attention_window(c["positions"], c["positions"], w)
+  got = decode_attention.attend_cascade_pallas(
+      c["q"], c["new_k"], c["new_v"], self_mask, *c["nan"], c["visible"][:, None], c["prefix_k"], c["prefix_v"],
+      c["prefix_valid"], window=decode_attention.Window(w, c["positions"]) if window else None,
+      cache_pos_BxS=c["cache_pos"], prefix_pos_PxS=c["prefix_pos"], block_k=BLOCK, block_m=block_m, **args)
+  cache_mask = c["visible"][:, None] & attention_window(c["positions"], c["cache_pos"], w)
+  want = attend_cascade(c["q"], c["new_k"], c["new_v"], self_mask, *c["clean"], cache_mask, c["prefix_k"],
+                        c["prefix_v"], prefix_mask(c["prefix_valid"], c["prefix_pos"], c["positions"], w), **args)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_attend_cached_pallas_many_tokens_equals_xla():
+  """T = 3 new tokens per row read the cache through the kernel (a verifier's block, a PRM chunk)."""
+  c = _cascade_case(3, groups=3, head=12)
+  args = dict(scale=0.25, softcap=5.0)
+  got = decode_attention.attend_cached_pallas(c["q"], c["new_k"], c["new_v"], c["self_mask"], *c["nan"],
+                                              c["visible"][:, None], block_k=BLOCK, **args)
+  want = attend_cached(c["q"], c["new_k"], c["new_v"], c["self_mask"], *c["clean"], c["visible"][:, None], **args)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="cache_mask must be"):
+    decode_attention.attend_cached_pallas(c["q"], c["new_k"], c["new_v"], c["self_mask"], *c["nan"],
+                                          jnp.broadcast_to(c["visible"][:, None], (6, 3, S)), **args)
 
 
 def test_visible_lengths_and_config():

@@ -27,6 +27,7 @@ and sum -- so callers merge it with the new tokens' own scores (and a shared pro
 Every masking rule (padding slots, sliding windows) arrives folded into the per-slot
 mask, so the kernel serves every model family; soft-capping is applied in the kernel.
 """
+import dataclasses
 import functools
 import math
 
@@ -39,10 +40,10 @@ from jax.experimental.pallas import triton as plgpu
 from ttc_jax.models.attention import MASKED, grouped_scores, merge_partials, partial_from_scores
 from ttc_jax.models.config import DECODE_ATTENTION_IMPLS as IMPLS
 from ttc_jax.models.kv_cache import past_last
-from ttc_jax.models.prefix_attention import prefix_partial
 from ttc_jax.parallel.rules import RULES
 
 BLOCK_K = 64  # Cache slots per loop iteration (a multiple of 16: Triton's dot needs that).
+BLOCK_M = 64  # Queries per program when a key set has more (a shared prefix's N x T x G rows).
 NUM_WARPS = 4
 # 3 stages: the best of the H200 sweep (0.0856 ms a layer at B=256, S=512 vs 0.0955 ms with 2;
 # bench/results/decode_h200/pallas/).
@@ -82,19 +83,29 @@ def _mesh_axes(logical: str, mesh, size: int):
   return axes
 
 
-def _sharded_partial(q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, lengths_B, **kwargs):
-  """`cache_partial`, run per shard under an active mesh (rows and kv heads split, no collectives)."""
+def _sharded_partial(q_XxKxMxH, keys_XxKxSxH, values_XxKxSxH, visible_XxS, lengths_X, *, window=None,
+                     q_pos_XxM=None, slot_pos_XxS=None, **kwargs):
+  """`cache_partial`, run per shard under an active mesh (no collectives).
+
+  Key sets split over the mesh axes of the logical "batch" axis and kv heads over those of
+  "kv_heads", each where it divides. A shared prefix of one problem (X = 1) splits its
+  queries instead: they are the problem's rows, which the batch axes split.
+  """
   mesh = _active_mesh()
+  windowed = {} if window is None else dict(window=window, q_pos_XxM=q_pos_XxM, slot_pos_XxS=slot_pos_XxS)
   if mesh is None:
-    return cache_partial(q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, lengths_B, **kwargs)
-  b, k_heads = q_BxKxGxH.shape[:2]
-  rows, heads = _mesh_axes("batch", mesh, b), _mesh_axes("kv_heads", mesh, k_heads)
+    return cache_partial(q_XxKxMxH, keys_XxKxSxH, values_XxKxSxH, visible_XxS, lengths_X, **windowed, **kwargs)
+  x, k_heads, m_queries = q_XxKxMxH.shape[:3]
+  sets, heads = _mesh_axes("batch", mesh, x), _mesh_axes("kv_heads", mesh, k_heads)
+  queries = None if sets else _mesh_axes("batch", mesh, m_queries)
   P = jax.sharding.PartitionSpec
-  row_head = P(rows, heads)
-  fn = jax.shard_map(functools.partial(cache_partial, **kwargs), mesh=mesh,
-                     in_specs=(row_head, row_head, row_head, P(rows), P(rows)),
-                     out_specs=(row_head, row_head, row_head), check_vma=False)
-  return fn(q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, lengths_B)
+  per_query, per_set = P(sets, heads, queries), P(sets)
+  extra_specs = (P(), P(sets, queries), per_set) if windowed else ()
+  run = lambda q, k, v, vis, lengths, *w: cache_partial(q, k, v, vis, lengths, **dict(zip(windowed, w)), **kwargs)
+  fn = jax.shard_map(run, mesh=mesh, in_specs=(per_query, P(sets, heads), P(sets, heads), per_set, per_set,
+                                               *extra_specs),
+                     out_specs=(per_query, per_query, per_query), check_vma=False)
+  return fn(q_XxKxMxH, keys_XxKxSxH, values_XxKxSxH, visible_XxS, lengths_X, *windowed.values())
 
 
 def _interpret() -> bool:
@@ -112,23 +123,32 @@ def _pow2_at_least_16(n: int) -> int:
   return max(16, 1 << math.ceil(math.log2(n)))
 
 
-def _kernel(lengths_ref, q_ref, k_ref, v_ref, visible_ref, o_ref, m_ref, l_ref, *, scale: float, softcap: float,
-            block_k: int, groups: int, head_size: int, groups_pad: int, head_pad: int):
-  """One (row, kv head): the G query heads against slots [0, length) of its [S, H] keys and values.
+def _kernel(*refs, scale: float, softcap: float, block_k: int, rows: int, rows_pad: int, head_size: int,
+            head_pad: int, windowed: bool):
+  """One (key set, kv head, query block): `rows` queries against slots [0, length) of its [S, H] keys and values.
 
-  The G query heads are padded to `groups_pad` >= 16 rows (zeros, by masked loads) so both
-  products are tensor-core dots: with G = 4 an elementwise multiply-and-reduce would build
-  [G, block_k, H] tiles in registers, and the padding costs nothing here -- the kernel is
-  bound by the cache read, not by the matmul units. The head size is padded the same way
-  where it is not a power of two.
+  A key set is one row's cache (the queries: its G heads times its T new tokens) or one
+  problem's shared prefix (the queries: every row of the problem, N * T * G). The queries
+  are padded to `rows_pad` >= 16 (zeros, by masked loads) so both products are tensor-core
+  dots: with G = 4 an elementwise multiply-and-reduce would build [G, block_k, H] tiles in
+  registers, and the padding costs nothing here -- a decode step is bound by the cache
+  read, not by the matmul units. The head size is padded the same way where it is not a
+  power of two. `windowed`: a sliding window from the queries' and slots' positions.
   """
+  if windowed:
+    lengths_ref, window_ref, q_ref, q_pos_ref, k_ref, v_ref, visible_ref, slot_pos_ref, o_ref, m_ref, l_ref = refs
+  else:
+    lengths_ref, q_ref, k_ref, v_ref, visible_ref, o_ref, m_ref, l_ref = refs
   length = lengths_ref[0]
-  rows, cols = jnp.arange(groups_pad), jnp.arange(head_pad)
+  row_ids, cols = jnp.arange(rows_pad), jnp.arange(head_pad)
   col_ok = None if head_pad == head_size else (cols < head_size)[None, :]
-  q_ok = (rows < groups)[:, None]
-  q = plgpu.load(q_ref.at[pl.ds(0, groups_pad), pl.ds(0, head_pad)],
+  q_ok = (row_ids < rows)[:, None]
+  q = plgpu.load(q_ref.at[pl.ds(0, rows_pad), pl.ds(0, head_pad)],
                  mask=q_ok if col_ok is None else q_ok & col_ok, other=0.0)
   exact = dict(precision=jax.lax.Precision.HIGHEST) if q.dtype == jnp.float32 else {}  # No tf32 for float32.
+  if windowed:
+    window = window_ref[0]
+    q_pos = plgpu.load(q_pos_ref.at[pl.ds(0, rows_pad)], mask=row_ids < rows, other=0)
 
   def body(i, carry):
     o_prev, m_prev, l_prev = carry
@@ -138,11 +158,14 @@ def _kernel(lengths_ref, q_ref, k_ref, v_ref, visible_ref, o_ref, m_ref, l_ref, 
     kv_ok = filled[:, None] if col_ok is None else filled[:, None] & col_ok
     k = plgpu.load(k_ref.at[pl.ds(start, block_k), pl.ds(0, head_pad)], mask=kv_ok, other=0.0)
     v = plgpu.load(v_ref.at[pl.ds(start, block_k), pl.ds(0, head_pad)], mask=kv_ok, other=0.0)
-    visible = filled & (plgpu.load(visible_ref.at[pl.ds(start, block_k)], mask=filled, other=0) != 0)
-    s = _dot(q, k, trans_b=True, **exact) * scale  # float32 [groups_pad, block_k]
+    visible = (filled & (plgpu.load(visible_ref.at[pl.ds(start, block_k)], mask=filled, other=0) != 0))[None, :]
+    if windowed:
+      slot_pos = plgpu.load(slot_pos_ref.at[pl.ds(start, block_k)], mask=filled, other=0)
+      visible = visible & (((q_pos[:, None] - slot_pos[None, :]) < window) | (window <= 0))
+    s = _dot(q, k, trans_b=True, **exact) * scale  # float32 [rows_pad, block_k]
     if softcap:
       s = jnp.tanh(s / softcap) * softcap
-    s = jnp.where(visible[None, :], s, MASKED)
+    s = jnp.where(visible, s, MASKED)
     m_next = jnp.maximum(m_prev, s.max(axis=1))
     correction = jnp.exp(m_prev - m_next)
     p = jnp.exp(s - m_next[:, None])
@@ -150,58 +173,86 @@ def _kernel(lengths_ref, q_ref, k_ref, v_ref, visible_ref, o_ref, m_ref, l_ref, 
     o_next = correction[:, None] * o_prev + _dot(p.astype(v.dtype), v, **exact)
     return o_next, m_next, l_next
 
-  # MASKED (finite) as the starting max: a row with no slots keeps sum 0 and output 0, and its
+  # MASKED (finite) as the starting max: a query with no slots keeps sum 0 and output 0, and its
   # weight in the callers' merge is exp(MASKED - max) = 0, never NaN.
-  init = (jnp.zeros((groups_pad, head_pad), jnp.float32), jnp.full((groups_pad,), MASKED, jnp.float32),
-          jnp.zeros((groups_pad,), jnp.float32))
+  init = (jnp.zeros((rows_pad, head_pad), jnp.float32), jnp.full((rows_pad,), MASKED, jnp.float32),
+          jnp.zeros((rows_pad,), jnp.float32))
   o, m, l = jax.lax.fori_loop(0, pl.cdiv(length, block_k), body, init)
-  g_ok = rows < groups
-  plgpu.store(o_ref.at[pl.ds(0, groups_pad), pl.ds(0, head_pad)], o,
-              mask=g_ok[:, None] if col_ok is None else g_ok[:, None] & col_ok)
-  plgpu.store(m_ref.at[pl.ds(0, groups_pad)], m, mask=g_ok)
-  plgpu.store(l_ref.at[pl.ds(0, groups_pad)], l, mask=g_ok)
+  r_ok = row_ids < rows
+  plgpu.store(o_ref.at[pl.ds(0, rows_pad), pl.ds(0, head_pad)], o,
+              mask=r_ok[:, None] if col_ok is None else r_ok[:, None] & col_ok)
+  plgpu.store(m_ref.at[pl.ds(0, rows_pad)], m, mask=r_ok)
+  plgpu.store(l_ref.at[pl.ds(0, rows_pad)], l, mask=r_ok)
 
 
-@functools.partial(jax.jit, static_argnames=("scale", "softcap", "block_k", "num_warps", "num_stages", "interpret"))
-def cache_partial(q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, lengths_B, *, scale: float,
-                  softcap: float = 0.0, block_k: int = BLOCK_K, num_warps: int = NUM_WARPS,
-                  num_stages: int = NUM_STAGES, interpret: bool | None = None):
-  """The cache's un-normalised part of one decode step's attention, read in place.
+@functools.partial(jax.jit, static_argnames=("scale", "softcap", "block_k", "block_m", "num_warps", "num_stages",
+                                             "interpret"))
+def cache_partial(q_XxKxMxH, keys_XxKxSxH, values_XxKxSxH, visible_XxS, lengths_X, *, scale: float,
+                  softcap: float = 0.0, window=None, q_pos_XxM=None, slot_pos_XxS=None, block_k: int = BLOCK_K,
+                  block_m: int = BLOCK_M, num_warps: int = NUM_WARPS, num_stages: int = NUM_STAGES,
+                  interpret: bool | None = None):
+  """The un-normalised attention of M queries per key set over its keys and values, read in place.
 
   Args:
-    q_BxKxGxH: the new token's queries, grouped by kv head (N = K * G query heads).
-    cache_k_BxKxSxH, cache_v_BxKxSxH: one layer's cache buffers, in their own layout.
-    visible_BxS: bool, the slots this token may attend to (filled, not padding, in its window).
-    lengths_B: int32, per row: slots >= length are never read (every visible slot lies below it).
+    q_XxKxMxH: queries grouped by key set X and kv head K. A decode step: X = rows, M = the
+      G query heads of the kv head. A shared prefix: X = problems, M = N rows x T x G.
+    keys_XxKxSxH, values_XxKxSxH: one layer's buffers (a cache or a prefix), in their own layout.
+    visible_XxS: bool, the slots every query of the set may attend to (filled, not padding).
+    lengths_X: int32, per set: slots >= length are never read (every visible slot lies below it).
+    window: None, or the layer's sliding window (int32 scalar, 0 = no limit) applied per
+      query from q_pos_XxM and slot_pos_XxS (int32 RoPE positions).
     block_k: slots per loop iteration (a multiple of 16; need not divide S).
+    block_m: queries per program when M is larger (a power of two >= 16); M <= block_m is one block.
     num_warps, num_stages: Triton's launch and software-pipelining settings (GPU only).
     interpret: Pallas interpret mode; None: on CPU only.
   Returns:
-    (out_BxKxGxH, max_BxKxG, sum_BxKxG), float32: with p = exp(score - max) over the visible
-    slots, out = sum p * v and sum = sum p. A row with no visible slot has max MASKED, so its
+    (out_XxKxMxH, max_XxKxM, sum_XxKxM), float32: with p = exp(score - max) over the visible
+    slots, out = sum p * v and sum = sum p. A query with no visible slot has max MASKED, so its
     weight in a merge with any visible part is 0; with length 0 its sum and output are 0 too.
   """
-  b, k_heads, groups, h = q_BxKxGxH.shape
-  s = cache_k_BxKxSxH.shape[2]
-  if block_k % 16:
-    raise ValueError(f"block_k={block_k} must be a multiple of 16")
+  x, k_heads, m_queries, h = q_XxKxMxH.shape
+  s = keys_XxKxSxH.shape[2]
+  if block_k % 16 or block_m < 16 or block_m & (block_m - 1):
+    raise ValueError(f"block_k={block_k} must be a multiple of 16 and block_m={block_m} a power of two >= 16")
   interpret = _interpret() if interpret is None else interpret
-  lengths_B = jnp.minimum(lengths_B.astype(jnp.int32), s)
-  kernel = functools.partial(_kernel, scale=scale, softcap=softcap, block_k=block_k, groups=groups, head_size=h,
-                             groups_pad=_pow2_at_least_16(groups), head_pad=_pow2_at_least_16(h))
-  per_head = lambda *tail: pl.BlockSpec((None, None, *tail), lambda i, j: (i, j) + (0,) * len(tail))
+  windowed = window is not None
+  if windowed and (q_pos_XxM is None or slot_pos_XxS is None):
+    raise ValueError("a sliding window needs the queries' and the slots' positions")
+  # Up to block_m queries form one block of their own size (a decode step's G heads: no copy);
+  # more are padded to whole blocks (a prefix's N * T * G, where the copy is small next to the reads).
+  rows = m_queries if m_queries <= block_m else block_m
+  padded = pl.cdiv(m_queries, rows) * rows
+  if padded != m_queries:
+    q_XxKxMxH = jnp.pad(q_XxKxMxH, ((0, 0), (0, 0), (0, padded - m_queries), (0, 0)))
+    q_pos_XxM = None if q_pos_XxM is None else jnp.pad(q_pos_XxM, ((0, 0), (0, padded - m_queries)))
+  lengths_X = jnp.minimum(lengths_X.astype(jnp.int32), s)
+  kernel = functools.partial(_kernel, scale=scale, softcap=softcap, block_k=block_k, rows=rows,
+                             rows_pad=_pow2_at_least_16(rows), head_size=h, head_pad=_pow2_at_least_16(h),
+                             windowed=windowed)
+  per_set = lambda *tail: pl.BlockSpec((None, *tail), lambda i, j, c: (i,) + (0,) * len(tail))
+  per_head = lambda *tail: pl.BlockSpec((None, None, *tail), lambda i, j, c: (i, j) + (0,) * len(tail))
+  per_block = lambda *tail: pl.BlockSpec((None, None, rows, *tail), lambda i, j, c: (i, j, c) + (0,) * len(tail))
+  in_specs = [pl.BlockSpec((1,), lambda i, j, c: (i,)), per_block(h), per_head(s, h), per_head(s, h), per_set(s)]
+  operands = [lengths_X, q_XxKxMxH, keys_XxKxSxH, values_XxKxSxH, visible_XxS.astype(jnp.int32)]
+  if windowed:
+    in_specs[1:1] = [pl.BlockSpec((1,), lambda i, j, c: (0,))]
+    in_specs[3:3] = [pl.BlockSpec((None, rows), lambda i, j, c: (i, c))]
+    in_specs.append(per_set(s))
+    operands[1:1] = [jnp.reshape(window, (1,)).astype(jnp.int32)]
+    operands[3:3] = [q_pos_XxM.astype(jnp.int32)]
+    operands.append(slot_pos_XxS.astype(jnp.int32))
   out_f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
-  return pl.pallas_call(
+  out, m, l = pl.pallas_call(
       kernel,
-      grid=(b, k_heads),
-      in_specs=[pl.BlockSpec((1,), lambda i, j: (i,)), per_head(groups, h), per_head(s, h), per_head(s, h),
-                pl.BlockSpec((None, s), lambda i, j: (i, 0))],
-      out_specs=[per_head(groups, h), per_head(groups), per_head(groups)],
-      out_shape=[out_f32(b, k_heads, groups, h), out_f32(b, k_heads, groups), out_f32(b, k_heads, groups)],
+      grid=(x, k_heads, padded // rows),
+      in_specs=in_specs,
+      out_specs=[per_block(h), per_block(), per_block()],
+      out_shape=[out_f32(x, k_heads, padded, h), out_f32(x, k_heads, padded), out_f32(x, k_heads, padded)],
       compiler_params=_COMPILER_PARAMS(num_warps=num_warps, num_stages=num_stages),
       interpret=interpret,
       name="decode_attention",
-  )(lengths_B, q_BxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS.astype(jnp.int32))
+  )(*operands)
+  return out[:, :, :m_queries], m[:, :, :m_queries], l[:, :, :m_queries]
 
 
 def visible_lengths(visible_BxS: jax.Array) -> jax.Array:
@@ -213,14 +264,54 @@ def visible_lengths(visible_BxS: jax.Array) -> jax.Array:
   return past_last(visible_BxS)
 
 
-def _kernel_part(q_BxTxKxGxH, cache_k, cache_v, cache_mask_BxTxS, scale, softcap, settings):
-  """The kernel's partial in the callers' [B, K, G, T=1, ...] order; `settings`: cache_partial's launch settings."""
-  if q_BxTxKxGxH.shape[1] != 1:
-    raise ValueError(f"the Pallas decode kernel takes one new token per row, got T={q_BxTxKxGxH.shape[1]}")
-  visible_BxS = cache_mask_BxTxS[:, 0]
-  out, m, l = _sharded_partial(q_BxTxKxGxH[:, 0], cache_k, cache_v, visible_BxS, visible_lengths(visible_BxS),
-                               scale=scale, softcap=softcap, **settings)
-  return out[:, :, :, None], m[..., None], l[..., None]
+@dataclasses.dataclass(frozen=True)
+class Window:
+  """A layer's sliding window for the kernel: applied per query from positions (window 0 = no limit)."""
+  window: jax.Array  # int32 scalar
+  positions_BxT: jax.Array  # The new tokens' RoPE positions.
+
+
+def _slot_mask(mask_BxTxS, name: str) -> jax.Array:
+  """The [B, S] mask the kernel takes: one per key set, the same for every new token (windows come apart)."""
+  if mask_BxTxS.shape[1] != 1:
+    raise ValueError(f"{name} must be [B, 1, S] (the same slots for every new token; a sliding window goes in "
+                     f"`window`), got {mask_BxTxS.shape}")
+  return mask_BxTxS[:, 0]
+
+
+def _cache_part(q_BxTxKxGxH, cache_k, cache_v, visible_BxS, cache_pos_BxS, window: Window | None, scale, softcap,
+                settings):
+  """Each row's cache part in the callers' [B, K, G, T, ...] order: key set = row, queries = its T x G."""
+  b, t, k_heads, g, h = q_BxTxKxGxH.shape
+  q_BxKxMxH = q_BxTxKxGxH.transpose(0, 2, 1, 3, 4).reshape(b, k_heads, t * g, h)
+  windowed = {} if window is None else dict(window=window.window, q_pos_XxM=jnp.repeat(window.positions_BxT, g, 1),
+                                            slot_pos_XxS=cache_pos_BxS)
+  parts = _sharded_partial(q_BxKxMxH, cache_k, cache_v, visible_BxS, visible_lengths(visible_BxS), scale=scale,
+                           softcap=softcap, **windowed, **settings)
+  return tuple(x.reshape(b, k_heads, t, g, *x.shape[3:]).swapaxes(2, 3) for x in parts)
+
+
+def _prefix_part(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_valid_PxS, prefix_pos_PxS,
+                 window: Window | None, scale, softcap, settings):
+  """The shared prefix's part in the rows' [B, K, G, T, ...] order: key set = problem, queries = N x T x G.
+
+  One program block reads a problem's prefix for 64 of its rows' queries at once, so the
+  prefix is read once per block of rows and no [rows, slots] score matrix is ever stored
+  (the XLA cascade writes and re-reads those scores, which at N = 256 and a 1,024-token
+  prompt cost more than the rest of the step).
+  """
+  b, t, k_heads, g, h = q_BxTxKxGxH.shape
+  p = prefix_k_PxKxSxH.shape[0]
+  n = b // p
+  q_PxKxMxH = q_BxTxKxGxH.reshape(p, n, t, k_heads, g, h).transpose(0, 3, 1, 2, 4, 5).reshape(p, k_heads, -1, h)
+  windowed = {} if window is None else dict(
+      window=window.window, q_pos_XxM=jnp.repeat(window.positions_BxT, g, 1).reshape(p, -1),
+      slot_pos_XxS=prefix_pos_PxS)
+  parts = _sharded_partial(q_PxKxMxH, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_valid_PxS,
+                           visible_lengths(prefix_valid_PxS), scale=scale, softcap=softcap, **windowed, **settings)
+  # [P, K, (N, T, G), ...] -> [(P, N), K, G, T, ...]
+  return tuple(x.reshape(p, k_heads, n, t, g, *x.shape[3:]).transpose(0, 2, 1, 4, 3, *range(5, x.ndim + 2))
+               .reshape(b, k_heads, g, t, *x.shape[3:]) for x in parts)
 
 
 def _self_part(q_BxTxKxGxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, scale, softcap):
@@ -235,28 +326,38 @@ def _to_heads(out_BxKxGxTxH):
 
 
 def attend_cached_pallas(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxKxSxH, cache_v_BxKxSxH,
-                         cache_mask_BxTxS, *, scale: float, softcap: float = 0.0, **settings) -> jax.Array:
-  """`attention.attend_cached` for T = 1, with the cache read by the kernel (same arguments, same result).
+                         cache_mask_Bx1xS, *, scale: float, softcap: float = 0.0, window: Window | None = None,
+                         cache_pos_BxS=None, **settings) -> jax.Array:
+  """`attention.attend_cached` with the cache read by the kernel, for any number T of new tokens.
 
-  `settings`: the kernel's block_k / num_warps / num_stages (bench/decode_attention.py sweeps them).
+  `cache_mask_Bx1xS`: the cache slots every new token may see; a sliding window comes as
+  `window` with the cache's positions instead of folded into the mask (it differs per token).
+  `settings`: the kernel's block_k / block_m / num_warps / num_stages (bench/decode_attention.py sweeps them).
   """
   b, t, n, h = q_BxTxNxH.shape
   q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_BxTxKxH.shape[2], -1, h)
-  parts = [_kernel_part(q_BxTxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, cache_mask_BxTxS, scale, softcap, settings),
+  visible_BxS = _slot_mask(cache_mask_Bx1xS, "cache_mask")
+  parts = [_cache_part(q_BxTxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, cache_pos_BxS, window, scale,
+                       softcap, settings),
            _self_part(q_BxTxKxGxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, scale, softcap)]
   return _to_heads(merge_partials(parts, v_BxTxKxH.dtype))
 
 
 def attend_cascade_pallas(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxKxSxH, cache_v_BxKxSxH,
-                          cache_mask_BxTxS, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_mask_PxNxTxS, *, scale: float,
-                          softcap: float = 0.0, **settings) -> jax.Array:
-  """`prefix_attention.attend_cascade` for T = 1 with each row's suffix read by the kernel.
+                          cache_mask_Bx1xS, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_valid_PxS, *, scale: float,
+                          softcap: float = 0.0, window: Window | None = None, cache_pos_BxS=None,
+                          prefix_pos_PxS=None, **settings) -> jax.Array:
+  """`prefix_attention.attend_cascade` with the shared prefix and each row's suffix read by the kernel.
 
-  The shared prefix keeps the cascade's grouped matmul (it is read once per problem already).
+  `prefix_valid_PxS`: the prefix slots holding a prompt token; a sliding window comes as `window`
+  with both buffers' positions. Rows b = p * N + n (problem-major) read prefix p.
   """
   b, t, n, h = q_BxTxNxH.shape
   q_BxTxKxGxH = q_BxTxNxH.reshape(b, t, k_BxTxKxH.shape[2], -1, h)
-  parts = [prefix_partial(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_mask_PxNxTxS, scale, softcap),
-           _kernel_part(q_BxTxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, cache_mask_BxTxS, scale, softcap, settings),
+  visible_BxS = _slot_mask(cache_mask_Bx1xS, "cache_mask")
+  parts = [_prefix_part(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_valid_PxS, prefix_pos_PxS, window,
+                        scale, softcap, settings),
+           _cache_part(q_BxTxKxGxH, cache_k_BxKxSxH, cache_v_BxKxSxH, visible_BxS, cache_pos_BxS, window, scale,
+                       softcap, settings),
            _self_part(q_BxTxKxGxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, scale, softcap)]
   return _to_heads(merge_partials(parts, v_BxTxKxH.dtype))

@@ -74,6 +74,36 @@ def _rms_norm(cfg: ModelConfig, name: str) -> nn.Module:
                  param_dtype=cfg.weight_dtype, name=name)
 
 
+def _attend_with_cache(cfg, q, k, v, positions_BxT, window, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxS,
+                       cache_pos_BxS, prefix):
+  """Attention of T new tokens over a row cache (and a shared prefix, if any) plus themselves.
+
+  `model.decode_attention_impl`: the Pallas kernel reads each row's filled cache slots (and a
+  shared prefix once per block of rows) in place; XLA scores whole buffers. Either serves any T.
+  """
+  scores = dict(scale=cfg.attention_scale, softcap=cfg.attn_softcap)
+  sliding_window = window if cfg.sliding_window else None
+  if decode_attention.choose_impl(cfg.decode_attention_impl) == "pallas":
+    kernel = dict(window=None if sliding_window is None else decode_attention.Window(window, positions_BxT),
+                  cache_pos_BxS=cache_pos_BxS, **scores)
+    if prefix is None:
+      return decode_attention.attend_cached_pallas(q, k, v, self_mask_BxTxT, cache_k, cache_v,
+                                                   cache_mask_BxS[:, None, :], **kernel)
+    prefix_k, prefix_v, prefix_valid, prefix_pos = prefix
+    return decode_attention.attend_cascade_pallas(q, k, v, self_mask_BxTxT, cache_k, cache_v,
+                                                  cache_mask_BxS[:, None, :], prefix_k, prefix_v, prefix_valid,
+                                                  prefix_pos_PxS=prefix_pos, **kernel)
+  cache_mask_BxTxS = cache_mask_BxS[:, None, :]
+  if sliding_window is not None:
+    cache_mask_BxTxS = cache_mask_BxTxS & attention.window_mask(positions_BxT, cache_pos_BxS, window)
+  if prefix is None:
+    return attention.attend_cached(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, **scores)
+  prefix_k, prefix_v, prefix_valid, prefix_pos = prefix
+  mask = prefix_mask(prefix_valid, prefix_pos, positions_BxT, sliding_window)
+  return attend_cascade(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, prefix_k, prefix_v, mask,
+                        **scores)
+
+
 class Attention(nn.Module):
   cfg: ModelConfig
 
@@ -122,21 +152,9 @@ class Attention(nn.Module):
       if cfg.sliding_window:
         self_mask_BxTxT = self_mask_BxTxT & attention.window_mask(positions_BxT, positions_BxT, window)
       cache_k, cache_v, prefix = layer_kv
-      cache_mask_BxTxS = cache_mask_BxS[:, None, :]
-      if cfg.sliding_window:
-        cache_mask_BxTxS = cache_mask_BxTxS & attention.window_mask(positions_BxT, cache_pos_BxS, window)
       k, v = k.astype(cache_k.dtype), v.astype(cache_v.dtype)
-      # Decode steps may read the cache with the Pallas kernel (only the filled slots); prefill stays on XLA.
-      kernel = decode_attention.choose_impl(cfg.decode_attention_impl) == "pallas" and q.shape[1] == 1
-      if prefix is None:
-        attend = decode_attention.attend_cached_pallas if kernel else attention.attend_cached
-        out_BxTxNxH = attend(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, **scores)
-      else:
-        prefix_k, prefix_v, prefix_valid, prefix_pos = prefix
-        mask = prefix_mask(prefix_valid, prefix_pos, positions_BxT, window if cfg.sliding_window else None)
-        attend = decode_attention.attend_cascade_pallas if kernel else attend_cascade
-        out_BxTxNxH = attend(q, k, v, self_mask_BxTxT, cache_k, cache_v, cache_mask_BxTxS, prefix_k, prefix_v, mask,
-                             **scores)
+      out_BxTxNxH = _attend_with_cache(cfg, q, k, v, positions_BxT, window, self_mask_BxTxT, cache_k, cache_v,
+                                       cache_mask_BxS, cache_pos_BxS, prefix)
       new_kv = (k, v)  # Only the T new tokens; Transformer writes them into the cache.
     out_std = (n * h) ** -0.5 / (2 * cfg.n_layers) ** 0.5
     out = jnp.einsum("btnh,nhd->btd", out_BxTxNxH, weight("o", (n, h, d), out_std, ("heads", "head_dim", "embed")))
