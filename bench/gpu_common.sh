@@ -37,7 +37,8 @@ show_gpu() {
 show_versions() {
   local extra=""
   if [ $# -gt 0 ]; then extra=$(printf ', %s' "$@"); fi
-  run python3 -c "import jax, jaxlib, flax${extra}; print(\"jax\", jax.__version__, \"jaxlib\", jaxlib.__version__, \"flax\", flax.__version__, jax.devices())"
+  local versions='print("jax", jax.__version__, "jaxlib", jaxlib.__version__, "flax", flax.__version__, jax.devices())'
+  run python3 -c "import jax, jaxlib, flax${extra}; ${versions}"
 }
 
 # bench_start DEFAULT [MODULE...]: OUT made (bench_out), then the log's header: GPU and versions.
