@@ -10,21 +10,17 @@
 #     then the report table. Skipped if step 1's check failed.
 # Usage (on the GPU machine, repo root): BENCH_COMMIT=<sha> OUT=<dir> bash bench/decode_attention_gpu.sh
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 export PYTHONPATH=. PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/decode_attention_gpu}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 -c 'import jax, jaxlib, flax; print("jax", jax.__version__, "jaxlib", jaxlib.__version__, "flax", flax.__version__, jax.devices())'
-timeout 150 python3 bench/decode_attention.py --out "$OUT/decode_attention_kernel.json"
+bench_start /tmp/decode_attention_gpu
+run timeout 150 python3 bench/decode_attention.py --out "$OUT/decode_attention_kernel.json"
 kernel=$?
 if [ "$kernel" -ne 0 ]; then
   echo "decode_attention.py exited with $kernel: the kernel check failed or the run broke; see above. Skipping the end-to-end part."
   exit "$kernel"
 fi
 set -e
-python3 bench/sampler.py --part jax --shapes 100m --batches 64 --repeats 3 --decode-attention both \
-  --budget-s 90 --out "$OUT/jax_100m.json"
-python3 bench/sampler.py --part jax --shapes 1.2b --batches 64 256 --repeats 3 --decode-attention both \
-  --budget-s 180 --out "$OUT/jax_1.2b.json"
-python3 bench/sampler.py --part report --inputs "$OUT/jax_100m.json" "$OUT/jax_1.2b.json" \
-  --note "issue 13: decode attention xla vs the Pallas kernel (filled slots only)" --out "$OUT/sampler_decode_attention.json"
+sampler_jax "$OUT/jax_100m.json" --shapes 100m --batches 64 --repeats 3 --decode-attention both --budget-s 90
+sampler_jax "$OUT/jax_1.2b.json" --shapes 1.2b --batches 64 256 --repeats 3 --decode-attention both --budget-s 180
+sampler_report "issue 13: decode attention xla vs the Pallas kernel (filled slots only)" \
+  "$OUT/sampler_decode_attention.json"

@@ -9,30 +9,21 @@
 #  3. bench/search.py best-of-N and beam with a shared prompt prefix at 128 and 1,024 prompt tokens.
 # Usage (on the GPU machine, repo root): BENCH_COMMIT=<sha> OUT=<dir> bash bench/decode_followup_gpu.sh
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 export PYTHONPATH=.:${PYTHONPATH:-} PYTHONUNBUFFERED=1
-export BENCH_COMMIT=${BENCH_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
-OUT=${OUT:-/tmp/decode_followup_gpu}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 bench/sampler.py --part jax --shapes 100m --batches 64 --repeats 3 --budget-s 60 --out "$OUT/jax_100m.json"
-python3 bench/sampler.py --part jax --shapes 1.2b --batches 64 256 --repeats 3 --budget-s 100 --out "$OUT/jax_1.2b.json"
-python3 bench/sampler.py --part report --inputs "$OUT/jax_100m.json" "$OUT/jax_1.2b.json" \
-  --note "issue 13: decode attention auto (Pallas, 3 stages), fresh-cache prefill" --out "$OUT/sampler_h200.json"
-raw=()
+export_bench_commit
+bench_start /tmp/decode_followup_gpu
+sampler_jax "$OUT/jax_100m.json" --shapes 100m --batches 64 --repeats 3 --budget-s 60
+sampler_jax "$OUT/jax_1.2b.json" --shapes 1.2b --batches 64 256 --repeats 3 --budget-s 100
+sampler_report "issue 13: decode attention auto (Pallas, 3 stages), fresh-cache prefill" "$OUT/sampler_h200.json"
 for lengths in fixed uniform:8:64; do
-  name=${lengths%%:*}
-  python3 bench/search.py --budgets 256 --methods best_of_n --no-plain --no-parts --repeats 2 \
+  search_part "$OUT/steps_${lengths%%:*}.json" --budgets 256 --methods best_of_n --no-plain --no-parts --repeats 2 \
     --budget-s 80 --prompt-len 128 --shared-prefix on --step-tokens 36 --rounds 8 --max-step-tokens 64 \
-    --step-lengths "$lengths" --out "$OUT/steps_${name}.json"
-  raw+=("$OUT/steps_${name}.json")
+    --step-lengths "$lengths"
 done
-python3 bench/search.py --merge "${raw[@]}" --note "issue 13: best-of-N without rounds, chunked PRM pass" \
-  --out "$OUT/search_steps.json"
-raw=()
+search_merge "issue 13: best-of-N without rounds, chunked PRM pass" "$OUT/search_steps.json"
 for len in 128 1024; do
-  python3 bench/search.py --budgets 256 --methods best_of_n beam --no-plain --no-parts --repeats 2 \
-    --budget-s 80 --prompt-len "$len" --shared-prefix on --out "$OUT/prefix_p${len}.json"
-  raw+=("$OUT/prefix_p${len}.json")
+  search_part "$OUT/prefix_p${len}.json" --budgets 256 --methods best_of_n beam --no-plain --no-parts --repeats 2 \
+    --budget-s 80 --prompt-len "$len" --shared-prefix on
 done
-python3 bench/search.py --merge "${raw[@]}" --note "issue 13: shared prefix, 1,024 vs 128 prompt tokens" \
-  --out "$OUT/search_prefix.json"
+search_merge "issue 13: shared prefix, 1,024 vs 128 prompt tokens" "$OUT/search_prefix.json"

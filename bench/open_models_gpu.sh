@@ -6,16 +6,13 @@
 #     checkpoint (same shape, llama3 RoPE scaling, tied embeddings): tokens/s side by side.
 # Usage (on the GPU machine, repo root): BENCH_COMMIT=<sha> OUT=<dir> bash bench/open_models_gpu.sh
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 export PYTHONPATH=. PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/open_models}
-mkdir -p "$OUT"
+bench_start /tmp/open_models
 dir=/tmp/hf_import_bench
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 bench/hf_import.py --writer transformers --dir "$dir" --out "$OUT/hf_import_h200.json"
-common=(--part jax --shapes 1.2b --batches 16 64 256 --repeats 3)
-python3 bench/sampler.py "${common[@]}" --label native-1.2b --out "$OUT/native_jax.json"
-python3 bench/sampler.py "${common[@]}" --label imported-llama3.2-1b --hf-dir "$dir/llama3.2-1b" \
-  --out "$OUT/imported_jax.json"
-python3 bench/sampler.py --part report --inputs "$OUT/native_jax.json" "$OUT/imported_jax.json" \
-  --note "native init vs a transformers-written Llama-3.2-1B-shaped checkpoint loaded through hf:" \
-  --out "$OUT/sampler_imported_h200.json"
+run python3 bench/hf_import.py --writer transformers --dir "$dir" --out "$OUT/hf_import_h200.json"
+common=(--shapes 1.2b --batches 16 64 256 --repeats 3)
+sampler_jax "$OUT/native_jax.json" "${common[@]}" --label native-1.2b
+sampler_jax "$OUT/imported_jax.json" "${common[@]}" --label imported-llama3.2-1b --hf-dir "$dir/llama3.2-1b"
+sampler_report "native init vs a transformers-written Llama-3.2-1B-shaped checkpoint loaded through hf:" \
+  "$OUT/sampler_imported_h200.json"

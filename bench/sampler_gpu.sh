@@ -6,13 +6,9 @@
 # and its HLO. The roofline uses the JAX copy bandwidth measured in the same run.
 # Usage (on the GPU machine, repo root): BENCH_COMMIT=<sha> OUT=<dir> bash bench/sampler_gpu.sh
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 export PYTHONPATH=. PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/sampler_gpu}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 -c 'import jax, flax; print("jax", jax.__version__, "flax", flax.__version__, jax.devices())'
-python3 bench/sampler.py --part jax --shapes 100m --batches 64 --repeats 3 --out "$OUT/jax_100m.json"
-python3 bench/sampler.py --part jax --shapes 1.2b --batches 64 256 --repeats 3 --profile 1.2b:256 \
-  --dump-hlo "$OUT" --out "$OUT/jax_1.2b.json"
-python3 bench/sampler.py --part report --inputs "$OUT/jax_100m.json" "$OUT/jax_1.2b.json" \
-  --note "issue 13: per-layer cache buffers and weights in the decode loop" --out "$OUT/sampler_h200.json"
+bench_start /tmp/sampler_gpu
+sampler_jax "$OUT/jax_100m.json" --shapes 100m --batches 64 --repeats 3
+sampler_jax "$OUT/jax_1.2b.json" --shapes 1.2b --batches 64 256 --repeats 3 --profile 1.2b:256 --dump-hlo "$OUT"
+sampler_report "issue 13: per-layer cache buffers and weights in the decode loop" "$OUT/sampler_h200.json"

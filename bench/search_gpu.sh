@@ -9,19 +9,14 @@
 # shared over unshared memory; beam over best-of-N per layout).
 # Usage (on the GPU machine, repo root): BENCH_COMMIT=<sha> OUT=<dir> bash bench/search_gpu.sh
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 export PYTHONPATH=. PYTHONUNBUFFERED=1
-export BENCH_COMMIT=${BENCH_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
-OUT=${OUT:-/tmp/search_gpu}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 -c 'import jax, flax; print("jax", jax.__version__, "flax", flax.__version__, jax.devices())'
-raw=()
+export_bench_commit
+bench_start /tmp/search_gpu
 for len in 128 1024; do
   for mode in on off; do
-    python3 bench/search.py --budgets 256 --methods best_of_n beam --no-plain --no-parts --repeats 2 \
-      --budget-s 85 --prompt-len "$len" --shared-prefix "$mode" --out "$OUT/search_p${len}_${mode}.json"
-    raw+=("$OUT/search_p${len}_${mode}.json")
+    search_part "$OUT/search_p${len}_${mode}.json" --budgets 256 --methods best_of_n beam --no-plain --no-parts \
+      --repeats 2 --budget-s 85 --prompt-len "$len" --shared-prefix "$mode"
   done
 done
-python3 bench/search.py --merge "${raw[@]}" --note "issue 13: shared prompt prefix vs one copy per candidate" \
-  --out "$OUT/search_h200.json"
+search_merge "issue 13: shared prompt prefix vs one copy per candidate" "$OUT/search_h200.json"

@@ -8,19 +8,13 @@
 # 200 s (--budget-s). The merged file compares every method's uniform time with its fixed one.
 # Usage (on the GPU machine, repo root): BENCH_COMMIT=<sha> OUT=<dir> bash bench/search_steps_gpu.sh
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 export PYTHONPATH=. PYTHONUNBUFFERED=1
-export BENCH_COMMIT=${BENCH_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
-OUT=${OUT:-/tmp/search_steps_gpu}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 -c 'import jax, flax; print("jax", jax.__version__, "flax", flax.__version__, jax.devices())'
-raw=()
+export_bench_commit
+bench_start /tmp/search_steps_gpu
 for lengths in fixed uniform:8:64; do
-  name=${lengths%%:*}
-  python3 bench/search.py --budgets 256 --methods best_of_n best_of_n_rounds beam --no-plain --no-parts --repeats 2 \
-    --budget-s 200 --prompt-len 128 --shared-prefix on --step-tokens 36 --rounds 8 --max-step-tokens 64 \
-    --step-lengths "$lengths" --out "$OUT/search_steps_${name}.json"
-  raw+=("$OUT/search_steps_${name}.json")
+  search_part "$OUT/search_steps_${lengths%%:*}.json" --budgets 256 --methods best_of_n best_of_n_rounds beam \
+    --no-plain --no-parts --repeats 2 --budget-s 200 --prompt-len 128 --shared-prefix on --step-tokens 36 \
+    --rounds 8 --max-step-tokens 64 --step-lengths "$lengths"
 done
-python3 bench/search.py --merge "${raw[@]}" --note "issue 13: variable step lengths (uniform 8..64) vs fixed 36" \
-  --out "$OUT/search_steps_h200.json"
+search_merge "issue 13: variable step lengths (uniform 8..64) vs fixed 36" "$OUT/search_steps_h200.json"

@@ -8,14 +8,10 @@
 #   BENCH_COMMIT=<sha> OUT=<dir> bash bench/train_gpu.sh
 # then copy $OUT/train_h200.json to bench/results/train/.
 set -euo pipefail
-[ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --upgrade --target /tmp/site .wheels/*.whl
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
+install_wheels
 export PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.92
-OUT=${OUT:-/tmp/train_gpu}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c 'import jax, flax, grain; print("jax", jax.__version__, "flax", flax.__version__, jax.devices())'
-python3 bench/train.py --shapes 1.2b 100m --impls cudnn xla --remats none dots --warmup 2 --steps 8 \
-  --workers 2 --time_limit_s 360 --out "$OUT/train_h200.json" 2>&1 \
-  | grep -v -E "^W[0-9]{4} |absl::InitializeLog|WARNING: All log messages"
+bench_start /tmp/train_gpu grain
+run python3 bench/train.py --shapes 1.2b 100m --impls cudnn xla --remats none dots --warmup 2 --steps 8 \
+  --workers 2 --time_limit_s 360 --out "$OUT/train_h200.json" 2>&1 | drop_log_noise
