@@ -11,27 +11,19 @@
 #     cache through the kernel as well).
 # Usage (on the GPU machine, repo root): BENCH_COMMIT=<sha> OUT=<dir> bash bench/prefix_kernel_gpu.sh
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_common.sh"
 export PYTHONPATH=.:${PYTHONPATH:-} PYTHONUNBUFFERED=1
-export BENCH_COMMIT=${BENCH_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
-OUT=${OUT:-/tmp/prefix_kernel_gpu}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-timeout 150 python3 bench/decode_attention.py --cascade-only --out "$OUT/cascade_kernel.json" || exit $?
-raw=()
-for prompt in 128 1024; do
-  python3 bench/search.py --budgets 256 --methods best_of_n beam --no-plain --no-parts --repeats 2 \
-    --budget-s 150 --prompt-len "$prompt" --shared-prefix on --out "$OUT/prefix_p${prompt}.json"
-  raw+=("$OUT/prefix_p${prompt}.json")
+export_bench_commit
+bench_start /tmp/prefix_kernel_gpu
+run timeout 150 python3 bench/decode_attention.py --cascade-only --out "$OUT/cascade_kernel.json" || exit $?
+for len in 128 1024; do
+  search_part "$OUT/prefix_p${len}.json" --budgets 256 --methods best_of_n beam --no-plain --no-parts --repeats 2 \
+    --budget-s 150 --prompt-len "$len" --shared-prefix on
 done
-python3 bench/search.py --merge "${raw[@]}" --note "issue 13: shared prefix read by the Pallas kernel" \
-  --out "$OUT/search_prefix.json"
-raw=()
+search_merge "issue 13: shared prefix read by the Pallas kernel" "$OUT/search_prefix.json"
 for lengths in fixed uniform:8:64; do
-  name=${lengths%%:*}
-  python3 bench/search.py --budgets 256 --methods best_of_n --no-plain --no-parts --repeats 2 \
+  search_part "$OUT/steps_${lengths%%:*}.json" --budgets 256 --methods best_of_n --no-plain --no-parts --repeats 2 \
     --budget-s 80 --prompt-len 128 --shared-prefix on --step-tokens 36 --rounds 8 --max-step-tokens 64 \
-    --step-lengths "$lengths" --out "$OUT/steps_${name}.json"
-  raw+=("$OUT/steps_${name}.json")
+    --step-lengths "$lengths"
 done
-python3 bench/search.py --merge "${raw[@]}" --note "issue 13: PRM chunks read by the kernel" \
-  --out "$OUT/search_steps.json"
+search_merge "issue 13: best-of-N without rounds, PRM chunks read by the kernel" "$OUT/search_steps.json"

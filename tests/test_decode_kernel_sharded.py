@@ -61,9 +61,10 @@ def test_kernel_split_over_kv_heads_equals_unsharded_xla(data, tensor):
     hlo = step.lower(*sharded).compile().as_text()
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
 
-  # One kernel, launched per shard: B / data rows by K / tensor kv heads, its cache blocks one device's.
+  # One kernel, launched per shard: B / data rows by K / tensor kv heads (by one block of the G
+  # query heads), its cache blocks one device's.
   (kernel,) = [eqn for eqn in equations(jaxpr) if eqn.primitive.name == "pallas_call"]
-  assert kernel.params["grid_mapping"].grid == (B // data, K // tensor)
+  assert kernel.params["grid_mapping"].grid == (B // data, K // tensor, 1)
   assert kernel.invars[2].aval.shape == (B // data, K // tensor, S, H)
   # Nothing crosses devices: each already holds the cache rows and kv heads its kernel reads.
   for op in COLLECTIVES:
