@@ -58,7 +58,7 @@ def run_chains(model, params, tokenizer, questions: Sequence[str], rng: jax.Arra
       prompt_tokens[r // parallel] += len(ids)
     step_rng = jax.random.fold_in(rng, step)
     gens = None
-    if shared_prefix:
+    if shared_prefix and parallel > 1:  # One chain a question shares nothing.
       gens = _shared_step(model, params, tokenizer, questions, prompts, encoded, step_rng, first=step == 0,
                           parallel=parallel, cfg=cfg, batch_size=batch_size)
     if gens is None:
