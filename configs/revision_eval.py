@@ -59,6 +59,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.revision_eval.problems_per_shard = 25
   c.revision_eval.batch_size = 64
   c.revision_eval.verifier_batch_size = 64
+  c.revision_eval.shared_prefix = True  # A question's chains read one stored copy of it; False: a copy each.
   c.mesh = config_defaults.mesh()
   c.distributed = config_defaults.distributed()
   if arg in ("train", "train_smoke"):

@@ -5,6 +5,8 @@ Everything stays on the device: token buffers have fixed shapes
 length limit) and the loop ends when all rows have stopped. n samples per
 prompt share a single prompt prefill; by default they also share its stored keys and values
 (`models.kv_cache.SharedPrefix`), so the prompt is held and read once, not n times.
+`sample_after_prefix` shares a prefix among rows whose prompts then differ (revision chains:
+one question, each chain's own previous attempts).
 What stops a row is one `StopRule` (tokenization.steps): per-vocabulary tables
 passed in as arrays, so the loop gathers from them instead of comparing ids.
 """
@@ -75,9 +77,20 @@ def prompt_positions(valid_BxP: jax.Array) -> jax.Array:
 def prefill(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Array, cache_len: int):
   """Encodes left-padded prompts into a fresh cache; returns (last-token logits, positions, cache)."""
   cache = init_cache(model.cfg, prompts_BxP.shape[0], cache_len, fresh=True)
-  last_Bx1 = jnp.full((prompts_BxP.shape[0], 1), prompts_BxP.shape[1] - 1, jnp.int32)  # Left-padded: last is real.
-  out = model.apply(params, prompts_BxP, prompt_positions(valid_BxP), valid_BxP, cache, read_BxK=last_Bx1)
-  next_pos_B = jnp.sum(valid_BxP, axis=1).astype(jnp.int32)
+  return extend(model, params, prompts_BxP, valid_BxP, cache, jnp.zeros((prompts_BxP.shape[0],), jnp.int32))
+
+
+def extend(model: Transformer, params, tokens_BxT: jax.Array, valid_BxT: jax.Array, cache: KVCache,
+           start_B: jax.Array):
+  """Encodes left-padded tokens after each row's context in `cache`, the row's first real one at RoPE
+  position start_B[b]; returns (last-token logits, next positions, cache).
+
+  A row with no real token keeps its context and position; its logits are not its own.
+  """
+  last_Bx1 = jnp.full((tokens_BxT.shape[0], 1), tokens_BxT.shape[1] - 1, jnp.int32)  # Left-padded: last is real.
+  positions_BxT = start_B[:, None] + prompt_positions(valid_BxT)
+  out = model.apply(params, tokens_BxT, positions_BxT, valid_BxT, cache, read_BxK=last_Bx1)
+  next_pos_B = (start_B + jnp.sum(valid_BxT, axis=1)).astype(jnp.int32)
   return out.logits_BxTxV[:, 0], next_pos_B, out.cache
 
 
@@ -170,6 +183,33 @@ def sample(model: Transformer, params, prompts_BxP: jax.Array, valid_BxP: jax.Ar
   return decode(model, params, logits, pos, cache, rng, cfg=cfg, stop=stop, pad_id=pad_id, done_B=empty)
 
 
+def sample_after_prefix(model: Transformer, params, prefix_PxS: jax.Array, prefix_valid_PxS: jax.Array,
+                        suffix_BxT: jax.Array, suffix_valid_BxT: jax.Array, rng: jax.Array, *, cfg: SamplingConfig,
+                        stop: StopRule, pad_id: int) -> SampleOutput:
+  """One continuation of each row's prompt, its problem's prefix followed by the row's own suffix.
+
+  Rows b = p * N + n (problem-major, N = B / P) continue prefix p + suffix b; both are
+  left-padded. The prefix is encoded once per problem and read by its N rows
+  (`kv_cache.SharedPrefix`); each row's suffix is then encoded into its own slots, at the
+  positions that follow the prefix's real tokens. Equal to `sample` on the concatenated
+  prompts up to float summation order (the rows draw the same keys). A row with an empty
+  suffix samples straight after its prefix; a row with neither samples nothing.
+  """
+  p, b = prefix_PxS.shape[0], suffix_BxT.shape[0]
+  if b % p:
+    raise ValueError(f"sample_after_prefix: {b} suffix rows are not a whole number per problem of {p} prefixes")
+  n = b // p
+  prefix_logits_PxV, prefix_pos_P, prompt_cache = prefill(model, params, prefix_PxS, prefix_valid_PxS,
+                                                          prefix_PxS.shape[1])
+  cache = share_prefix(prompt_cache, n, suffix_BxT.shape[1] + cfg.max_new_tokens)
+  logits_BxV, pos_B, cache = extend(model, params, suffix_BxT, suffix_valid_BxT, cache,
+                                    jnp.repeat(prefix_pos_P, n))
+  has_suffix_B = jnp.any(suffix_valid_BxT, axis=1)
+  logits_BxV = jnp.where(has_suffix_B[:, None], logits_BxV, jnp.repeat(prefix_logits_PxV, n, axis=0))
+  empty_B = ~has_suffix_B & jnp.repeat(~jnp.any(prefix_valid_PxS, axis=1), n)
+  return decode(model, params, logits_BxV, pos_B, cache, rng, cfg=cfg, stop=stop, pad_id=pad_id, done_B=empty_B)
+
+
 @functools.lru_cache(maxsize=None)
 def _jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, pad_id: int, shared_prefix: bool = True):
   return jax.jit(functools.partial(sample, model, num_samples=num_samples, cfg=cfg, pad_id=pad_id,
@@ -187,3 +227,13 @@ def jit_sample(model: Transformer, num_samples: int, cfg: SamplingConfig, stop: 
   # compiled program up (tests counting compiles) use.
   extra = () if shared_prefix else (False,)
   return WithStopRule(_jit_sample(model, num_samples, cfg, pad_id, *extra), stop)
+
+
+@functools.lru_cache(maxsize=None)
+def _jit_sample_after_prefix(model: Transformer, cfg: SamplingConfig, pad_id: int):
+  return jax.jit(functools.partial(sample_after_prefix, model, cfg=cfg, pad_id=pad_id))
+
+
+def jit_sample_after_prefix(model: Transformer, cfg: SamplingConfig, stop: StopRule, pad_id: int):
+  """A jitted `sample_after_prefix`: fn(params, prefix_PxS, prefix_valid_PxS, suffix_BxT, suffix_valid_BxT, rng)."""
+  return WithStopRule(_jit_sample_after_prefix(model, cfg, pad_id), stop)

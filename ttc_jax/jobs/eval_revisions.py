@@ -77,6 +77,10 @@ class RevisionEvalConfig:
   problems_per_shard: int = 25
   batch_size: int = 64  # Chain rows per sampler call.
   verifier_batch_size: int = 64
+  # A question's chains read one stored copy of its question (its whole prompt at the first attempt)
+  # instead of each row its own (`revise.chains`). Not in the shard spec (a layout, `common.LAYOUT_FIELDS`):
+  # with P dividing batch_size the chains are the same up to float summation order.
+  shared_prefix: bool = True
 
   def __post_init__(self):
     if not self.budgets or any(b < 1 for b in self.budgets):
@@ -259,7 +263,8 @@ def run(config, workdir: str) -> None:
       with jax.set_mesh(mesh):  # Rows of every sampler and verifier call split over the data axis.
         outs = run_chains(reviser.model, reviser.params, reviser.tokenizer, questions,
                           jax.random.fold_in(rng, index), parallel=parallel, revisions=revisions, cfg=cfg.sampling,
-                          batch_size=cfg.batch_size, max_context=cfg.max_context)
+                          batch_size=cfg.batch_size, max_context=cfg.max_context,
+                          shared_prefix=cfg.shared_prefix)
         scores, vtokens = [None] * len(chunk), [0] * len(chunk)
         if standalone:
           scores, vtokens = score_standalone(verifier, questions, [o["chains"] for o in outs], task.step_format,

@@ -37,6 +37,11 @@ def attempt_text(text: str) -> str:
   return "\n".join(synthetic.solution_steps(text))
 
 
+def question_header(question: str) -> str:
+  """The start of every revision prompt of `question`: what all its chains share at every step."""
+  return f"Question: {question}\n"
+
+
 def revision_prompt(question: str, previous_attempts: Sequence[str], max_context: int = MAX_CONTEXT) -> str:
   """Prompt text for a new attempt given the chain so far (oldest first).
 
@@ -47,7 +52,7 @@ def revision_prompt(question: str, previous_attempts: Sequence[str], max_context
   if max_context < 0:
     raise ValueError(f"max_context={max_context} must be >= 0")
   shown = list(previous_attempts)[-max_context:] if max_context else []
-  parts = [f"Question: {question}\n"]
+  parts = [question_header(question)]
   for i, attempt in enumerate(shown, 1):
     body = attempt_text(attempt)
     parts.append(ATTEMPT_HEADER.format(i) + (body + "\n" if body else ""))
