@@ -219,9 +219,10 @@ def merge(paths, meta):
 
 def step_lengths_table(configurations):
   """Per method and N: time with variable step lengths over time with fixed ones (same prompt and layout)."""
-  times = {}
+  times, workloads = {}, {}
   for c in configurations:
     w = c["workload"]
+    workloads[w.get("step_lengths", "fixed")] = w
     for r in c["runs"]:
       if r["method"] != "plain_sampling":
         key = (r["method"], r["N"], w["prompt_len"])
@@ -231,11 +232,24 @@ def step_lengths_table(configurations):
     fixed = by.get("fixed")
     for lengths, t in sorted(by.items()):
       if lengths != "fixed":
+        w = workloads[lengths]
         rows.append({"method": method, "N": n, "prompt_len": prompt_len, "step_lengths": lengths,
                      "fixed_s_per_problem": fixed, "s_per_problem": t,
-                     "over_fixed": t / fixed if fixed else None})
+                     "over_fixed": t / fixed if fixed else None,
+                     # A batched decode runs until its longest row ends: the bound on the ratio above
+                     # for best-of-N without rounds (recomputed from the seeded table for older files).
+                     "longest_over_fixed_tokens": _longest_solution(w) / w["solution_tokens"],
+                     "mean_over_fixed_tokens": w["mean_solution_tokens"] / w["solution_tokens"]})
   return {"rows": rows, "goal": "issue 13: variable step lengths (uniform 8 to 64 tokens) within 1.15x of fixed "
                                 "ones with the same mean"}
+
+
+def _longest_solution(workload) -> int:
+  """The longest row slot's solution tokens in a run's step-length table."""
+  if "longest_solution_tokens" in workload:
+    return workload["longest_solution_tokens"]
+  ends, _ = step_end_table(workload["step_lengths"], workload["rows_per_call"], workload["rounds_R"])
+  return max(row[-1] for row in ends) if ends else workload["solution_tokens"]
 
 
 def prefix_table(configurations):
@@ -354,6 +368,7 @@ def main():
                    "prompt_len": l_, "step_tokens_S": s_, "rounds_R": r_, "solution_tokens": r_ * s_,
                    "step_lengths": args.step_lengths, "max_step_tokens_W": w_,
                    "max_solution_tokens": r_ * w_, "mean_solution_tokens": float(ends_BxR[:, -1].mean()),
+                   "longest_solution_tokens": int(ends_BxR[:, -1].max()),
                    "beam_width_M": args.beam_width, "lookahead_k": args.lookahead, "rows_per_call": args.rows,
                    "temperature": TEMPERATURE, "top_p": 1.0, "shared_prefix": args.shared_prefix,
                    "forced_steps": ("newline every S-th token, EOS ends step R, newline/EOS -1e9 elsewhere"

@@ -276,7 +276,9 @@ class Transformer(nn.Module):
       causal_TxT = jnp.arange(t)[None, :] <= jnp.arange(t)[:, None]
       self_mask_BxTxT = causal_TxT[None] & valid_BxT[:, None, :]
       # The new tokens see each other (causally) and every valid cached slot before their row's index.
-      cache_mask_BxS = (jnp.arange(cache.max_len)[None, :] < start_Bx1) & cache.valid_BxS
+      # A row with no real new token (a finished sample fed padding, a solution already scored) sees
+      # none: its output is never used, and the decode kernel then skips reading its cache.
+      cache_mask_BxS = (jnp.arange(cache.max_len)[None, :] < start_Bx1) & cache.valid_BxS & valid_BxT.any(1)[:, None]
       # A fresh cache makes this mask a compile-time constant (all False); the barrier keeps
       # XLA from constant-folding the whole masked score tensor of a prefill.
       cache_mask_BxS = jax.lax.optimization_barrier(cache_mask_BxS)
