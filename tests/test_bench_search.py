@@ -43,3 +43,20 @@ def test_forced_steps_end_each_slot_on_its_schedule():
         assert best[b, j] not in (bench.EOS_ID, bench.NEWLINE_ID)
       else:
         assert best[b, j] == want
+
+
+def test_step_lengths_table_reports_the_longest_row_bound():
+  """The ratio's bound: a batched decode runs until its longest row ends (recomputed for files without it)."""
+  bench = _bench()
+  work = lambda lengths, **kw: {"step_lengths": lengths, "prompt_len": 128, "solution_tokens": 24, "rows_per_call": 4,
+                                "rounds_R": 3, "mean_solution_tokens": 24.0, **kw}
+  ends, _ = bench.step_end_table("uniform:2:14", 4, 3)
+  longest = max(row[-1] for row in ends)
+  configs = [{"workload": work("fixed"), "runs": [{"method": "best_of_n", "N": 4, "s_per_problem": 1.0}]},
+             {"workload": work("uniform:2:14", mean_solution_tokens=25.0),
+              "runs": [{"method": "best_of_n", "N": 4, "s_per_problem": 1.5}]}]
+  (row,) = bench.step_lengths_table(configs)["rows"]
+  assert row["over_fixed"] == 1.5 and row["longest_over_fixed_tokens"] == longest / 24
+  assert row["mean_over_fixed_tokens"] == 25 / 24
+  configs[1]["workload"]["longest_solution_tokens"] = 30  # Recorded by newer runs: taken as is.
+  assert bench.step_lengths_table(configs)["rows"][0]["longest_over_fixed_tokens"] == 30 / 24

@@ -175,3 +175,24 @@ def test_auto_picks_pallas_on_gpu_unless_sharding_is_unknown(monkeypatch):
     assert decode_attention.choose_impl("auto") == "pallas"
   monkeypatch.setattr(decode_attention.jax, "device_count", lambda: 1)
   assert decode_attention.choose_impl("auto") == "pallas"
+
+
+def test_finished_row_reads_no_cache():
+  """A row whose new token is padding (a finished sample) has its cache skipped by the kernel.
+
+  Its cache is poisoned with NaN: read, it would turn the row's output NaN. The other rows
+  are unchanged to the bit, and the padding row's output stays finite.
+  """
+  cfg = tiny_model_config(n_layers=1, decode_attention_impl="pallas")
+  model = Transformer(cfg)
+  params = nn.unbox(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 4), jnp.int32)))
+  tokens, valid = left_pad(PROMPTS, PAD, buckets=(8,))
+  _, pos_B, cache = sampler.prefill(model, params, tokens, valid, 12)
+  poisoned = cache.replace(k_BxKxSxH=tuple(k.at[1].set(jnp.nan) for k in cache.k_BxKxSxH),
+                           v_BxKxSxH=tuple(v.at[1].set(jnp.nan) for v in cache.v_BxKxSxH))
+  step = jax.jit(lambda c, active: model.apply(params, jnp.full((3, 1), 5), pos_B[:, None], active, c).logits_BxTxV)
+  active = jnp.asarray([[True], [False], [True]])
+  clean, got = step(cache, active), step(poisoned, active)
+  assert np.isfinite(np.asarray(got)).all()
+  np.testing.assert_array_equal(np.asarray(got)[[0, 2]], np.asarray(clean)[[0, 2]])
+  assert np.isnan(np.asarray(step(poisoned, jnp.ones((3, 1), bool)))[1]).all()  # Active, the row does read it.

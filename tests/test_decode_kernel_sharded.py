@@ -16,6 +16,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from ttc_jax import parallel
 from ttc_jax.models import decode_attention
 from ttc_jax.models.attention import attend_cached
+from ttc_jax.models.prefix_attention import attend_cascade
 from ttc_jax.testing.jaxprs import equations
 
 B, K, G, S, H = 4, 4, 2, 32, 16  # Rows, kv heads, query heads per kv head, cache slots, head size.
@@ -67,5 +68,34 @@ def test_kernel_split_over_kv_heads_equals_unsharded_xla(data, tensor):
   assert kernel.params["grid_mapping"].grid == (B // data, K // tensor, 1)
   assert kernel.invars[2].aval.shape == (B // data, K // tensor, S, H)
   # Nothing crosses devices: each already holds the cache rows and kv heads its kernel reads.
+  for op in COLLECTIVES:
+    assert not re.search(rf"= \S+ {op}(-start)?\(", hlo), op
+
+
+def test_one_problems_prefix_splits_by_its_rows():
+  """One problem a call (P = 1 under data = 8): the prefix's queries, its 8 rows, split over the devices.
+
+  Equal to the unsharded XLA cascade, with the prefix replicated and nothing moved between devices.
+  """
+  rows, prefix_slots = 8, 24
+  rng = np.random.RandomState(1)
+  f32 = lambda *shape: jnp.asarray(rng.randn(*shape), jnp.float32)
+  q, new_k, new_v = f32(rows, 1, K * G, H), f32(rows, 1, K, H), f32(rows, 1, K, H)
+  cache_k, cache_v = f32(rows, K, S, H), f32(rows, K, S, H)
+  visible = jnp.asarray(np.arange(S)[None] < rng.randint(0, S, rows)[:, None])[:, None]
+  prefix_k, prefix_v = f32(1, K, prefix_slots, H), f32(1, K, prefix_slots, H)
+  prefix_valid = jnp.asarray(np.arange(prefix_slots) >= 5)[None]  # Left-padded.
+  self_mask = jnp.ones((rows, 1, 1), bool)
+  args = (q, new_k, new_v, self_mask, cache_k, cache_v, visible, prefix_k, prefix_v)
+  scores = dict(scale=H ** -0.5, softcap=0.0)
+  want = attend_cascade(*args, prefix_valid[:, None, None], **scores)
+  mesh = parallel.make_mesh(parallel.MeshConfig(data=8))
+  by_row, whole = NamedSharding(mesh, P(ROWS)), NamedSharding(mesh, P())
+  placed = [jax.device_put(x, by_row) for x in args[:7]] + [jax.device_put(x, whole) for x in args[7:]]
+  step = jax.jit(lambda *a: decode_attention.attend_cascade_pallas(*a, block_k=16, **scores))
+  with parallel.activate(mesh):
+    got = step(*placed, jax.device_put(prefix_valid, whole))
+    hlo = step.lower(*placed, jax.device_put(prefix_valid, whole)).compile().as_text()
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
   for op in COLLECTIVES:
     assert not re.search(rf"= \S+ {op}(-start)?\(", hlo), op

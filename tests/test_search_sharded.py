@@ -75,8 +75,8 @@ def test_transformer_sharded_equals_unsharded(mesh, method, decode_impl):
   """Real caches: gathers of the policy and PRM caches stay right when rows live on 8 devices.
 
   With the Pallas decode kernel (interpret mode) the sharded search runs it per device in
-  shard_map -- still no gather -- and must equal the unsharded XLA search: beam decode steps
-  and lookahead rollouts go through the kernel, the PRM's block scoring (T > 1) stays XLA.
+  shard_map -- still no gather -- and must equal the unsharded XLA search: the policy's decode
+  steps and lookahead rollouts go through the kernel (the PRM here is configured for XLA).
   """
   policy_cfg = tiny_model_config(vocab_size=48, n_layers=1, decode_attention_impl=decode_impl)
   policy, policy_xla = Transformer(policy_cfg), Transformer(tiny_model_config(vocab_size=48, n_layers=1))
