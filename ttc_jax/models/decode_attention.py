@@ -218,9 +218,14 @@ def cache_partial(q_XxKxMxH, keys_XxKxSxH, values_XxKxSxH, visible_XxS, lengths_
   windowed = window is not None
   if windowed and (q_pos_XxM is None or slot_pos_XxS is None):
     raise ValueError("a sliding window needs the queries' and the slots' positions")
-  # Up to block_m queries form one block of their own size (a decode step's G heads: no copy);
-  # more are padded to whole blocks (a prefix's N * T * G, where the copy is small next to the reads).
-  rows = m_queries if m_queries <= block_m else block_m
+  # A power of two up to block_m queries forms one block of its own size (a decode step's G
+  # heads: no copy). Other counts are padded to a power of two, more to whole blocks of block_m
+  # (a prefix's N * T * G), so every block Triton sees is a power of two; the copy is of the
+  # queries only, small next to the keys and values read.
+  if m_queries <= block_m:
+    rows = m_queries if m_queries & (m_queries - 1) == 0 else _pow2_at_least_16(m_queries)
+  else:
+    rows = block_m
   padded = pl.cdiv(m_queries, rows) * rows
   if padded != m_queries:
     q_XxKxMxH = jnp.pad(q_XxKxMxH, ((0, 0), (0, 0), (0, padded - m_queries), (0, 0)))
