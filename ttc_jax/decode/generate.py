@@ -3,7 +3,6 @@ import dataclasses
 from typing import Sequence
 
 import jax
-import numpy as np
 
 from ttc_jax.decode.prompts import DEFAULT_BUCKETS, left_pad
 from ttc_jax.decode.sampler import jit_sample, jit_sample_after_prefix

@@ -1,31 +1,37 @@
-"""Decode-step attention that reads only each row's filled cache slots: a Pallas (Triton) kernel.
+"""Attention over a KV cache (and a shared prompt prefix) that reads only the filled slots: a Pallas (Triton) kernel.
 
-`model.decode_attention_impl` picks how a cached call of one new token per row (a decode
-step) reads the cache:
+`model.decode_attention_impl` picks how a cached call (a decode step, a PRM's chunk, a
+verifier block, a revision chain's suffix) reads the cache and a shared prefix:
 
   xla     `attention.attend_cached` / `prefix_attention.attend_cascade`: score every slot of
           the [B, K, S, H] buffer and mask the unfilled ones. XLA reads all S slots of every
           row, filled or not (bench/results/sampler_NOTES.md: at 1.2B / batch 256 that read
-          is larger than the weights').
-  pallas  this kernel: grid (row, kv head); each program loops over key blocks up to the
-          row's last visible slot, so slots past it are never loaded. Online softmax in
-          float32 over bf16 (or float32) loads. A Triton kernel on GPUs; on CPU it runs in
-          Pallas interpret mode (slow, for tests). Prefill and other T > 1 calls stay on XLA.
+          is larger than the weights'), and writes a shared prefix's [rows, slots] scores in
+          float32 before the softmax reads them back.
+  pallas  this kernel: grid (key set, kv head, query block). A key set is a row's cache, read
+          by that row's T x G queries, or a problem's shared prefix, read by its N rows' queries
+          in blocks of BLOCK_M (so once per block, with no score matrix stored). Each program
+          loops over key blocks up to the set's last visible slot, so slots past it are never
+          loaded. Online softmax in float32 over bf16 (or float32) loads. A Triton kernel on
+          GPUs; on CPU it runs in Pallas interpret mode (slow, for tests). A prefill into a
+          fresh cache has no cache to read: it takes `model.attention_impl`.
   auto    pallas on GPUs, xla elsewhere (bench/results/decode_h200/pallas/: on the H200 the
           kernel took a layer's decode read from 0.136 ms to 0.086 ms and the sampler from
-          29,968 to 33,328 tok/s at 1.2B / batch 64). With several devices and no mesh
-          active (`parallel.activate`) auto stays on xla: the rows' sharding is unknown then.
+          29,968 to 33,328 tok/s at 1.2B / batch 64; bench/results/decode_h200/prefix_kernel/:
+          a shared 1,024-token prefix at N = 256 from 0.203 to 0.123 ms a layer). With several
+          devices and no mesh active (`parallel.activate`) auto stays on xla: the rows'
+          sharding is unknown then.
 
 Under an active mesh the kernel runs in `shard_map`: a pallas_call has no SPMD partitioning
-rule, so without it XLA would gather the whole cache onto every device. Rows split over the
-mesh axes of the logical "batch" axis, kv heads over those of "kv_heads" (parallel/rules.py),
-each only where it divides; the rest is replicated.
+rule, so without it XLA would gather the whole cache onto every device. Key sets split over
+the mesh axes of the logical "batch" axis, kv heads over those of "kv_heads" (parallel/rules.py),
+each only where it divides; a single problem's prefix splits its queries (its rows) instead.
 
-The kernel returns the cache's part of the softmax un-normalised -- output, running max
-and sum -- so callers merge it with the new tokens' own scores (and a shared prompt's,
-`prefix_attention`) by log-sum-exp, which gives the softmax over all parts at once.
-Every masking rule (padding slots, sliding windows) arrives folded into the per-slot
-mask, so the kernel serves every model family; soft-capping is applied in the kernel.
+The kernel returns each part of the softmax un-normalised -- output, running max and sum --
+so callers merge the prefix's, the cache's and the new tokens' own parts by log-sum-exp,
+which gives the softmax over all of them at once. Padding slots arrive in the per-slot
+mask; a sliding window is applied in the kernel from the queries' and slots' positions, and
+soft-capping too, so the kernel serves every model family.
 """
 import dataclasses
 import functools

@@ -11,7 +11,7 @@ so the result is the softmax over the concatenated slots, up to float summation 
 import jax
 import jax.numpy as jnp
 
-from ttc_jax.models.attention import MASKED, cache_scores, capped, grouped_scores, partial_from_scores
+from ttc_jax.models.attention import MASKED, cache_scores, capped, grouped_scores
 
 
 def prefix_mask(prefix_valid_PxS, prefix_pos_PxS, positions_BxT, window) -> jax.Array:
@@ -39,17 +39,6 @@ def prefix_scores(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_mask_PxNxTxS, scale: flo
   s_prefix = jnp.einsum("pntkgh,pksh->pkntgs", q_BxTxKxGxH.reshape(p, b // p, t, k_heads, g, h), prefix_k_PxKxSxH,
                         preferred_element_type=jnp.float32) * scale
   return jnp.where(prefix_mask_PxNxTxS[:, None, :, :, None], capped(s_prefix, softcap), MASKED)
-
-
-def prefix_partial(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_mask_PxNxTxS, scale: float,
-                   softcap: float):
-  """The prefix's un-normalised part (`attention.partial_from_scores`), in the rows' [B, K, G, T, ...] order."""
-  b, t, k_heads, g, h = q_BxTxKxGxH.shape
-  s_prefix = prefix_scores(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_mask_PxNxTxS, scale, softcap)
-  out, m, l = partial_from_scores(s_prefix, prefix_v_PxKxSxH, "pkntgs,pksh->pkntgh")
-  to_rows = lambda x_PxKxNxTxG: jnp.moveaxis(x_PxKxNxTxG, (2, 4), (1, 3)).reshape(b, k_heads, g, t,
-                                                                                 *x_PxKxNxTxG.shape[5:])
-  return to_rows(out), to_rows(m), to_rows(l)
 
 
 def attend_cascade(q_BxTxNxH, k_BxTxKxH, v_BxTxKxH, self_mask_BxTxT, cache_k_BxKxSxH, cache_v_BxKxSxH,
