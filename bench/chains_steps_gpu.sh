@@ -14,11 +14,6 @@ export_bench_commit
 bench_start /tmp/chains_steps_gpu
 sampler_jax "$OUT/jax_1.2b.json" --shapes 1.2b --batches 64 256 --repeats 3 --budget-s 100
 sampler_report "issue 13: decode kernel with a query-block axis" "$OUT/sampler_h200.json"
-for lengths in fixed uniform:8:64; do
-  search_part "$OUT/steps_${lengths%%:*}.json" --budgets 256 --methods best_of_n --no-plain --no-parts --repeats 2 \
-    --budget-s 80 --prompt-len 128 --shared-prefix on --step-tokens 36 --rounds 8 --max-step-tokens 64 \
-    --step-lengths "$lengths"
-done
-search_merge "issue 13: finished rows skip their cache" "$OUT/search_steps.json"
+step_lengths_pair "issue 13: finished rows skip their cache" "$OUT/search_steps.json"
 run python3 bench/chains.py --shape 1.2b --question-tokens 256 1024 --chains 16 --rows 256 --rest-tokens 384 \
   --new-tokens 128 --repeats 3 --budget-s 150 --out "$OUT/chains_1.2b.json"

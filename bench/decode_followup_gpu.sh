@@ -16,12 +16,7 @@ bench_start /tmp/decode_followup_gpu
 sampler_jax "$OUT/jax_100m.json" --shapes 100m --batches 64 --repeats 3 --budget-s 60
 sampler_jax "$OUT/jax_1.2b.json" --shapes 1.2b --batches 64 256 --repeats 3 --budget-s 100
 sampler_report "issue 13: decode attention auto (Pallas, 3 stages), fresh-cache prefill" "$OUT/sampler_h200.json"
-for lengths in fixed uniform:8:64; do
-  search_part "$OUT/steps_${lengths%%:*}.json" --budgets 256 --methods best_of_n --no-plain --no-parts --repeats 2 \
-    --budget-s 80 --prompt-len 128 --shared-prefix on --step-tokens 36 --rounds 8 --max-step-tokens 64 \
-    --step-lengths "$lengths"
-done
-search_merge "issue 13: best-of-N without rounds, chunked PRM pass" "$OUT/search_steps.json"
+step_lengths_pair "issue 13: best-of-N without rounds, chunked PRM pass" "$OUT/search_steps.json"
 for len in 128 1024; do
   search_part "$OUT/prefix_p${len}.json" --budgets 256 --methods best_of_n beam --no-plain --no-parts --repeats 2 \
     --budget-s 80 --prompt-len "$len" --shared-prefix on

@@ -82,6 +82,18 @@ search_merge() {
   run python3 bench/search.py --merge "${files[@]}" --note "$1" --out "$2"
 }
 
+# step_lengths_pair NOTE FILE: best-of-N without rounds at N = 256, prompt 128, 8 steps of at most
+# 64 tokens, fixed 36-token steps vs uniform 8..64 (issue 13's variable-step goal), merged into FILE.
+step_lengths_pair() {
+  local lengths
+  for lengths in fixed uniform:8:64; do
+    search_part "$OUT/steps_${lengths%%:*}.json" --budgets 256 --methods best_of_n --no-plain --no-parts \
+      --repeats 2 --budget-s 80 --prompt-len 128 --shared-prefix on --step-tokens 36 --rounds 8 \
+      --max-step-tokens 64 --step-lengths "$lengths"
+  done
+  search_merge "$1" "$2"
+}
+
 # install_wheels: the wheels of .wheels/ into /tmp/site, once per machine (the device image lacks
 # grain, ml-collections, tensorflow-datasets, ...; bench/results/pipeline_gpu/README.md).
 install_wheels() {

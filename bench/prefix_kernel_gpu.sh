@@ -21,9 +21,4 @@ for len in 128 1024; do
     --budget-s 150 --prompt-len "$len" --shared-prefix on
 done
 search_merge "issue 13: shared prefix read by the Pallas kernel" "$OUT/search_prefix.json"
-for lengths in fixed uniform:8:64; do
-  search_part "$OUT/steps_${lengths%%:*}.json" --budgets 256 --methods best_of_n --no-plain --no-parts --repeats 2 \
-    --budget-s 80 --prompt-len 128 --shared-prefix on --step-tokens 36 --rounds 8 --max-step-tokens 64 \
-    --step-lengths "$lengths"
-done
-search_merge "issue 13: best-of-N without rounds, PRM chunks read by the kernel" "$OUT/search_steps.json"
+step_lengths_pair "issue 13: best-of-N without rounds, PRM chunks read by the kernel" "$OUT/search_steps.json"
