@@ -18,6 +18,7 @@ import pytest
 from ttc_jax.decode.prompts import left_pad
 from ttc_jax.decode.sampler import STOP_EOS, STOP_LENGTH, STOP_NEWLINE
 from ttc_jax.models import Transformer
+from ttc_jax.search import best_of_n, loop
 from ttc_jax.search.config import SearchConfig
 from ttc_jax.search.loop import jit_search
 from ttc_jax.search.run import search_spec
@@ -64,9 +65,18 @@ def _assert_same(got, want):
     np.testing.assert_allclose(value, getattr(want.budget, name), rtol=1e-5, err_msg=name)
 
 
+@pytest.fixture(params=[best_of_n.PRM_BLOCK_ROWS, 6], ids=["one_block", "blocks_of_2_rows"])
+def prm_block_rows(request, monkeypatch):
+  """The PRM pass in one block of rows, or (6 rows a block, 3 problems) in blocks of 2 rows per problem."""
+  monkeypatch.setattr(best_of_n, "PRM_BLOCK_ROWS", request.param)
+  loop._jit_search.cache_clear()  # Compiled programs hold the block size: none carries over either way.
+  yield request.param
+  loop._jit_search.cache_clear()
+
+
 @pytest.mark.parametrize("shared_prefix", [True, False])
 @pytest.mark.parametrize("stop", [ONE_TOKEN, TWO_TOKENS], ids=["one_token_delimiter", "two_token_delimiter"])
-def test_scripted_rows_match_rounds(shared_prefix, stop):
+def test_scripted_rows_match_rounds(shared_prefix, stop, prm_block_rows):
   policy = ForcedTokens(scripted_config(), prompt_len=len(PROMPT), script=SCRIPTS)
   prm = ScriptedPRM(scripted_config(scalar_head=True), FIRST, cumulative=True)
   values = np.random.RandomState(0).randn(64 - FIRST).astype(np.float32)
@@ -80,8 +90,17 @@ def test_scripted_rows_match_rounds(shared_prefix, stop):
   assert (got.lengths_PxN[2] == 0).all() and int(got.budget.policy_flops_P[2]) == 0  # Padding costs nothing.
 
 
-def test_greedy_transformer_matches_rounds():
-  """Real attention: prompts of two lengths (left padding), the shared prefix, steps of varied length."""
+def test_prm_block_rows():
+  assert best_of_n.prm_block_rows(1, 256) == 64 and best_of_n.prm_block_rows(8, 32) == 8
+  assert best_of_n.prm_block_rows(3, 6) == 6 and best_of_n.prm_block_rows(128, 4) == 1
+
+
+def test_greedy_transformer_matches_rounds(prm_block_rows):
+  """Real attention: prompts of two lengths (left padding), the shared prefix, steps of varied length.
+
+  Greedy rows of one problem are alike here; the scripted rows above differ within a problem,
+  so there blocks of 2 rows (sorted by length) check that every row gets its own scores back.
+  """
   cfg = tiny_model_config(vocab_size=64, max_len=64)
   policy = LogitBias(Transformer(cfg), ((NL, 1.5), (EOS, 0.5)))  # Truncated, EOS, and 5 steps.
   prm = Transformer(dataclasses.replace(cfg, lm_head=False, scalar_head=True))

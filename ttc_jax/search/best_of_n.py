@@ -11,8 +11,8 @@ the mean step is 36. Here instead:
      step), or at the end of a step that leaves no room for another
      (length + max_step_tokens > max_solution_tokens);
   2. one PRM pass over every row's solution tokens (after the prefilled prompt, shared or not
-     as `cfg.shared_prefix` says), fed max_step_tokens at a time up to the longest solution,
-     reads the PRM's probability at the end of each step.
+     as `cfg.shared_prefix` says), in blocks of rows of like length, each fed max_step_tokens
+     at a time up to its own longest solution, reads the PRM's probability at the end of each step.
 The PRM sees what the round-based feed (`search.prm.score_step`) gives it: the same tokens at
 the same RoPE positions (an EOS fed as the delimiter, empty steps not fed), only many steps a call,
 so scores agree up to float summation order and the budget counts the same tokens and FLOPs.
@@ -59,13 +59,14 @@ def _steps(out, num_rounds: int):
   return taken_BxR, start_BxR, length_BxR, reason_BxR
 
 
-def score_solutions(models: Models, cache, positions_B, tokens_BxT, lengths_B, taken_BxR, start_BxR, length_BxR,
-                    reason_BxR, chunk: int):
+def score_solutions(models: Models, block_cache, positions_B, tokens_BxT, lengths_B, taken_BxR, start_BxR, length_BxR,
+                    reason_BxR, chunk: int, num_problems: int):
   """Feeds every row's solution to the PRM, `chunk` tokens a call; reads P(correct so far) at each step's end.
 
   Each step is fed as `prm.score_step` feeds it alone (EOS as the delimiter token, or left out
   without a one-token delimiter; empty steps skipped) and tokens keep their solution slots:
   the ones not fed are invalid and do not advance the RoPE position.
+  `block_cache`: the PRM's cache after the prompt for a block of rows (`_chunked_values`).
   Returns (prob_BxR float32, meaningless where fed_BxR == 0; fed_BxR int32 tokens fed per step).
   """
   stop, t = models.stop, tokens_BxT.shape[1]
@@ -83,35 +84,70 @@ def score_solutions(models: Models, cache, positions_B, tokens_BxT, lengths_B, t
   count_BxT = jnp.cumsum(valid_BxT, axis=1).astype(jnp.int32)
   positions_BxT = positions_B[:, None] + count_BxT - valid_BxT.astype(jnp.int32)
   read_BxR = jnp.clip(start_BxR + fed_BxR - 1, 0, t - 1)
-  values_BxT = _chunked_values(models, cache, fed_tokens_BxT, positions_BxT, valid_BxT, lengths_B, chunk)
+  values_BxT = _chunked_values(models, block_cache, fed_tokens_BxT, positions_BxT, valid_BxT, lengths_B, chunk,
+                               num_problems)
   values_BxR = jnp.take_along_axis(values_BxT, read_BxR, axis=1)
   return jax.nn.sigmoid(values_BxR.astype(jnp.float32)), fed_BxR
 
 
-def _chunked_values(models: Models, cache, tokens_BxT, positions_BxT, valid_BxT, lengths_B, chunk: int):
-  """The PRM's value at every solution token, fed `chunk` tokens per call up to the longest solution.
+# Candidate rows the PRM pass feeds a call (all of a problem's when fewer): blocks of rows of like
+# length, so a block's chunks stop at its own longest solution rather than the batch's.
+PRM_BLOCK_ROWS = 64
+
+
+def prm_block_rows(num_problems: int, rows_per_problem: int) -> int:
+  """Rows of each problem in one block of the PRM pass: the largest divisor of N with P x it <= PRM_BLOCK_ROWS.
+
+  At least 1: with P > PRM_BLOCK_ROWS problems a block holds one row of each.
+  """
+  fits = [d for d in range(1, rows_per_problem + 1)
+          if rows_per_problem % d == 0 and num_problems * d <= max(PRM_BLOCK_ROWS, num_problems)]
+  return max(fits)
+
+
+def _chunked_values(models: Models, block_cache, tokens_BxT, positions_BxT, valid_BxT, lengths_B, chunk: int,
+                    num_problems: int):
+  """The PRM's value at every solution token, fed in blocks of rows of like length, `chunk` tokens per call.
 
   One call over all T slots pays for every row's padding up to max_solution_tokens (on the H200
   at N = 256, 288-token solutions in 512 slots, that version took 1.81 s a problem against the
-  rounds' 1.52 s: bench/results/decode_h200/steps/); chunks stop after the batch's longest row. Each chunk is written at its rows' own
-  cache indexes (`KVCache.index_B`), which skip the unfed tokens, so chunks meet seamlessly.
+  rounds' 1.52 s: bench/results/decode_h200/steps/). Chunks stop after a block's longest row, and
+  each problem's rows are sorted by length (longest first) before they are cut into blocks of
+  `block_cache`'s N' rows per problem: with steps of 8 to 64 tokens the longest of 256 solutions
+  is 1.4x the mean, and the blocks of short rows stop early. Each chunk is written at its rows'
+  own cache indexes (`KVCache.index_B`), which skip the unfed tokens, so chunks meet seamlessly.
+  `block_cache` is the PRM's cache after the prompt for N' rows per problem (problem-major), the
+  same for every block: each block starts from it.
   """
   b, t = tokens_BxT.shape
+  p = num_problems
+  n, n_block = b // p, block_cache.index_B.shape[0] // p
   t_pad = -(-t // chunk) * chunk  # Static: whole chunks (padding is invalid; its cache writes are dropped).
-  pad = lambda x, value: jnp.pad(x, ((0, 0), (0, t_pad - t)), constant_values=value)
-  tokens_BxT, positions_BxT, valid_BxT = pad(tokens_BxT, 0), pad(positions_BxT, 0), pad(valid_BxT, False)
-  num_chunks = (jnp.max(lengths_B) + chunk - 1) // chunk
+  per_problem = lambda x, value: jnp.pad(x, ((0, 0), (0, t_pad - t)), constant_values=value).reshape(p, n, t_pad)
+  tokens, positions, valid = per_problem(tokens_BxT, 0), per_problem(positions_BxT, 0), per_problem(valid_BxT, False)
+  order_PxN = jnp.argsort(-lengths_B.reshape(p, n), axis=1)  # Longest first, within each problem.
+  lengths_PxN = jnp.take_along_axis(lengths_B.reshape(p, n), order_PxN, axis=1)
   take = lambda x, c: jax.lax.dynamic_slice_in_dim(x, c * chunk, chunk, axis=1)
 
-  def body(state):
-    c, cache, values_BxT = state
-    out = models.prm.apply(models.prm_params, take(tokens_BxT, c), take(positions_BxT, c), take(valid_BxT, c), cache)
-    values_BxT = jax.lax.dynamic_update_slice_in_dim(values_BxT, out.values_BxT.astype(jnp.float32), c * chunk, 1)
-    return c + 1, out.cache, values_BxT
+  def block(j, values_PxNxT):
+    rows_PxM = jax.lax.dynamic_slice_in_dim(order_PxN, j * n_block, n_block, axis=1)
+    pick = lambda x: jnp.take_along_axis(x, rows_PxM[:, :, None], axis=1).reshape(p * n_block, t_pad)
+    tok, pos, val = pick(tokens), pick(positions), pick(valid)
+    longest = jnp.max(jax.lax.dynamic_slice_in_dim(lengths_PxN, j * n_block, n_block, axis=1))
 
-  init = (jnp.zeros((), jnp.int32), cache, jnp.zeros((b, t_pad), jnp.float32))
-  _, _, values_BxT = jax.lax.while_loop(lambda s: s[0] < num_chunks, body, init)
-  return values_BxT[:, :t]
+    def body(state):
+      c, cache, block_values = state
+      out = models.prm.apply(models.prm_params, take(tok, c), take(pos, c), take(val, c), cache)
+      block_values = jax.lax.dynamic_update_slice_in_dim(block_values, out.values_BxT.astype(jnp.float32), c * chunk, 1)
+      return c + 1, out.cache, block_values
+
+    init = (jnp.zeros((), jnp.int32), block_cache, jnp.zeros((p * n_block, t_pad), jnp.float32))
+    _, _, block_values = jax.lax.while_loop(lambda s: s[0] < (longest + chunk - 1) // chunk, body, init)
+    scatter = jax.vmap(lambda v_NxT, rows_M, u_MxT: v_NxT.at[rows_M].set(u_MxT))
+    return scatter(values_PxNxT, rows_PxM, block_values.reshape(p, n_block, t_pad))
+
+  values_PxNxT = jax.lax.fori_loop(0, n // n_block, block, jnp.zeros((p, n, t_pad), jnp.float32))
+  return values_PxNxT.reshape(b, t_pad)[:, :t]
 
 
 def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: jax.Array, *, cfg: SearchConfig,
@@ -128,10 +164,11 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
                                             prompt_len if cfg.shared_prefix else prompt_len + t)
   prm_cache, prm_pos_P = prefill_prm(models.prm, models.prm_params, verifier_prompts_PxL, verifier_valid_PxL,
                                      v_prompt_len if cfg.shared_prefix else v_prompt_len + t)
+  n_block = prm_block_rows(p, n)  # The PRM pass holds one block of rows' caches at a time.
   if cfg.shared_prefix:
-    policy_cache, prm_cache = share_prefix(policy_cache, n, t), share_prefix(prm_cache, n, t)
+    policy_cache, prm_cache = share_prefix(policy_cache, n, t), share_prefix(prm_cache, n_block, t)
   else:
-    policy_cache, prm_cache = repeat_cache(policy_cache, n), repeat_cache(prm_cache, n)
+    policy_cache, prm_cache = repeat_cache(policy_cache, n), repeat_cache(prm_cache, n_block)
   prompt_tokens_P = jnp.sum(valid_PxL, axis=1).astype(jnp.int32)
   pos_B, prm_pos_B = repeat_beams(pos_P, n), repeat_beams(prm_pos_P, n)
 
@@ -141,7 +178,8 @@ def search(models: Models, prompts_PxL: jax.Array, valid_PxL: jax.Array, rng: ja
                steps=StepLimits(max_steps=r, max_step_tokens=cfg.max_step_tokens))
   taken_BxR, start_BxR, length_BxR, reason_BxR = _steps(out, r)
   prob_BxR, fed_BxR = score_solutions(models, prm_cache, prm_pos_B, out.tokens_BxN, out.lengths_B, taken_BxR,
-                                      start_BxR, length_BxR, reason_BxR, chunk=cfg.max_step_tokens)
+                                      start_BxR, length_BxR, reason_BxR, chunk=cfg.max_step_tokens,
+                                      num_problems=p)
   scored_BxR = fed_BxR > 0
   last_scored_B = jnp.max(jnp.where(scored_BxR, jnp.arange(r)[None], -1), axis=1)
   score_B = jnp.where(last_scored_B >= 0,
