@@ -282,6 +282,15 @@ class Window:
   positions_BxT: jax.Array  # The new tokens' RoPE positions.
 
 
+def _window_args(window: Window | None, groups: int, sets: int, slot_pos_XxS) -> dict:
+  """`cache_partial`'s window arguments for queries in [sets, (rows, T, G)] order ({} without a window):
+  each query at its token's position, every slot at its own."""
+  if window is None:
+    return {}
+  q_pos_XxM = jnp.repeat(window.positions_BxT, groups, 1).reshape(sets, -1)
+  return dict(window=window.window, q_pos_XxM=q_pos_XxM, slot_pos_XxS=slot_pos_XxS)
+
+
 def _slot_mask(mask_BxTxS, name: str) -> jax.Array:
   """The [B, S] mask the kernel takes: one per key set, the same for every new token (windows come apart)."""
   if mask_BxTxS.shape[1] != 1:
@@ -295,8 +304,7 @@ def _cache_part(q_BxTxKxGxH, cache_k, cache_v, visible_BxS, cache_pos_BxS, windo
   """Each row's cache part in the callers' [B, K, G, T, ...] order: key set = row, queries = its T x G."""
   b, t, k_heads, g, h = q_BxTxKxGxH.shape
   q_BxKxMxH = q_BxTxKxGxH.transpose(0, 2, 1, 3, 4).reshape(b, k_heads, t * g, h)
-  windowed = {} if window is None else dict(window=window.window, q_pos_XxM=jnp.repeat(window.positions_BxT, g, 1),
-                                            slot_pos_XxS=cache_pos_BxS)
+  windowed = _window_args(window, g, b, cache_pos_BxS)
   parts = _sharded_partial(q_BxKxMxH, cache_k, cache_v, visible_BxS, visible_lengths(visible_BxS), scale=scale,
                            softcap=softcap, **windowed, **settings)
   return tuple(x.reshape(b, k_heads, t, g, *x.shape[3:]).swapaxes(2, 3) for x in parts)
@@ -315,9 +323,7 @@ def _prefix_part(q_BxTxKxGxH, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_valid_P
   p = prefix_k_PxKxSxH.shape[0]
   n = b // p
   q_PxKxMxH = q_BxTxKxGxH.reshape(p, n, t, k_heads, g, h).transpose(0, 3, 1, 2, 4, 5).reshape(p, k_heads, -1, h)
-  windowed = {} if window is None else dict(
-      window=window.window, q_pos_XxM=jnp.repeat(window.positions_BxT, g, 1).reshape(p, -1),
-      slot_pos_XxS=prefix_pos_PxS)
+  windowed = _window_args(window, g, p, prefix_pos_PxS)
   parts = _sharded_partial(q_PxKxMxH, prefix_k_PxKxSxH, prefix_v_PxKxSxH, prefix_valid_PxS,
                            visible_lengths(prefix_valid_PxS), scale=scale, softcap=softcap, **windowed, **settings)
   # [P, K, (N, T, G), ...] -> [(P, N), K, G, T, ...]
